@@ -1,0 +1,56 @@
+//! The application contexts (`ctx` of the composite scheme) of every internal
+//! use of a vigil key. Each use has its own constant, so that a signature made
+//! for one purpose never verifies for another. All internal contexts begin
+//! with `vigil`; that prefix is reserved, and user namespaces given to
+//! `vigil sign` may not start with it (see [`is_reserved_namespace`]).
+
+/// Signatures over tool packages (format version, name, version, hash, key id).
+pub const PACKAGE: &[u8] = b"vigil/package/v1";
+/// Signatures on ledger checkpoints (C2SP signed notes).
+pub const CHECKPOINT: &[u8] = b"vigil/checkpoint/v1";
+/// Identity binding of a QUIC link to a composite identity.
+pub const LINK_IDENTITY: &[u8] = b"vigil/link-identity/v1";
+/// Changes to the node's trust store (publishers and peers).
+pub const TRUST_CHANGE: &[u8] = b"vigil/trust-change/v1";
+/// Single-entry inclusion proofs handed to third parties.
+pub const ENTRY_PROOF: &[u8] = b"vigil/entry-proof/v1";
+
+/// Every internal context, for tests and documentation.
+pub const ALL: &[&[u8]] = &[PACKAGE, CHECKPOINT, LINK_IDENTITY, TRUST_CHANGE, ENTRY_PROOF];
+
+/// The prefix reserved for internal contexts.
+pub const RESERVED_PREFIX: &str = "vigil";
+
+/// True when a user-chosen namespace collides with the reserved prefix.
+/// The comparison ignores ASCII case so `Vigil/...` is refused too.
+pub fn is_reserved_namespace(namespace: &str) -> bool {
+    namespace
+        .get(..RESERVED_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_PREFIX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contexts_are_distinct_and_reserved() {
+        for (i, a) in ALL.iter().enumerate() {
+            let s = std::str::from_utf8(a).expect("contexts are ASCII");
+            assert!(is_reserved_namespace(s), "{s} must be reserved");
+            for b in &ALL[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn reserved_namespaces() {
+        assert!(is_reserved_namespace("vigil"));
+        assert!(is_reserved_namespace("VIGIL-x"));
+        assert!(is_reserved_namespace("vigil/package/v1"));
+        assert!(!is_reserved_namespace("file"));
+        assert!(!is_reserved_namespace("vigi"));
+        assert!(!is_reserved_namespace(""));
+    }
+}

@@ -1,0 +1,1 @@
+//! vigil-ledger: the hash-chained Merkle audit ledger (work in progress).

@@ -1,0 +1,1 @@
+//! vigil-transport: post-quantum QUIC links between nodes (work in progress).
