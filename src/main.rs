@@ -1,1 +1,5 @@
-fn main() {}
+//! The `vigil` binary: parses the command line and runs the command.
+
+fn main() -> std::process::ExitCode {
+    vigil::cli::main()
+}

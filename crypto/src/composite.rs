@@ -319,7 +319,8 @@ impl SigningKey {
         };
         // A secret key whose stored ML-DSA public half does not belong to it
         // would sign things nobody can verify: catch it at load time.
-        key.public.verify(b"self-test", b"", &key.sign(b"self-test", b"")?)?;
+        key.public
+            .verify(b"self-test", b"", &key.sign(b"self-test", b"")?)?;
         Ok(key)
     }
 }

@@ -16,7 +16,13 @@ pub const TRUST_CHANGE: &[u8] = b"vigil/trust-change/v1";
 pub const ENTRY_PROOF: &[u8] = b"vigil/entry-proof/v1";
 
 /// Every internal context, for tests and documentation.
-pub const ALL: &[&[u8]] = &[PACKAGE, CHECKPOINT, LINK_IDENTITY, TRUST_CHANGE, ENTRY_PROOF];
+pub const ALL: &[&[u8]] = &[
+    PACKAGE,
+    CHECKPOINT,
+    LINK_IDENTITY,
+    TRUST_CHANGE,
+    ENTRY_PROOF,
+];
 
 /// The prefix reserved for internal contexts.
 pub const RESERVED_PREFIX: &str = "vigil";

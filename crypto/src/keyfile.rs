@@ -71,15 +71,20 @@ pub fn parse_public_key_line(
             "public key line (it must start with `vigil-mldsa65-ed25519`)",
         ));
     }
-    let b64 = parts
-        .next()
-        .ok_or(CryptoError::BadPublicKey("public key line (no key after the algorithm)"))?;
-    let bytes = B64.decode(b64.trim()).map_err(|source| CryptoError::Base64 {
-        what: "public key",
-        source,
-    })?;
+    let b64 = parts.next().ok_or(CryptoError::BadPublicKey(
+        "public key line (no key after the algorithm)",
+    ))?;
+    let bytes = B64
+        .decode(b64.trim())
+        .map_err(|source| CryptoError::Base64 {
+            what: "public key",
+            source,
+        })?;
     let key = CompositePublicKey::from_bytes(&bytes)?;
-    let comment = parts.next().map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
+    let comment = parts
+        .next()
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty());
     Ok((key, comment))
 }
 
@@ -215,7 +220,11 @@ pub fn check_private(path: &Path) -> Result<(), CryptoError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = fs::metadata(path).map_err(io_err(path))?.permissions().mode() & 0o7777;
+        let mode = fs::metadata(path)
+            .map_err(io_err(path))?
+            .permissions()
+            .mode()
+            & 0o7777;
         if mode & 0o077 != 0 {
             return Err(CryptoError::KeyFilePermissions {
                 path: path.to_path_buf(),
@@ -293,13 +302,21 @@ fn parse_params(path: &Path, params: &str) -> Result<(u32, u32, u32), CryptoErro
             "m" => m = Some(value),
             "t" => t = Some(value),
             "p" => p = Some(value),
-            _ => return Err(format_err(path, format!("unknown argon2 parameter `{name}`"))),
+            _ => {
+                return Err(format_err(
+                    path,
+                    format!("unknown argon2 parameter `{name}`"),
+                ))
+            }
         }
     }
     match (m, t, p) {
         (Some(m), Some(t), Some(p)) if m <= ARGON2_M_KIB_MAX && t <= 64 && p <= 16 => Ok((m, t, p)),
         (Some(_), Some(_), Some(_)) => Err(format_err(path, "argon2 parameters are out of range")),
-        _ => Err(format_err(path, "argon2 parameters m, t and p are all required")),
+        _ => Err(format_err(
+            path,
+            "argon2 parameters m, t and p are all required",
+        )),
     }
 }
 
@@ -312,7 +329,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let key = SigningKey::generate();
         let (k, p) = write_key_pair(&dir.path().join("a"), &key, Some("ops"), None).expect("write");
-        assert_eq!(read_secret_key(&k, None).expect("read").public_key(), key.public_key());
+        assert_eq!(
+            read_secret_key(&k, None).expect("read").public_key(),
+            key.public_key()
+        );
         assert_eq!(&read_public_key(&p).expect("pub"), key.public_key());
 
         let (k2, _) =
@@ -348,7 +368,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let key = SigningKey::generate();
         let (k, _) = write_key_pair(&dir.path().join("a"), &key, None, None).expect("write");
-        assert_eq!(fs::metadata(&k).expect("meta").permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&k).expect("meta").permissions().mode() & 0o777,
+            0o600
+        );
         fs::set_permissions(&k, fs::Permissions::from_mode(0o640)).expect("chmod");
         let err = read_secret_key(&k, None).expect_err("must refuse");
         assert!(err.to_string().contains("chmod 600"), "{err}");
@@ -357,12 +380,22 @@ mod tests {
     #[test]
     fn malformed_files_are_errors() {
         let p = Path::new("x.key");
-        for text in ["", "garbage\n", "vigil-secret-key-v1 plain\n!!!\n", "vigil-secret-key-v1 plain\nAAAA\n"] {
+        for text in [
+            "",
+            "garbage\n",
+            "vigil-secret-key-v1 plain\n!!!\n",
+            "vigil-secret-key-v1 plain\nAAAA\n",
+        ] {
             assert!(decode_secret(p, text, None).is_err(), "{text:?}");
         }
         let sealed = format!("{SEALED_HEADER} m=99999999 t=1 p=1\nAAAA\n");
         assert!(decode_secret(p, &sealed, Some(b"x")).is_err());
-        for line in ["", "ssh-ed25519 AAAA", "vigil-mldsa65-ed25519", "vigil-mldsa65-ed25519 AAAA"] {
+        for line in [
+            "",
+            "ssh-ed25519 AAAA",
+            "vigil-mldsa65-ed25519",
+            "vigil-mldsa65-ed25519 AAAA",
+        ] {
             assert!(parse_public_key_line(line).is_err(), "{line:?}");
         }
     }

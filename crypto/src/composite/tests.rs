@@ -97,7 +97,9 @@ fn sign_then_verify_round_trip() {
     let sig = key.sign(b"hello", b"app").expect("sign");
     assert_eq!(sig.as_bytes().len(), SIGNATURE_LEN);
     assert_eq!(key.public_key().as_bytes().len(), PUBLIC_KEY_LEN);
-    key.public_key().verify(b"hello", b"app", &sig).expect("verify");
+    key.public_key()
+        .verify(b"hello", b"app", &sig)
+        .expect("verify");
     let other = SigningKey::generate();
     assert!(other.public_key().verify(b"hello", b"app", &sig).is_err());
 }
@@ -131,14 +133,25 @@ fn one_valid_half_is_not_enough() {
 #[test]
 fn signature_under_one_ctx_fails_under_another() {
     let key = SigningKey::generate();
-    let sig = key.sign(b"checkpoint body", crate::context::CHECKPOINT).expect("sign");
+    let sig = key
+        .sign(b"checkpoint body", crate::context::CHECKPOINT)
+        .expect("sign");
     key.public_key()
         .verify(b"checkpoint body", crate::context::CHECKPOINT, &sig)
         .expect("same ctx verifies");
-    for ctx in crate::context::ALL.iter().filter(|c| **c != crate::context::CHECKPOINT) {
-        assert!(key.public_key().verify(b"checkpoint body", ctx, &sig).is_err());
+    for ctx in crate::context::ALL
+        .iter()
+        .filter(|c| **c != crate::context::CHECKPOINT)
+    {
+        assert!(key
+            .public_key()
+            .verify(b"checkpoint body", ctx, &sig)
+            .is_err());
     }
-    assert!(key.public_key().verify(b"checkpoint body", b"", &sig).is_err());
+    assert!(key
+        .public_key()
+        .verify(b"checkpoint body", b"", &sig)
+        .is_err());
 }
 
 #[test]
@@ -166,7 +179,8 @@ fn wrong_lengths_are_errors_not_panics() {
         key.sign(b"m", &[0u8; 256]),
         Err(CryptoError::ContextTooLong(256))
     ));
-    key.sign(b"m", &[0u8; 255]).expect("255-byte ctx is allowed");
+    key.sign(b"m", &[0u8; 255])
+        .expect("255-byte ctx is allowed");
     // Garbage of the right length parses or fails cleanly, never panics.
     let garbage_pk = vec![0xffu8; PUBLIC_KEY_LEN];
     let _ = CompositePublicKey::from_bytes(&garbage_pk)
@@ -195,5 +209,10 @@ fn key_id_and_fingerprint_are_stable() {
     assert_eq!(id.to_string().len(), 32);
     assert_eq!(KeyId::parse(&id.to_string()), Some(id));
     assert!(pk.fingerprint().starts_with("SHA256:"));
-    assert_eq!(pk.key_id(), CompositePublicKey::from_bytes(&v.public_key).expect("parse").key_id());
+    assert_eq!(
+        pk.key_id(),
+        CompositePublicKey::from_bytes(&v.public_key)
+            .expect("parse")
+            .key_id()
+    );
 }

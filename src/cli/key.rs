@@ -1,0 +1,90 @@
+//! `vigil key generate` and `vigil key show`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use vigil_crypto::composite::{ALGORITHM, SCHEME};
+use vigil_crypto::{keyfile, CompositePublicKey, SigningKey};
+
+use super::passphrase;
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Write NAME.key (secret, mode 0600) and NAME.pub
+    Generate(GenerateArgs),
+    /// Print algorithm, key id and fingerprint of a .pub or .key file
+    Show(ShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Path stem of the key pair; `.key` and `.pub` are appended
+    #[arg(long, value_name = "NAME")]
+    pub out: PathBuf,
+    /// Comment stored at the end of the .pub line
+    #[arg(long)]
+    pub comment: Option<String>,
+    /// Seal the secret key with the passphrase held in this env var
+    #[arg(long, value_name = "VAR")]
+    pub passphrase_env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A .pub or .key file
+    pub file: PathBuf,
+    /// Env var holding the passphrase, for a sealed .key file
+    #[arg(long, value_name = "VAR")]
+    pub passphrase_env: Option<String>,
+}
+
+pub fn run(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        KeyCommand::Generate(args) => generate(args),
+        KeyCommand::Show(args) => show(args),
+    }
+}
+
+fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    let pass = passphrase::from_env(args.passphrase_env.as_deref())?;
+    let key = SigningKey::generate();
+    let (key_path, pub_path) = keyfile::write_key_pair(
+        &args.out,
+        &key,
+        args.comment.as_deref(),
+        pass.as_deref().map(|p| p.as_slice()),
+    )
+    .context("cannot write the key pair")?;
+    println!("secret key  {}", key_path.display());
+    println!("public key  {}", pub_path.display());
+    print_public(key.public_key(), None);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let (public, comment, kind) = if text.starts_with(ALGORITHM) {
+        let (key, comment) = keyfile::parse_public_key_line(&text)
+            .with_context(|| format!("{} is not a valid public key file", args.file.display()))?;
+        (key, comment, "public")
+    } else {
+        let pass = passphrase::from_env(args.passphrase_env.as_deref())?;
+        let key = keyfile::read_secret_key(&args.file, pass.as_deref().map(|p| p.as_slice()))?;
+        (key.public_key().clone(), None, "secret")
+    };
+    println!("file        {} ({kind} key)", args.file.display());
+    print_public(&public, comment.as_deref());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_public(key: &CompositePublicKey, comment: Option<&str>) {
+    println!("algorithm   {ALGORITHM} ({SCHEME})");
+    println!("key id      {}", key.key_id());
+    println!("fingerprint {}", key.fingerprint());
+    if let Some(c) = comment {
+        println!("comment     {c}");
+    }
+}

@@ -1,0 +1,71 @@
+//! The `vigil` command line: clap definitions and dispatch. Each command
+//! group lives in its own module; this module only routes. Errors carry
+//! context (`anyhow`) and end as one `error: ...` line on stderr.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::node::home::Home;
+
+mod init;
+mod key;
+mod passphrase;
+mod sign;
+
+/// vigil: signed tools, a capability sandbox and a tamper-evident audit ledger
+/// for AI agents.
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, about, long_about = None)]
+pub struct Cli {
+    /// Node home directory [default: ~/.vigil]
+    #[arg(long, global = true, env = "VIGIL_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a node home: node key pair, commented vigil.toml, empty trust store
+    Init(init::InitArgs),
+    /// Generate and inspect composite (ML-DSA-65 + Ed25519) key pairs
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+    /// Sign a file under a namespace (like `ssh-keygen -Y sign`)
+    Sign(sign::SignArgs),
+    /// Verify a file's signature under a namespace (exit 0 valid, 1 invalid)
+    Verify(sign::VerifyArgs),
+}
+
+impl Cli {
+    /// The node home selected by `--home`, `VIGIL_HOME` or the default.
+    pub fn home(&self) -> Home {
+        Home::at(self.home.clone().unwrap_or_else(Home::default_root))
+    }
+}
+
+/// Runs the command line of this process.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let home = cli.home();
+    match cli.command {
+        Command::Init(args) => init::run(&home, args),
+        Command::Key(cmd) => key::run(cmd),
+        Command::Sign(args) => sign::sign(args),
+        Command::Verify(args) => sign::verify(args),
+    }
+}

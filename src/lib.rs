@@ -1,0 +1,9 @@
+//! vigil: the node that runs AI-agent tools from signed packages inside a
+//! capability sandbox and records every decision in a tamper-evident ledger.
+//!
+//! The library holds the node's parts; `src/main.rs` is the `vigil` binary
+//! and `cli` turns command lines into calls on these parts.
+
+pub mod cli;
+pub mod node;
+pub mod sandbox;

@@ -1,0 +1,5 @@
+//! The node: its home directory, its configuration and the wiring of the
+//! parts (ledger, gatekeeper, sandbox, links) into one running node.
+
+pub mod config;
+pub mod home;
