@@ -1,0 +1,365 @@
+//! Export bundles: one binary file with a header (origin, the node's public
+//! key, the entry range, and what is needed to recompute roots for a range
+//! that does not start at 0), the signed checkpoints with consistency proofs
+//! between consecutive ones, then every entry with its payload if exported.
+//! The layout is specified in `docs/ledger-format.md` (bundle version 1):
+//!
+//! ```text
+//! magic    "vigil-ledger-bundle/v1\n"
+//! header   origin:str16 | public_key:bytes32 | from:u64 | to:u64 |
+//!          prefix_prev:[32] | frontier_count:u8 | frontier:[32]*count
+//! cps      count:u32 | count * (note:bytes32 | proof_count:u8 | proof:[32]*proof_count)
+//! entries  (to - from) * (entry:bytes32 | tag:u8 [1: salt:[32] | payload:bytes64])
+//! ```
+//! Nothing may follow the last entry.
+
+use std::io::{self, Read, Write};
+
+use vigil_crypto::CompositePublicKey;
+
+use crate::checkpoint::MAX_NOTE_LEN;
+use crate::entry::{Entry, MAX_ENTRY_LEN, SALT_LEN};
+use crate::error::LedgerError;
+use crate::hash::Hash;
+use crate::ledger::Ledger;
+use crate::payloads::MAX_PAYLOAD_LEN;
+use crate::verify::{Header, Report, Verifier, VerifyError};
+
+/// First bytes of every version-1 bundle.
+pub const MAGIC: &[u8] = b"vigil-ledger-bundle/v1\n";
+/// Most checkpoints a bundle may carry.
+pub const MAX_CHECKPOINTS: u32 = 10_000_000;
+
+/// What to export.
+#[derive(Debug, Clone, Default)]
+pub struct ExportOptions {
+    /// First entry (default 0).
+    pub from: u64,
+    /// One past the last entry wanted (default: the whole ledger). The
+    /// export extends it to the first signed checkpoint at or after it, so
+    /// that every exported entry is covered by a signature.
+    pub to: Option<u64>,
+    /// Leave payloads out.
+    pub no_payloads: bool,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportSummary {
+    /// First entry exported.
+    pub from: u64,
+    /// One past the last entry exported.
+    pub to: u64,
+    /// Checkpoints exported.
+    pub checkpoints: u64,
+    /// Payloads exported.
+    pub payloads: u64,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+struct Counting<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Counting<W> {
+    fn put(&mut self, b: &[u8]) -> io::Result<()> {
+        self.inner.write_all(b)?;
+        self.bytes += b.len() as u64;
+        Ok(())
+    }
+    fn len_prefixed(&mut self, width: usize, b: &[u8]) -> io::Result<()> {
+        self.put(&(b.len() as u64).to_be_bytes()[8 - width..])?;
+        self.put(b)
+    }
+    fn hashes(&mut self, hs: &[Hash]) -> io::Result<()> {
+        let n = u8::try_from(hs.len()).map_err(|_| io::Error::other("more than 255 hashes"))?;
+        self.put(&[n])?;
+        for h in hs {
+            self.put(h)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes a bundle of `ledger` to `out`. `public_key` is the node's key,
+/// recorded for information. `progress(done, total)` is called as entries
+/// are written.
+pub fn export<W: Write>(
+    ledger: &Ledger,
+    public_key: &CompositePublicKey,
+    out: W,
+    opts: &ExportOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ExportSummary, LedgerError> {
+    let size = ledger.size();
+    let want_to = opts.to.unwrap_or(size).min(size);
+    let from = opts.from;
+    if from >= want_to {
+        return Err(LedgerError::NotFound(format!(
+            "nothing to export: entries {from}..{want_to} are empty (the ledger has {size} entries)"
+        )));
+    }
+    let notes = ledger.checkpoint_notes()?;
+    let to = notes
+        .iter()
+        .map(|(s, _)| *s)
+        .find(|s| *s >= want_to && *s <= size)
+        .ok_or_else(|| {
+            LedgerError::NotFound(format!(
+                "no signed checkpoint covers entry {}; sign one first (`vigil audit checkpoint`)",
+                want_to - 1
+            ))
+        })?;
+    let origin = ledger
+        .origin()?
+        .ok_or_else(|| LedgerError::NotFound("the ledger has no checkpoint origin".into()))?;
+    let frontier = ledger.frontier(from)?;
+    let prefix_prev = match from {
+        0 => [0u8; 32],
+        f => crate::merkle::NodeSource::node(&LeafOf(ledger), 0, f - 1)?,
+    };
+    let io = |path: &str| LedgerError::io(path.to_string());
+    let mut w = Counting {
+        inner: out,
+        bytes: 0,
+    };
+    let mut run = |w: &mut Counting<W>| -> Result<(u64, u64), LedgerError> {
+        w.put(MAGIC).map_err(io("bundle"))?;
+        w.len_prefixed(2, origin.as_bytes()).map_err(io("bundle"))?;
+        w.len_prefixed(4, public_key.as_bytes())
+            .map_err(io("bundle"))?;
+        w.put(&from.to_be_bytes()).map_err(io("bundle"))?;
+        w.put(&to.to_be_bytes()).map_err(io("bundle"))?;
+        w.put(&prefix_prev).map_err(io("bundle"))?;
+        w.hashes(frontier.hashes()).map_err(io("bundle"))?;
+        let chosen: Vec<&(u64, String)> = notes
+            .iter()
+            .filter(|(s, _)| *s > from && *s <= to)
+            .collect();
+        w.put(&(chosen.len() as u32).to_be_bytes())
+            .map_err(io("bundle"))?;
+        let mut last: Option<u64> = None;
+        for (s, note) in &chosen {
+            w.len_prefixed(4, note.as_bytes()).map_err(io("bundle"))?;
+            let proof = match last {
+                Some(m) => ledger.consistency_proof(m, *s).unwrap_or_default(),
+                None => Vec::new(),
+            };
+            w.hashes(&proof).map_err(io("bundle"))?;
+            last = Some(*s);
+        }
+        let mut payloads = 0u64;
+        let mut done = 0u64;
+        for raw in ledger.raw_entries(from..to) {
+            let raw = raw?;
+            w.len_prefixed(4, &raw).map_err(io("bundle"))?;
+            let payload = if opts.no_payloads {
+                None
+            } else {
+                match Entry::decode(&raw) {
+                    Ok(e) => ledger.payload_of(&e)?,
+                    Err(_) => None,
+                }
+            };
+            match payload {
+                Some(p) => {
+                    w.put(&[1]).map_err(io("bundle"))?;
+                    w.put(&p.salt).map_err(io("bundle"))?;
+                    w.len_prefixed(8, &p.data).map_err(io("bundle"))?;
+                    payloads += 1;
+                }
+                None => w.put(&[0]).map_err(io("bundle"))?,
+            }
+            done += 1;
+            if done % 4096 == 0 || done == to - from {
+                progress(done, to - from);
+            }
+        }
+        Ok((chosen.len() as u64, payloads))
+    };
+    let (checkpoints, payloads) = run(&mut w)?;
+    w.inner.flush().map_err(io("bundle"))?;
+    Ok(ExportSummary {
+        from,
+        to,
+        checkpoints,
+        payloads,
+        bytes: w.bytes,
+    })
+}
+
+struct LeafOf<'a>(&'a Ledger);
+
+impl crate::merkle::NodeSource for LeafOf<'_> {
+    type Error = LedgerError;
+    fn node(&self, _level: u8, index: u64) -> Result<Hash, LedgerError> {
+        let mut it = self.0.raw_entries(index..index + 1);
+        match it.next() {
+            Some(raw) => Ok(crate::hash::leaf_hash(&raw?)),
+            None => Err(LedgerError::Damaged(format!("entry {index} is missing"))),
+        }
+    }
+}
+
+/// Reads a bundle piece by piece, refusing anything malformed with a
+/// [`VerifyError::Malformed`] that says what and where.
+pub struct BundleReader<R> {
+    inner: R,
+    offset: u64,
+}
+
+impl<R: Read> BundleReader<R> {
+    /// Wraps a reader positioned at the start of a bundle.
+    pub fn new(inner: R) -> Self {
+        Self { inner, offset: 0 }
+    }
+
+    fn exact(&mut self, n: usize, what: &str) -> Result<Vec<u8>, VerifyError> {
+        let mut buf = Vec::new();
+        let got = (&mut self.inner)
+            .take(n as u64)
+            .read_to_end(&mut buf)
+            .map_err(|e| {
+                VerifyError::Malformed(format!("reading {what} at byte {}: {e}", self.offset))
+            })?;
+        if got != n {
+            return Err(VerifyError::Malformed(format!(
+                "the bundle is truncated: {what} at byte {} needs {n} bytes, {got} are left",
+                self.offset
+            )));
+        }
+        self.offset += n as u64;
+        Ok(buf)
+    }
+
+    fn uint(&mut self, width: usize, what: &str) -> Result<u64, VerifyError> {
+        let b = self.exact(width, what)?;
+        let mut buf = [0u8; 8];
+        buf[8 - width..].copy_from_slice(&b);
+        Ok(u64::from_be_bytes(buf))
+    }
+
+    fn bytes(&mut self, width: usize, max: u64, what: &str) -> Result<Vec<u8>, VerifyError> {
+        let at = self.offset;
+        let len = self.uint(width, what)?;
+        if len > max {
+            return Err(VerifyError::Malformed(format!(
+                "{what} at byte {at} claims {len} bytes, more than the {max} allowed"
+            )));
+        }
+        self.exact(len as usize, what)
+    }
+
+    fn hash(&mut self, what: &str) -> Result<Hash, VerifyError> {
+        let b = self.exact(32, what)?;
+        let mut h = [0u8; 32];
+        h.copy_from_slice(&b);
+        Ok(h)
+    }
+
+    fn hashes(&mut self, what: &str) -> Result<Vec<Hash>, VerifyError> {
+        let n = self.uint(1, what)?;
+        (0..n).map(|_| self.hash(what)).collect()
+    }
+
+    /// Reads the magic and the header.
+    pub fn header(&mut self) -> Result<Header, VerifyError> {
+        let magic = self.exact(MAGIC.len(), "magic")?;
+        if magic != MAGIC {
+            return Err(VerifyError::Malformed(
+                "not a vigil ledger bundle (version 1): the magic bytes differ".into(),
+            ));
+        }
+        let origin = String::from_utf8(self.bytes(2, 255, "origin")?)
+            .map_err(|_| VerifyError::Malformed("the origin is not UTF-8".into()))?;
+        let public_key = self.bytes(4, 4096, "public key")?;
+        let from = self.uint(8, "from")?;
+        let to = self.uint(8, "to")?;
+        let prefix_prev = self.hash("prefix hash")?;
+        let frontier = self.hashes("frontier")?;
+        Ok(Header {
+            origin,
+            public_key,
+            from,
+            to,
+            prefix_prev,
+            frontier,
+        })
+    }
+
+    /// Reads the checkpoint section: `(note, consistency proof)` pairs.
+    pub fn checkpoints(&mut self) -> Result<Vec<(String, Vec<Hash>)>, VerifyError> {
+        let n = self.uint(4, "checkpoint count")?;
+        if n > u64::from(MAX_CHECKPOINTS) {
+            return Err(VerifyError::Malformed(format!(
+                "{n} checkpoints is more than allowed"
+            )));
+        }
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let note = String::from_utf8(self.bytes(4, MAX_NOTE_LEN as u64, "checkpoint note")?)
+                .map_err(|_| VerifyError::Malformed("a checkpoint note is not UTF-8".into()))?;
+            let proof = self.hashes("consistency proof")?;
+            out.push((note, proof));
+        }
+        Ok(out)
+    }
+
+    /// Reads one entry record: the entry bytes and the payload if present.
+    #[allow(clippy::type_complexity)]
+    pub fn entry(&mut self) -> Result<(Vec<u8>, Option<([u8; SALT_LEN], Vec<u8>)>), VerifyError> {
+        let raw = self.bytes(4, MAX_ENTRY_LEN as u64, "entry")?;
+        let payload = match self.uint(1, "payload tag")? {
+            0 => None,
+            1 => {
+                let salt_v = self.exact(SALT_LEN, "payload salt")?;
+                let mut salt = [0u8; SALT_LEN];
+                salt.copy_from_slice(&salt_v);
+                let data = self.bytes(8, MAX_PAYLOAD_LEN, "payload")?;
+                Some((salt, data))
+            }
+            t => {
+                return Err(VerifyError::Malformed(format!(
+                    "unknown payload tag {t} at byte {}",
+                    self.offset - 1
+                )))
+            }
+        };
+        Ok((raw, payload))
+    }
+
+    /// Checks that nothing follows the last record.
+    pub fn end(&mut self) -> Result<(), VerifyError> {
+        let mut b = [0u8; 1];
+        match self.inner.read(&mut b) {
+            Ok(0) => Ok(()),
+            Ok(_) => Err(VerifyError::Malformed(format!(
+                "unexpected bytes after the last entry, at byte {}",
+                self.offset
+            ))),
+            Err(e) => Err(VerifyError::Malformed(format!(
+                "reading the end of the bundle: {e}"
+            ))),
+        }
+    }
+}
+
+/// Verifies a whole bundle against the pinned key.
+pub fn verify_bundle<R: Read>(input: R, key: &CompositePublicKey) -> Result<Report, VerifyError> {
+    let mut r = BundleReader::new(input);
+    let header = r.header()?;
+    let checkpoints = r.checkpoints()?;
+    let mut v = Verifier::new(key, &header)?;
+    for (note, proof) in &checkpoints {
+        v.checkpoint(note, proof)?;
+    }
+    let count = header.to.saturating_sub(header.from);
+    for _ in 0..count {
+        let (raw, payload) = r.entry()?;
+        v.entry(&raw, payload.as_ref().map(|(s, d)| (s, d.as_slice())))?;
+    }
+    r.end()?;
+    Ok(v.finish()?)
+}

@@ -1,0 +1,620 @@
+//! The ledger on disk: entries, Merkle nodes, checkpoints and metadata in one
+//! sled tree, payloads beside it, and group-committed durable appends.
+//!
+//! # Layout
+//! `<dir>/sled/` is the sled database; `<dir>/payloads/` holds payload files
+//! ([`crate::payloads`]). Keys of the single sled tree:
+//! - `e` + index (u64 BE): the entry's canonical encoding;
+//! - `n` + level (u8) + index (u64 BE): hash of the complete subtree at that
+//!   level (levels >= 1; level 0 is the hash of the entry itself);
+//! - `c` + size (u64 BE): a signed checkpoint note;
+//! - `m/state`: size, last entry hash, last timestamp and the frontier.
+//!
+//! Every batch of entries, their new nodes and the new state go into sled in
+//! one atomic `apply_batch`, so after a crash the store holds a prefix of the
+//! batches.
+//!
+//! # Group commit and durability
+//! An appender prepares its entries (checks, canonical JSON, payload files),
+//! queues them and takes the writer lock. Whoever holds the writer lock takes
+//! *every* queued job, writes them as one batch, calls sled's `flush()` and
+//! then [`crate::durability::SledSync::sync`] (fdatasync of sled's files,
+//! because sled's own flush ends in `sync_file_range`, which survives a
+//! process crash but not a power cut). Only after that are the jobs' results
+//! filled in; appenders that were queued behind a running commit find their
+//! result already there when they get the lock. So N concurrent appenders
+//! cost about one fsync per batch, and nobody is acknowledged before the
+//! batch is durable.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use vigil_crypto::SigningKey;
+
+use crate::checkpoint::{check_origin, Checkpoint, CheckpointError, SignedCheckpoint};
+use crate::durability::SledSync;
+use crate::entry::{canonical_json, Entry, EntryError, NewEntry, KIND_PAYLOAD_ERASED};
+use crate::error::LedgerError;
+use crate::hash::{leaf_hash, Hash};
+use crate::merkle::{self, Frontier, NodeSource};
+use crate::payloads::{PayloadStore, StoredPayload};
+
+const STATE_KEY: &[u8] = b"m/state";
+const ORIGIN_KEY: &[u8] = b"m/origin";
+
+fn entry_key(index: u64) -> [u8; 9] {
+    let mut k = [b'e'; 9];
+    k[1..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn node_key(level: u8, index: u64) -> [u8; 10] {
+    let mut k = [b'n'; 10];
+    k[1] = level;
+    k[2..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn checkpoint_key(size: u64) -> [u8; 9] {
+    let mut k = [b'c'; 9];
+    k[1..].copy_from_slice(&size.to_be_bytes());
+    k
+}
+
+/// What the writer knows about the end of the ledger.
+#[derive(Debug, Clone, Default)]
+struct State {
+    size: u64,
+    last_hash: Hash,
+    last_ts: u64,
+    frontier: Frontier,
+}
+
+impl State {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(49 + 32 * self.frontier.hashes().len());
+        out.extend_from_slice(&self.size.to_be_bytes());
+        out.extend_from_slice(&self.last_hash);
+        out.extend_from_slice(&self.last_ts.to_be_bytes());
+        out.push(self.frontier.hashes().len() as u8);
+        for h in self.frontier.hashes() {
+            out.extend_from_slice(h);
+        }
+        out
+    }
+
+    fn decode(b: &[u8]) -> Option<Self> {
+        let size = u64::from_be_bytes(b.get(0..8)?.try_into().ok()?);
+        let last_hash: Hash = b.get(8..40)?.try_into().ok()?;
+        let last_ts = u64::from_be_bytes(b.get(40..48)?.try_into().ok()?);
+        let n = *b.get(48)? as usize;
+        let rest = b.get(49..)?;
+        if rest.len() != 32 * n {
+            return None;
+        }
+        let hashes = rest
+            .chunks(32)
+            .map(|c| c.try_into().ok())
+            .collect::<Option<Vec<Hash>>>()?;
+        Some(Self {
+            size,
+            last_hash,
+            last_ts,
+            frontier: Frontier::from_parts(size, hashes)?,
+        })
+    }
+}
+
+type JobResult = Result<Range<u64>, String>;
+
+struct Job {
+    entries: Vec<Entry>,
+    has_payload: bool,
+    slot: Arc<Mutex<Option<JobResult>>>,
+}
+
+struct Writer {
+    state: State,
+    sync: SledSync,
+    /// Set when a commit failed half-way; the in-memory state can no longer
+    /// be trusted, so every later append is refused until the ledger is reopened.
+    poisoned: Option<String>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    db: sled::Db,
+    payloads: PayloadStore,
+    queue: Mutex<Vec<Job>>,
+    writer: Mutex<Writer>,
+}
+
+/// A ledger opened from its directory. Cheap to clone; all clones share one
+/// writer, so appends from many threads are group-committed together.
+#[derive(Clone)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Ledger({})", self.inner.dir.display())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Reads complete-subtree hashes from the sled tree.
+struct StoredNodes<'a> {
+    tree: &'a sled::Tree,
+}
+
+impl NodeSource for StoredNodes<'_> {
+    type Error = LedgerError;
+    fn node(&self, level: u8, index: u64) -> Result<Hash, LedgerError> {
+        if level == 0 {
+            let bytes = self
+                .tree
+                .get(entry_key(index))?
+                .ok_or_else(|| LedgerError::Damaged(format!("entry {index} is missing")))?;
+            return Ok(leaf_hash(&bytes));
+        }
+        let v = self.tree.get(node_key(level, index))?.ok_or_else(|| {
+            LedgerError::Damaged(format!(
+                "Merkle node at level {level}, index {index} is missing"
+            ))
+        })?;
+        v.as_ref().try_into().map_err(|_| {
+            LedgerError::Damaged(format!(
+                "Merkle node at level {level}, index {index} is malformed"
+            ))
+        })
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the ledger in `dir`: sled in `dir/sled`,
+    /// payloads in `dir/payloads`. Fails when another process has it open.
+    pub fn open(dir: &Path) -> Result<Self, LedgerError> {
+        Self::open_at(&dir.join("sled"), &dir.join("payloads"))
+    }
+
+    /// Opens (creating if needed) the ledger whose sled database is in
+    /// `sled_dir` and whose payload files are in `payloads_dir`.
+    pub fn open_at(sled_dir: &Path, payloads_dir: &Path) -> Result<Self, LedgerError> {
+        let dir = sled_dir;
+        std::fs::create_dir_all(sled_dir).map_err(LedgerError::io(sled_dir))?;
+        let sled_dir = sled_dir.to_path_buf();
+        let db = sled::Config::new()
+            .path(&sled_dir)
+            .cache_capacity(64 * 1024 * 1024)
+            .flush_every_ms(None)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    LedgerError::Io {
+                        path: sled_dir.clone(),
+                        source: std::io::Error::new(
+                            io.kind(),
+                            "the ledger is open in another process (is the node running?)",
+                        ),
+                    }
+                }
+                other => LedgerError::Sled(other),
+            })?;
+        let payloads = PayloadStore::open(payloads_dir)?;
+        let sync = SledSync::open(&sled_dir)?;
+        let state = match db.get(STATE_KEY)? {
+            Some(b) => State::decode(&b).ok_or_else(|| {
+                LedgerError::Damaged("the ledger state record is malformed".into())
+            })?,
+            None => {
+                if db.scan_prefix(b"e").next().is_some() {
+                    return Err(LedgerError::Damaged(
+                        "entries exist but the ledger state record is missing".into(),
+                    ));
+                }
+                State::default()
+            }
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                db,
+                payloads,
+                queue: Mutex::new(Vec::new()),
+                writer: Mutex::new(Writer {
+                    state,
+                    sync,
+                    poisoned: None,
+                }),
+            }),
+        })
+    }
+
+    /// The sled directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The payload store beside this ledger.
+    pub fn payloads(&self) -> &PayloadStore {
+        &self.inner.payloads
+    }
+
+    /// Number of entries (the index the next append gets).
+    pub fn size(&self) -> u64 {
+        lock(&self.inner.writer).state.size
+    }
+
+    /// Appends one entry and returns its index once it is durable.
+    pub fn append(&self, entry: NewEntry) -> Result<u64, LedgerError> {
+        Ok(self.append_batch(vec![entry])?.start)
+    }
+
+    /// Appends entries as one contiguous run and returns their indices once
+    /// all are durable. Runs from concurrent callers are committed together.
+    pub fn append_batch(&self, entries: Vec<NewEntry>) -> Result<Range<u64>, LedgerError> {
+        let mut prepared = Vec::with_capacity(entries.len());
+        let mut has_payload = false;
+        for e in entries {
+            prepared.push(self.prepare(e, &mut has_payload)?);
+        }
+        let slot = Arc::new(Mutex::new(None));
+        lock(&self.inner.queue).push(Job {
+            entries: prepared,
+            has_payload,
+            slot: slot.clone(),
+        });
+        let mut writer = lock(&self.inner.writer);
+        if lock(&slot).is_none() {
+            let jobs = std::mem::take(&mut *lock(&self.inner.queue));
+            self.commit(&mut writer, jobs);
+        }
+        drop(writer);
+        let result = lock(&slot).take();
+        match result {
+            Some(Ok(range)) => Ok(range),
+            Some(Err(e)) => Err(LedgerError::Commit(e)),
+            None => Err(LedgerError::Commit("the batch was lost".into())),
+        }
+    }
+
+    fn prepare(&self, e: NewEntry, has_payload: &mut bool) -> Result<Entry, LedgerError> {
+        if !e.details.is_object() {
+            return Err(EntryError("details must be a JSON object".into()).into());
+        }
+        let mut entry = Entry {
+            index: 0,
+            timestamp_ns: 0,
+            prev: [0; 32],
+            kind: e.kind,
+            actor: e.actor,
+            subject: e.subject,
+            decision: e.decision,
+            details: canonical_json(&e.details),
+            payload: None,
+        };
+        entry.check_fields()?;
+        if entry.kind == KIND_PAYLOAD_ERASED && e.payload.is_some() {
+            return Err(EntryError("a payload.erased entry cannot carry a payload".into()).into());
+        }
+        if let Some(p) = e.payload {
+            entry.payload = Some(self.inner.payloads.put(&p)?);
+            *has_payload = true;
+        }
+        Ok(entry)
+    }
+
+    fn commit(&self, writer: &mut Writer, jobs: Vec<Job>) {
+        let outcome = match &writer.poisoned {
+            Some(why) => Err(format!(
+                "an earlier commit failed ({why}); reopen the ledger"
+            )),
+            None => self.write_jobs(writer, &jobs),
+        };
+        match outcome {
+            Ok(ranges) => {
+                for (job, range) in jobs.iter().zip(ranges) {
+                    *lock(&job.slot) = Some(Ok(range));
+                }
+            }
+            Err(e) => {
+                for job in &jobs {
+                    *lock(&job.slot) = Some(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    fn write_jobs(&self, writer: &mut Writer, jobs: &[Job]) -> Result<Vec<Range<u64>>, String> {
+        let mut st = writer.state.clone();
+        let mut batch = sled::Batch::default();
+        let mut ranges = Vec::with_capacity(jobs.len());
+        let now = now_ns();
+        for job in jobs {
+            let start = st.size;
+            for e in &job.entries {
+                let mut e = e.clone();
+                e.index = st.size;
+                e.timestamp_ns = now.max(st.last_ts);
+                e.prev = st.last_hash;
+                let bytes = e.encode();
+                let leaf = leaf_hash(&bytes);
+                batch.insert(&entry_key(e.index)[..], bytes);
+                st.frontier.push_with(leaf, |level, index, h| {
+                    batch.insert(&node_key(level, index)[..], &h[..]);
+                });
+                st.size += 1;
+                st.last_hash = leaf;
+                st.last_ts = e.timestamp_ns;
+            }
+            ranges.push(start..st.size);
+        }
+        batch.insert(STATE_KEY, st.encode());
+        let result = (|| -> Result<(), LedgerError> {
+            if jobs.iter().any(|j| j.has_payload) {
+                self.inner.payloads.sync()?;
+            }
+            self.inner.db.apply_batch(batch)?;
+            self.inner.db.flush()?;
+            writer.sync.sync()
+        })();
+        match result {
+            Ok(()) => {
+                writer.state = st;
+                Ok(ranges)
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                writer.poisoned = Some(msg.clone());
+                Err(msg)
+            }
+        }
+    }
+
+    /// Flushes sled and syncs its files (used after non-append writes).
+    fn make_durable(&self, writer: &mut Writer) -> Result<(), LedgerError> {
+        self.inner.db.flush()?;
+        writer.sync.sync()
+    }
+
+    /// The entry at `index`, if present.
+    pub fn entry(&self, index: u64) -> Result<Option<Entry>, LedgerError> {
+        match self.inner.db.get(entry_key(index))? {
+            Some(b) => Ok(Some(Entry::decode(&b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The raw encodings of the entries stored in `range`, in key order, as
+    /// stored (no checks: the verifier does those).
+    pub fn raw_entries(
+        &self,
+        range: Range<u64>,
+    ) -> impl Iterator<Item = Result<Vec<u8>, LedgerError>> + '_ {
+        self.inner
+            .db
+            .range(entry_key(range.start)..entry_key(range.end))
+            .map(|r| r.map(|(_, v)| v.to_vec()).map_err(LedgerError::from))
+    }
+
+    /// The payload of entry `e`, if it has one and it is still stored.
+    pub fn payload_of(&self, e: &Entry) -> Result<Option<StoredPayload>, LedgerError> {
+        match &e.payload {
+            Some(c) => self.inner.payloads.get(c),
+            None => Ok(None),
+        }
+    }
+
+    fn nodes(&self) -> StoredNodes<'_> {
+        StoredNodes {
+            tree: &self.inner.db,
+        }
+    }
+
+    /// The tree head over entries `0..size`.
+    pub fn root(&self, size: u64) -> Result<Hash, LedgerError> {
+        {
+            let w = lock(&self.inner.writer);
+            if size == w.state.size {
+                return Ok(w.state.frontier.root());
+            }
+            if size > w.state.size {
+                return Err(merkle::RangeError(format!(
+                    "the ledger has {} entries, not {size}",
+                    w.state.size
+                ))
+                .into());
+            }
+        }
+        merkle::root(&self.nodes(), size)
+    }
+
+    /// Inclusion proof of entry `index` in the tree of `size` entries.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LedgerError> {
+        self.check_size(size)?;
+        merkle::inclusion_proof(&self.nodes(), index, size)
+    }
+
+    /// Consistency proof from the tree of `first` entries to that of `second`.
+    pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, LedgerError> {
+        self.check_size(second)?;
+        merkle::consistency_proof(&self.nodes(), first, second)
+    }
+
+    /// The frontier of the tree of `size` entries (what a bundle starting at
+    /// `size` needs to recompute roots).
+    pub fn frontier(&self, size: u64) -> Result<Frontier, LedgerError> {
+        self.check_size(size)?;
+        Frontier::load(&self.nodes(), size)
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), LedgerError> {
+        let have = self.size();
+        if size > have {
+            return Err(
+                merkle::RangeError(format!("the ledger has {have} entries, not {size}")).into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The origin recorded with the first checkpoint, if any.
+    pub fn origin(&self) -> Result<Option<String>, LedgerError> {
+        Ok(self
+            .inner
+            .db
+            .get(ORIGIN_KEY)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// All stored checkpoint notes as `(size, note)`, by increasing size,
+    /// unverified.
+    pub fn checkpoint_notes(&self) -> Result<Vec<(u64, String)>, LedgerError> {
+        let mut out = Vec::new();
+        for item in self.inner.db.scan_prefix(b"c") {
+            let (k, v) = item?;
+            let size = k
+                .get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| LedgerError::Damaged("a checkpoint key is malformed".into()))?;
+            out.push((size, String::from_utf8_lossy(&v).into_owned()));
+        }
+        Ok(out)
+    }
+
+    /// The latest stored checkpoint, verified against `key`'s public half.
+    pub fn latest_checkpoint(
+        &self,
+        key: &vigil_crypto::CompositePublicKey,
+    ) -> Result<Option<SignedCheckpoint>, LedgerError> {
+        let Some(item) = self.inner.db.scan_prefix(b"c").next_back() else {
+            return Ok(None);
+        };
+        let (_, v) = item?;
+        let note = String::from_utf8(v.to_vec())
+            .map_err(|_| LedgerError::Damaged("the latest checkpoint note is not UTF-8".into()))?;
+        SignedCheckpoint::open(&note, key).map(Some).map_err(|e| {
+            LedgerError::Damaged(format!("the latest stored checkpoint does not verify: {e}"))
+        })
+    }
+
+    /// Signs a checkpoint of the whole ledger with `key` under `origin`.
+    /// Refuses when the ledger is empty, when the origin differs from the one
+    /// of earlier checkpoints, and when the new tree is not consistent with
+    /// the last signed checkpoint (RFC 9162 consistency proof). Returns the
+    /// last checkpoint unchanged when no entry was added since.
+    pub fn checkpoint(
+        &self,
+        key: &SigningKey,
+        origin: &str,
+    ) -> Result<SignedCheckpoint, LedgerError> {
+        check_origin(origin)?;
+        let mut writer = lock(&self.inner.writer);
+        let size = writer.state.size;
+        let root = writer.state.frontier.root();
+        if size == 0 {
+            return Err(
+                CheckpointError("the ledger is empty; append an entry first".into()).into(),
+            );
+        }
+        if let Some(stored) = self.origin()? {
+            if stored != origin {
+                return Err(CheckpointError(format!(
+                    "this ledger's checkpoints are signed under origin `{stored}`, not `{origin}`"
+                ))
+                .into());
+            }
+        }
+        if let Some(last) = self.latest_checkpoint(key.public_key())? {
+            let last = last.checkpoint;
+            if last.size > size {
+                return Err(CheckpointError(format!(
+                    "the last signed checkpoint covers {} entries but the ledger has only {size}; refusing to sign a shrunken ledger",
+                    last.size
+                ))
+                .into());
+            }
+            if last.size == size {
+                if last.root == root {
+                    return self
+                        .latest_checkpoint(key.public_key())?
+                        .ok_or_else(|| LedgerError::NotFound("checkpoint vanished".into()));
+                }
+                return Err(CheckpointError(format!(
+                    "the ledger's root at size {size} differs from the root signed earlier at that size; refusing to sign"
+                ))
+                .into());
+            }
+            let proof = merkle::consistency_proof(&self.nodes(), last.size, size)?;
+            if !merkle::verify_consistency(last.size, &last.root, size, &root, &proof) {
+                return Err(CheckpointError(format!(
+                    "the ledger of {size} entries is not consistent with the checkpoint signed at size {}; refusing to sign",
+                    last.size
+                ))
+                .into());
+            }
+        }
+        let signed = Checkpoint {
+            origin: origin.to_string(),
+            size,
+            root,
+        }
+        .sign(key)?;
+        let mut batch = sled::Batch::default();
+        batch.insert(&checkpoint_key(size)[..], signed.note.as_bytes());
+        batch.insert(ORIGIN_KEY, origin.as_bytes());
+        self.inner.db.apply_batch(batch)?;
+        self.make_durable(&mut writer)?;
+        Ok(signed)
+    }
+
+    /// The latest stored checkpoint note covering entry `index`
+    /// (size > index), unverified.
+    pub fn checkpoint_covering(&self, index: u64) -> Result<Option<(u64, String)>, LedgerError> {
+        Ok(self
+            .checkpoint_notes()?
+            .into_iter()
+            .rev()
+            .find(|(size, _)| *size > index))
+    }
+
+    /// Erases the payload of entry `index` (overwrite, fsync, unlink) and
+    /// appends a `payload.erased` entry naming it. Returns the new entry's index.
+    pub fn erase_payload(&self, index: u64, actor: &str, reason: &str) -> Result<u64, LedgerError> {
+        let entry = self
+            .entry(index)?
+            .ok_or_else(|| LedgerError::NotFound(format!("entry {index} does not exist")))?;
+        let commitment = entry.payload.ok_or_else(|| {
+            LedgerError::NotFound(format!("entry {index} has no payload to erase"))
+        })?;
+        if !self.inner.payloads.erase(&commitment)? {
+            return Err(LedgerError::NotFound(format!(
+                "the payload of entry {index} is not stored (already erased?)"
+            )));
+        }
+        self.append(
+            NewEntry::new(
+                KIND_PAYLOAD_ERASED,
+                actor,
+                format!("entry:{index}"),
+                "erase",
+            )
+            .details(serde_json::json!({ "index": index, "reason": reason })),
+        )
+    }
+}

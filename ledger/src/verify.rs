@@ -1,0 +1,604 @@
+//! Offline verification, one code path for every source: a streaming
+//! [`Verifier`] that is fed a header, the signed checkpoints (with the
+//! consistency proofs between consecutive ones), then every entry in order
+//! with its payload if present. `vigil-verify` feeds it from a bundle file
+//! ([`crate::bundle`]); `vigil audit verify` feeds it straight from the store
+//! ([`verify_ledger`]).
+//!
+//! Checks: header key equals the pinned key; every checkpoint's signature,
+//! origin and size; the hash chain (`prev`); indices; timestamps never
+//! decreasing; the Merkle root at every checkpoint size recomputed from the
+//! entries; consistency proofs between consecutive checkpoints; payloads
+//! against commitments; erasure entries; and that a signed checkpoint covers
+//! the last entry.
+//!
+//! Blame rule for a broken chain: a change to the content of entry `k`
+//! breaks only the link `k -> k+1`; a change to entry `k`'s `prev` field
+//! breaks both `k-1 -> k` and `k -> k+1`. The verifier looks one entry ahead
+//! to tell them apart and names the altered entry.
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+
+use vigil_crypto::CompositePublicKey;
+
+use crate::checkpoint::{check_origin, Checkpoint, SignedCheckpoint};
+use crate::entry::{Entry, SALT_LEN};
+use crate::hash::{leaf_hash, Hash};
+use crate::ledger::Ledger;
+use crate::merkle::{verify_consistency, Frontier};
+
+/// Where verification failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// The bundle header.
+    Header,
+    /// The checkpoint of this tree size.
+    Checkpoint(u64),
+    /// The entry with this index.
+    Entry(u64),
+}
+
+/// The first verification failure: where, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Where.
+    pub location: Location,
+    /// Why, in words.
+    pub reason: String,
+}
+
+impl Failure {
+    fn entry(index: u64, reason: impl Into<String>) -> Self {
+        Self {
+            location: Location::Entry(index),
+            reason: reason.into(),
+        }
+    }
+    fn checkpoint(size: u64, reason: impl Into<String>) -> Self {
+        Self {
+            location: Location::Checkpoint(size),
+            reason: reason.into(),
+        }
+    }
+    fn header(reason: impl Into<String>) -> Self {
+        Self {
+            location: Location::Header,
+            reason: reason.into(),
+        }
+    }
+
+    /// The entry index named by the failure, if it names one.
+    pub fn index(&self) -> Option<u64> {
+        match self.location {
+            Location::Entry(i) => Some(i),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.location {
+            Location::Header => write!(f, "bundle header: {}", self.reason),
+            Location::Checkpoint(s) => write!(f, "checkpoint of size {s}: {}", self.reason),
+            Location::Entry(i) => write!(f, "entry {i}: {}", self.reason),
+        }
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// What a successful verification covered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// The log's origin.
+    pub origin: String,
+    /// First entry index checked.
+    pub from: u64,
+    /// One past the last entry index checked.
+    pub to: u64,
+    /// Entries checked.
+    pub entries: u64,
+    /// Signed checkpoints checked.
+    pub checkpoints: u64,
+    /// Payloads checked against their commitments.
+    pub payloads_checked: u64,
+    /// Entries with a commitment whose payload was not in the input.
+    pub payloads_absent: u64,
+    /// `payload.erased` entries checked.
+    pub erasures: u64,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "valid: {} entries ({}..{}) of {}, {} signed checkpoints, {} payloads checked, {} payloads absent, {} erasures",
+            self.entries,
+            self.from,
+            self.to,
+            self.origin,
+            self.checkpoints,
+            self.payloads_checked,
+            self.payloads_absent,
+            self.erasures
+        )
+    }
+}
+
+/// The header every verification starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// The log's origin.
+    pub origin: String,
+    /// The public key the exporter names (informational; must equal the pinned key).
+    pub public_key: Vec<u8>,
+    /// First entry index.
+    pub from: u64,
+    /// One past the last entry index.
+    pub to: u64,
+    /// Hash of entry `from - 1` (zeros when `from == 0`).
+    pub prefix_prev: Hash,
+    /// The frontier of the tree of `from` entries.
+    pub frontier: Vec<Hash>,
+}
+
+/// The streaming verifier. Feed [`Verifier::checkpoint`] for every
+/// checkpoint, then [`Verifier::entry`] for every entry, then call
+/// [`Verifier::finish`]. The first error returned is the verdict.
+pub struct Verifier<'k> {
+    key: &'k CompositePublicKey,
+    origin: String,
+    from: u64,
+    to: u64,
+    next: u64,
+    prev_hash: Hash,
+    last_ts: u64,
+    frontier: Frontier,
+    pending_checkpoints: VecDeque<Checkpoint>,
+    last_checkpoint: Option<Checkpoint>,
+    /// A checkpoint whose size was just reached, with the recomputed root.
+    pending_root: Option<(Checkpoint, Hash)>,
+    /// Index `k` whose link from `k-1` was broken, awaiting the next entry.
+    pending_break: Option<u64>,
+    /// A bad consistency proof, reported only if nothing more specific is found.
+    deferred: Option<Failure>,
+    committed: HashSet<u64>,
+    present: HashSet<u64>,
+    entries_started: bool,
+    report: Report,
+}
+
+impl<'k> Verifier<'k> {
+    /// Starts verification of `header` against the pinned `key`.
+    pub fn new(key: &'k CompositePublicKey, header: &Header) -> Result<Self, Failure> {
+        if header.public_key != key.as_bytes() {
+            let named = CompositePublicKey::from_bytes(&header.public_key)
+                .map(|k| k.fingerprint())
+                .unwrap_or_else(|_| "a malformed key".into());
+            return Err(Failure::header(format!(
+                "the bundle names {named} as the node key, but the pinned key is {}",
+                key.fingerprint()
+            )));
+        }
+        check_origin(&header.origin).map_err(|e| Failure::header(e.0))?;
+        if header.from > header.to {
+            return Err(Failure::header(format!(
+                "range {}..{} is inverted",
+                header.from, header.to
+            )));
+        }
+        if header.from == 0 && header.prefix_prev != [0u8; 32] {
+            return Err(Failure::header(
+                "a bundle starting at entry 0 must have an all-zero prefix hash",
+            ));
+        }
+        let frontier =
+            Frontier::from_parts(header.from, header.frontier.clone()).ok_or_else(|| {
+                Failure::header(format!(
+                    "the frontier has {} hashes but a tree of {} entries needs {}",
+                    header.frontier.len(),
+                    header.from,
+                    header.from.count_ones()
+                ))
+            })?;
+        Ok(Self {
+            key,
+            origin: header.origin.clone(),
+            from: header.from,
+            to: header.to,
+            next: header.from,
+            prev_hash: header.prefix_prev,
+            last_ts: 0,
+            frontier,
+            pending_checkpoints: VecDeque::new(),
+            last_checkpoint: None,
+            pending_root: None,
+            pending_break: None,
+            deferred: None,
+            committed: HashSet::new(),
+            present: HashSet::new(),
+            entries_started: false,
+            report: Report {
+                origin: header.origin.clone(),
+                from: header.from,
+                to: header.to,
+                ..Report::default()
+            },
+        })
+    }
+
+    /// Checks one signed checkpoint note and the consistency proof from the
+    /// previous checkpoint (empty for the first). Checkpoints come before
+    /// entries, by increasing size.
+    pub fn checkpoint(&mut self, note: &str, consistency: &[Hash]) -> Result<(), Failure> {
+        let claimed = note
+            .rfind("\n\n")
+            .and_then(|i| Checkpoint::parse_body(&note[..i + 1]).ok())
+            .map(|c| c.size)
+            .unwrap_or(0);
+        if self.entries_started {
+            return Err(Failure::checkpoint(
+                claimed,
+                "checkpoints must come before the entries",
+            ));
+        }
+        let cp = SignedCheckpoint::open(note, self.key)
+            .map_err(|e| Failure::checkpoint(claimed, e.0))?
+            .checkpoint;
+        if cp.origin != self.origin {
+            return Err(Failure::checkpoint(
+                cp.size,
+                format!(
+                    "origin `{}` differs from the bundle's `{}`",
+                    cp.origin, self.origin
+                ),
+            ));
+        }
+        if let Some(last) = &self.last_checkpoint {
+            if cp.size <= last.size {
+                return Err(Failure::checkpoint(
+                    cp.size,
+                    format!(
+                        "checkpoints must grow, but it follows the checkpoint of size {}",
+                        last.size
+                    ),
+                ));
+            }
+            if !verify_consistency(last.size, &last.root, cp.size, &cp.root, consistency)
+                && self.deferred.is_none()
+            {
+                self.deferred = Some(Failure::checkpoint(
+                    cp.size,
+                    format!(
+                        "the consistency proof from the checkpoint of size {} does not verify",
+                        last.size
+                    ),
+                ));
+            }
+        } else if !consistency.is_empty() && self.deferred.is_none() {
+            self.deferred = Some(Failure::checkpoint(
+                cp.size,
+                "the first checkpoint must not carry a consistency proof",
+            ));
+        }
+        if cp.size <= self.from {
+            return Err(Failure::checkpoint(
+                cp.size,
+                format!(
+                    "it covers no entry of the bundle, which starts at entry {}",
+                    self.from
+                ),
+            ));
+        }
+        if cp.size > self.to {
+            return Err(Failure::entry(
+                self.to,
+                format!(
+                    "entries {}..{} are missing: the checkpoint of size {} covers them but the ledger ends at {}",
+                    self.to,
+                    cp.size - 1,
+                    cp.size,
+                    self.to
+                ),
+            ));
+        }
+        self.last_checkpoint = Some(cp.clone());
+        self.pending_checkpoints.push_back(cp);
+        self.report.checkpoints += 1;
+        Ok(())
+    }
+
+    /// Checks the next entry (its canonical bytes) and its payload
+    /// (`salt`, `data`) if the input carries one.
+    pub fn entry(
+        &mut self,
+        bytes: &[u8],
+        payload: Option<(&[u8; SALT_LEN], &[u8])>,
+    ) -> Result<(), Failure> {
+        self.entries_started = true;
+        let expected = self.next;
+        if expected >= self.to {
+            return Err(Failure::entry(
+                expected,
+                format!(
+                    "there are more entries than the {} announced",
+                    self.to - self.from
+                ),
+            ));
+        }
+        let e = Entry::decode(bytes)
+            .map_err(|err| Failure::entry(expected, format!("cannot be decoded: {err}")))?;
+        if e.index != expected {
+            return Err(if e.index > expected {
+                Failure::entry(
+                    expected,
+                    format!(
+                        "entry {expected} is missing (entry {} is in its place)",
+                        e.index
+                    ),
+                )
+            } else {
+                Failure::entry(
+                    expected,
+                    format!(
+                        "position {expected} holds entry {}: entries were reordered or duplicated",
+                        e.index
+                    ),
+                )
+            });
+        }
+        let leaf = leaf_hash(bytes);
+        let link_ok = e.prev == self.prev_hash;
+        if let Some(k) = self.pending_break.take() {
+            return Err(if link_ok {
+                Failure::entry(
+                    k - 1,
+                    format!("entry {} was altered: its hash does not match the `prev` recorded in entry {k}", k - 1),
+                )
+            } else {
+                Failure::entry(
+                    k,
+                    format!(
+                        "entry {k} was altered: its `prev` does not match entry {} and its hash does not match the `prev` of entry {}",
+                        k - 1,
+                        k + 1
+                    ),
+                )
+            });
+        }
+        if !link_ok {
+            if expected == self.from {
+                return Err(Failure::entry(
+                    expected,
+                    if expected == 0 {
+                        "entry 0 must have an all-zero `prev`".to_string()
+                    } else {
+                        "its `prev` does not match the bundle's prefix hash".to_string()
+                    },
+                ));
+            }
+            self.pending_break = Some(expected);
+        }
+        if let Some((cp, root)) = self.pending_root.take() {
+            if self.pending_break.is_none() && cp.root != root {
+                return Err(root_mismatch(&cp));
+            }
+        }
+        if e.timestamp_ns < self.last_ts {
+            return Err(Failure::entry(
+                expected,
+                "its timestamp is earlier than the previous entry's",
+            ));
+        }
+        self.check_payload(&e, payload)?;
+        self.frontier.push(leaf);
+        self.prev_hash = leaf;
+        self.last_ts = e.timestamp_ns;
+        self.next += 1;
+        self.report.entries += 1;
+        if self
+            .pending_checkpoints
+            .front()
+            .is_some_and(|c| c.size == self.next)
+        {
+            if let Some(cp) = self.pending_checkpoints.pop_front() {
+                self.pending_root = Some((cp, self.frontier.root()));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_payload(
+        &mut self,
+        e: &Entry,
+        payload: Option<(&[u8; SALT_LEN], &[u8])>,
+    ) -> Result<(), Failure> {
+        let i = e.index;
+        match (&e.payload, payload) {
+            (None, Some(_)) => {
+                return Err(Failure::entry(
+                    i,
+                    "a payload is attached but the entry commits to none",
+                ));
+            }
+            (Some(c), Some((salt, data))) => {
+                if !c.opens(salt, data) {
+                    return Err(Failure::entry(
+                        i,
+                        "its payload does not match the entry's commitment",
+                    ));
+                }
+                self.present.insert(i);
+                self.report.payloads_checked += 1;
+            }
+            (Some(_), None) => self.report.payloads_absent += 1,
+            (None, None) => {}
+        }
+        if e.payload.is_some() {
+            self.committed.insert(i);
+        }
+        if e.kind == crate::entry::KIND_PAYLOAD_ERASED {
+            let k = e.erased_index().ok_or_else(|| {
+                Failure::entry(
+                    i,
+                    "a payload.erased entry must name the erased entry as details.index",
+                )
+            })?;
+            if k >= i {
+                return Err(Failure::entry(
+                    i,
+                    format!("it records the erasure of entry {k}, which comes after it"),
+                ));
+            }
+            if k >= self.from {
+                if !self.committed.contains(&k) {
+                    return Err(Failure::entry(
+                        i,
+                        format!("it records the erasure of entry {k}, which has no payload"),
+                    ));
+                }
+                if self.present.contains(&k) {
+                    return Err(Failure::entry(
+                        i,
+                        format!("it records the erasure of entry {k}, but that payload is still present"),
+                    ));
+                }
+            }
+            self.report.erasures += 1;
+        }
+        Ok(())
+    }
+
+    /// Ends verification: every announced entry seen, every checkpoint
+    /// reached, the last entry covered by a signed checkpoint.
+    pub fn finish(mut self) -> Result<Report, Failure> {
+        if let Some(k) = self.pending_break.take() {
+            return Err(Failure::entry(
+                k - 1,
+                format!(
+                    "entry {} was altered (or the `prev` of entry {k}, the last one): its hash does not match the `prev` recorded in entry {k}",
+                    k - 1
+                ),
+            ));
+        }
+        if let Some((cp, root)) = self.pending_root.take() {
+            if cp.root != root {
+                return Err(root_mismatch(&cp));
+            }
+        }
+        if self.next < self.to {
+            return Err(Failure::entry(
+                self.next,
+                format!(
+                    "entry {} is missing: the input ends after entry {} but announces entries up to {}",
+                    self.next,
+                    self.next.wrapping_sub(1),
+                    self.to - 1
+                ),
+            ));
+        }
+        if let Some(cp) = self.pending_checkpoints.front() {
+            return Err(Failure::checkpoint(
+                cp.size,
+                "its size was never reached by the entries",
+            ));
+        }
+        if self.to > self.from {
+            let covered = self.last_checkpoint.as_ref().map_or(self.from, |c| c.size);
+            if covered < self.to {
+                return Err(Failure::entry(
+                    covered,
+                    format!(
+                        "entries {covered}..{} are not covered by any signed checkpoint",
+                        self.to - 1
+                    ),
+                ));
+            }
+        }
+        if let Some(f) = self.deferred.take() {
+            return Err(f);
+        }
+        Ok(self.report)
+    }
+}
+
+fn root_mismatch(cp: &Checkpoint) -> Failure {
+    Failure::entry(
+        cp.size - 1,
+        format!(
+            "the Merkle root over entries 0..{} does not match the signed checkpoint of size {}: an entry up to {} was altered and the chain rewritten after it",
+            cp.size - 1,
+            cp.size,
+            cp.size - 1
+        ),
+    )
+}
+
+/// Why a ledger or bundle could not be verified.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The data was read but does not verify.
+    #[error("verification failed at {0}")]
+    Failed(Failure),
+    /// The input is not a well-formed bundle or proof.
+    #[error("malformed input: {0}")]
+    Malformed(String),
+    /// The input could not be read.
+    #[error("{0}")]
+    Ledger(#[from] crate::LedgerError),
+}
+
+impl From<Failure> for VerifyError {
+    fn from(f: Failure) -> Self {
+        Self::Failed(f)
+    }
+}
+
+/// Verifies a ledger in place, with the same [`Verifier`] as bundles, against
+/// the pinned public key. Payloads are read from the payload store.
+pub fn verify_ledger(ledger: &Ledger, key: &CompositePublicKey) -> Result<Report, VerifyError> {
+    let size = ledger.size();
+    let notes = ledger.checkpoint_notes()?;
+    let origin = match ledger.origin()? {
+        Some(o) => o,
+        None if size == 0 => "vigil.invalid/empty".to_string(),
+        None => {
+            return Err(Failure::entry(
+                0,
+                "no signed checkpoint covers the ledger; run `vigil audit checkpoint`",
+            )
+            .into())
+        }
+    };
+    let header = Header {
+        origin,
+        public_key: key.as_bytes().to_vec(),
+        from: 0,
+        to: size,
+        prefix_prev: [0; 32],
+        frontier: Vec::new(),
+    };
+    let mut v = Verifier::new(key, &header)?;
+    let mut last_size = None;
+    for (cp_size, note) in &notes {
+        // A damaged store may not yield a proof; the verifier then names
+        // the damage more precisely from the entries.
+        let proof = match last_size {
+            Some(m) => ledger.consistency_proof(m, *cp_size).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        v.checkpoint(note, &proof)?;
+        last_size = Some(*cp_size);
+    }
+    for raw in ledger.raw_entries(0..size) {
+        let raw = raw?;
+        let payload = match Entry::decode(&raw) {
+            Ok(e) => ledger.payload_of(&e).ok().flatten(),
+            Err(_) => None,
+        };
+        v.entry(&raw, payload.as_ref().map(|p| (&p.salt, p.data.as_slice())))?;
+    }
+    Ok(v.finish()?)
+}

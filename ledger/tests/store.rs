@@ -1,0 +1,268 @@
+//! The ledger on a real sled directory: appends, group commit, checkpoints,
+//! proofs, export and verification, erasure.
+
+use std::sync::Arc;
+
+use vigil_crypto::SigningKey;
+use vigil_ledger::bundle::{export, verify_bundle, ExportOptions};
+use vigil_ledger::proof::EntryProof;
+use vigil_ledger::verify::{verify_ledger, VerifyError};
+use vigil_ledger::{merkle, Ledger, NewEntry};
+
+const ORIGIN: &str = "test.example/ledger";
+
+fn entry(i: u64) -> NewEntry {
+    NewEntry::new("tool.call", "agent:a", format!("tool:{i}"), "allow")
+        .details(serde_json::json!({ "i": i, "args": "x" }))
+}
+
+fn key() -> &'static SigningKey {
+    static KEY: std::sync::OnceLock<SigningKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(SigningKey::generate)
+}
+
+#[test]
+fn appends_are_indexed_chained_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let l = Ledger::open(dir.path()).unwrap();
+        assert_eq!(l.append(entry(0)).unwrap(), 0);
+        assert_eq!(l.append_batch((1..5).map(entry).collect()).unwrap(), 1..5);
+        let e1 = l.entry(1).unwrap().unwrap();
+        assert_eq!(e1.prev, l.entry(0).unwrap().unwrap().hash());
+        assert_eq!(e1.details, r#"{"args":"x","i":1}"#);
+    }
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(l.size(), 5);
+    assert_eq!(l.append(entry(5)).unwrap(), 5);
+    let e5 = l.entry(5).unwrap().unwrap();
+    assert_eq!(e5.prev, l.entry(4).unwrap().unwrap().hash());
+    assert!(e5.timestamp_ns >= l.entry(4).unwrap().unwrap().timestamp_ns);
+}
+
+#[test]
+fn invalid_entries_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path()).unwrap();
+    let err = l
+        .append(NewEntry::new("Bad Kind", "a", "s", "allow"))
+        .unwrap_err();
+    assert!(err.to_string().contains("kind"), "{err}");
+    let err = l
+        .append(NewEntry::new("external", "a", "s", "allow").details(serde_json::json!([1])))
+        .unwrap_err();
+    assert!(err.to_string().contains("JSON object"), "{err}");
+    assert_eq!(l.size(), 0);
+}
+
+#[test]
+fn concurrent_appenders_get_distinct_contiguous_indices() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Arc::new(Ledger::open(dir.path()).unwrap());
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let l = l.clone();
+            std::thread::spawn(move || {
+                (0..25)
+                    .map(|i| l.append(entry(t * 100 + i)).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut all: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..200).collect::<Vec<_>>());
+    l.checkpoint(key(), ORIGIN).unwrap();
+    verify_ledger(&l, key().public_key()).unwrap();
+}
+
+#[test]
+fn stored_tree_matches_memory_tree_and_proofs_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path()).unwrap();
+    let mut mem = merkle::MemoryTree::new();
+    for chunk in 0..10u64 {
+        let r = l
+            .append_batch(
+                (0..(chunk * 3 + 1))
+                    .map(|i| entry(chunk * 100 + i))
+                    .collect(),
+            )
+            .unwrap();
+        for i in r {
+            mem.push(l.entry(i).unwrap().unwrap().hash());
+        }
+    }
+    let n = l.size();
+    for size in 1..=n {
+        assert_eq!(
+            l.root(size).unwrap(),
+            merkle::root(&mem, size).unwrap(),
+            "root at {size}"
+        );
+    }
+    let root = l.root(n).unwrap();
+    for i in 0..n {
+        let p = l.inclusion_proof(i, n).unwrap();
+        assert!(merkle::verify_inclusion(
+            i,
+            n,
+            &l.entry(i).unwrap().unwrap().hash(),
+            &p,
+            &root
+        ));
+    }
+    for m in 1..n {
+        let p = l.consistency_proof(m, n).unwrap();
+        assert!(merkle::verify_consistency(
+            m,
+            &l.root(m).unwrap(),
+            n,
+            &root,
+            &p
+        ));
+    }
+}
+
+#[test]
+fn checkpoints_are_signed_consistent_and_refused_when_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path()).unwrap();
+    assert!(l.checkpoint(key(), ORIGIN).is_err(), "empty ledger");
+    l.append_batch((0..5).map(entry).collect()).unwrap();
+    let c1 = l.checkpoint(key(), ORIGIN).unwrap();
+    assert_eq!(c1.checkpoint.size, 5);
+    assert_eq!(
+        l.checkpoint(key(), ORIGIN).unwrap(),
+        c1,
+        "no new entries: same checkpoint"
+    );
+    l.append(entry(5)).unwrap();
+    let c2 = l.checkpoint(key(), ORIGIN).unwrap();
+    assert_eq!(c2.checkpoint.size, 6);
+    let err = l.checkpoint(key(), "other.example/log").unwrap_err();
+    assert!(err.to_string().contains("origin"), "{err}");
+    let report = verify_ledger(&l, key().public_key()).unwrap();
+    assert_eq!((report.entries, report.checkpoints), (6, 2));
+}
+
+#[test]
+fn checkpoint_refused_when_history_was_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let l = Ledger::open(dir.path()).unwrap();
+        l.append_batch((0..4).map(entry).collect()).unwrap();
+        l.checkpoint(key(), ORIGIN).unwrap();
+        l.append(entry(4)).unwrap();
+    }
+    {
+        // Fork the ledger's state record: its frontier (the left subtree
+        // over entries 0..4) no longer matches what was signed at size 4.
+        let db = sled::open(dir.path().join("sled")).unwrap();
+        let mut v = db.get(b"m/state").unwrap().unwrap().to_vec();
+        v[49] ^= 1;
+        db.insert(b"m/state", v).unwrap();
+        db.flush().unwrap();
+    }
+    let l = Ledger::open(dir.path()).unwrap();
+    let err = l.checkpoint(key(), ORIGIN).unwrap_err();
+    assert!(err.to_string().contains("not consistent"), "{err}");
+}
+
+#[test]
+fn export_verify_prove_and_erase() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path()).unwrap();
+    l.append_batch((0..10).map(entry).collect()).unwrap();
+    let with_payload = l
+        .append(entry(10).payload(b"secret tool output 1234".to_vec()))
+        .unwrap();
+    l.checkpoint(key(), ORIGIN).unwrap();
+    l.append_batch((11..20).map(entry).collect()).unwrap();
+    l.checkpoint(key(), ORIGIN).unwrap();
+
+    let mut bundle = Vec::new();
+    let mut calls = 0;
+    let s = export(
+        &l,
+        key().public_key(),
+        &mut bundle,
+        &ExportOptions::default(),
+        &mut |_, _| calls += 1,
+    )
+    .unwrap();
+    assert_eq!((s.from, s.to, s.checkpoints, s.payloads), (0, 20, 2, 1));
+    assert!(calls > 0);
+    let r = verify_bundle(&bundle[..], key().public_key()).unwrap();
+    assert_eq!((r.entries, r.checkpoints, r.payloads_checked), (20, 2, 1));
+
+    // A partial export from the middle verifies on its own.
+    let mut part = Vec::new();
+    let opts = ExportOptions {
+        from: 7,
+        to: Some(12),
+        no_payloads: true,
+    };
+    let s = export(&l, key().public_key(), &mut part, &opts, &mut |_, _| {}).unwrap();
+    assert_eq!((s.from, s.to), (7, 20), "extended to the next checkpoint");
+    let r = verify_bundle(&part[..], key().public_key()).unwrap();
+    assert_eq!((r.entries, r.payloads_absent), (13, 1));
+
+    // Wrong pinned key.
+    let other = SigningKey::generate();
+    match verify_bundle(&bundle[..], other.public_key()) {
+        Err(VerifyError::Failed(f)) => assert!(f.to_string().contains("pinned key"), "{f}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+
+    // Single-entry proof.
+    let proof = EntryProof::build(&l, 3).unwrap();
+    let text = proof.to_text();
+    let (e, cp) = EntryProof::parse(&text)
+        .unwrap()
+        .verify(key().public_key())
+        .unwrap();
+    assert_eq!((e.index, cp.size), (3, 20));
+    let forged = text.replacen("index 3", "index 4", 1);
+    assert!(EntryProof::parse(&forged)
+        .unwrap()
+        .verify(key().public_key())
+        .is_err());
+
+    // Erasure: payload gone, erasure recorded, everything still verifies.
+    let idx = l
+        .erase_payload(with_payload, "operator", "GDPR request 7")
+        .unwrap();
+    assert_eq!(idx, 20);
+    assert!(l.erase_payload(with_payload, "operator", "again").is_err());
+    l.checkpoint(key(), ORIGIN).unwrap();
+    let r = verify_ledger(&l, key().public_key()).unwrap();
+    assert_eq!(
+        (r.erasures, r.payloads_checked, r.payloads_absent),
+        (1, 0, 1)
+    );
+    let mut bundle = Vec::new();
+    export(
+        &l,
+        key().public_key(),
+        &mut bundle,
+        &ExportOptions::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    verify_bundle(&bundle[..], key().public_key()).unwrap();
+}
+
+#[test]
+fn second_process_open_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let _l = Ledger::open(dir.path()).unwrap();
+    // sled locks the database file per process; within one process a second
+    // open of the same path is also refused.
+    if let Err(e) = Ledger::open(dir.path()) {
+        assert!(!e.to_string().is_empty());
+    }
+}
