@@ -1,0 +1,523 @@
+//! Links: one QUIC connection between two nodes whose identities are bound
+//! to it. [`Dialer::dial`] opens a link from the client side;
+//! [`admit`] takes an incoming connection through the TLS handshake, the
+//! identity binding and the trust decision on the serving side.
+//!
+//! Order on the first bidirectional stream (opened by the client): the
+//! client sends its binding; the server verifies it and asks the
+//! [`PeerPolicy`]; it then answers with either its own binding or a
+//! refusal. Tunnel streams are accepted only after that.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::{Connection, Endpoint, RecvStream, SendStream, VarInt};
+use vigil_crypto::{CompositePublicKey, SigningKey};
+
+use crate::binding::{BindingStatement, Role, EXPORTER_LABEL, EXPORTER_LEN};
+use crate::error::LinkError;
+use crate::message::{LinkMessage, LinkRefusalCode};
+use crate::policy::{LinkRefusal, PeerInfo, PeerPolicy, PeerStatus};
+use crate::target::Target;
+use crate::tls::{self, KeyExchange, TransportIdentity};
+use crate::wire::{read_message, write_message};
+
+/// QUIC application close code: the link was refused.
+pub const CLOSE_REFUSED: VarInt = VarInt::from_u32(1);
+/// QUIC application close code: the node is shutting down or re-keying.
+pub const CLOSE_DONE: VarInt = VarInt::from_u32(0);
+
+/// Timeouts and windows of a link.
+#[derive(Clone, Debug)]
+pub struct LinkConfig {
+    /// Limit for the TLS handshake plus identity binding.
+    pub handshake_timeout: Duration,
+    /// A link with no traffic (not even keep-alives) for this long is dead.
+    pub idle_timeout: Duration,
+    /// Keep-alive interval; must be well below `idle_timeout`.
+    pub keep_alive: Duration,
+    /// Per-stream receive window in bytes.
+    pub stream_window: u32,
+    /// Per-connection receive window and send window in bytes.
+    pub connection_window: u32,
+    /// Concurrent tunnels per link.
+    pub max_tunnels: u32,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            keep_alive: Duration::from_secs(5),
+            stream_window: 4 * 1024 * 1024,
+            connection_window: 32 * 1024 * 1024,
+            max_tunnels: 256,
+        }
+    }
+}
+
+impl LinkConfig {
+    /// The QUIC transport parameters for this configuration.
+    pub fn transport(&self) -> quinn::TransportConfig {
+        let mut t = quinn::TransportConfig::default();
+        t.max_idle_timeout(quinn::IdleTimeout::try_from(self.idle_timeout).ok());
+        t.keep_alive_interval(Some(self.keep_alive));
+        t.stream_receive_window(VarInt::from_u32(self.stream_window));
+        t.receive_window(VarInt::from_u32(self.connection_window));
+        t.send_window(u64::from(self.connection_window));
+        t.max_concurrent_bidi_streams(VarInt::from_u32(self.max_tunnels));
+        t.max_concurrent_uni_streams(VarInt::from_u32(0));
+        t
+    }
+}
+
+/// A node's identity on links: its composite key and an ephemeral Ed25519
+/// transport key for TLS.
+#[derive(Debug)]
+pub struct LinkIdentity {
+    key: SigningKey,
+    transport: TransportIdentity,
+}
+
+impl LinkIdentity {
+    /// Wraps the node's composite key and generates a transport key.
+    pub fn new(key: SigningKey) -> Result<Self, LinkError> {
+        Ok(Self {
+            key,
+            transport: TransportIdentity::generate()?,
+        })
+    }
+
+    /// The composite public key peers see.
+    pub fn public_key(&self) -> &CompositePublicKey {
+        self.key.public_key()
+    }
+
+    /// The TLS transport identity.
+    pub fn transport(&self) -> &TransportIdentity {
+        &self.transport
+    }
+
+    /// Signs a binding statement with the composite key.
+    pub fn sign(
+        &self,
+        statement: &BindingStatement<'_>,
+    ) -> Result<vigil_crypto::CompositeSignature, LinkError> {
+        statement
+            .sign(&self.key)
+            .map_err(|e| LinkError::Protocol(format!("could not sign binding: {e}")))
+    }
+}
+
+/// An open link: a QUIC connection whose peer proved its composite identity.
+#[derive(Clone, Debug)]
+pub struct Link {
+    connection: Connection,
+    peer_key: CompositePublicKey,
+    peer: PeerInfo,
+}
+
+impl Link {
+    /// The QUIC connection.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// The peer's verified composite key.
+    pub fn peer_key(&self) -> &CompositePublicKey {
+        &self.peer_key
+    }
+
+    /// Who the peer is.
+    pub fn peer(&self) -> &PeerInfo {
+        &self.peer
+    }
+
+    /// True once the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.connection.close_reason().is_some()
+    }
+
+    /// Opens a tunnel stream to `target` and waits for the serving node's
+    /// answer. On success raw bytes may flow on the returned streams.
+    pub async fn open_tunnel(
+        &self,
+        target: &Target,
+    ) -> Result<(SendStream, RecvStream), LinkError> {
+        let (mut send, mut recv) = self.connection.open_bi().await?;
+        write_message(
+            &mut send,
+            &LinkMessage::OpenTunnel {
+                target: target.clone(),
+            },
+        )
+        .await?;
+        match read_message(&mut recv).await? {
+            LinkMessage::TunnelAccepted => Ok((send, recv)),
+            LinkMessage::TunnelRefused { code, reason } => Err(LinkError::TunnelRefused {
+                target: target.clone(),
+                code,
+                reason,
+            }),
+            other => Err(LinkError::Protocol(format!(
+                "expected a tunnel answer, got {:?}",
+                other.kind()
+            ))),
+        }
+    }
+}
+
+/// Builds a QUIC client configuration for `identity`.
+pub fn client_config(
+    identity: &LinkIdentity,
+    kx: KeyExchange,
+    config: &LinkConfig,
+) -> Result<quinn::ClientConfig, LinkError> {
+    let crypto = tls::client_crypto(identity.transport(), kx)?;
+    let mut client = quinn::ClientConfig::new(Arc::new(crypto));
+    client.transport_config(Arc::new(config.transport()));
+    Ok(client)
+}
+
+/// Opens a QUIC endpoint that accepts links on `addr`.
+pub fn server_endpoint(
+    addr: SocketAddr,
+    identity: &LinkIdentity,
+    kx: KeyExchange,
+    config: &LinkConfig,
+) -> Result<Endpoint, LinkError> {
+    let crypto = tls::server_crypto(identity.transport(), kx)?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    server.transport_config(Arc::new(config.transport()));
+    Endpoint::server(server, addr).map_err(|source| LinkError::Endpoint { addr, source })
+}
+
+/// Opens a client-only QUIC endpoint on an ephemeral local port.
+pub fn client_endpoint(bind: SocketAddr) -> Result<Endpoint, LinkError> {
+    Endpoint::client(bind).map_err(|source| LinkError::Endpoint { addr: bind, source })
+}
+
+/// Dials links from one local endpoint with one identity.
+#[derive(Clone)]
+pub struct Dialer {
+    endpoint: Endpoint,
+    identity: Arc<LinkIdentity>,
+    client: quinn::ClientConfig,
+    config: LinkConfig,
+}
+
+impl Dialer {
+    /// A dialer offering only X25519MLKEM768.
+    pub fn new(
+        endpoint: Endpoint,
+        identity: Arc<LinkIdentity>,
+        config: LinkConfig,
+    ) -> Result<Self, LinkError> {
+        Self::with_key_exchange(endpoint, identity, config, KeyExchange::PostQuantum)
+    }
+
+    /// A dialer with an explicit key exchange choice (tests and bench only
+    /// use anything but [`KeyExchange::PostQuantum`]).
+    pub fn with_key_exchange(
+        endpoint: Endpoint,
+        identity: Arc<LinkIdentity>,
+        config: LinkConfig,
+        kx: KeyExchange,
+    ) -> Result<Self, LinkError> {
+        let client = client_config(&identity, kx, &config)?;
+        Ok(Self {
+            endpoint,
+            identity,
+            client,
+            config,
+        })
+    }
+
+    /// The identity this dialer presents.
+    pub fn identity(&self) -> &Arc<LinkIdentity> {
+        &self.identity
+    }
+
+    /// Opens a link to `addr` and requires the peer to prove `expected`.
+    pub async fn dial(
+        &self,
+        addr: SocketAddr,
+        expected: &CompositePublicKey,
+    ) -> Result<Link, LinkError> {
+        let limit = self.config.handshake_timeout;
+        tokio::time::timeout(limit, self.dial_inner(addr, expected))
+            .await
+            .map_err(|_| LinkError::Timeout(limit))?
+    }
+
+    async fn dial_inner(
+        &self,
+        addr: SocketAddr,
+        expected: &CompositePublicKey,
+    ) -> Result<Link, LinkError> {
+        let connecting = self
+            .endpoint
+            .connect_with(self.client.clone(), addr, tls::SERVER_NAME)
+            .map_err(|source| LinkError::Connect { addr, source })?;
+        let connection = connecting.await?;
+        let result = self.bind_client(&connection, expected).await;
+        if result.is_err() {
+            connection.close(CLOSE_REFUSED, b"link refused");
+        }
+        result.map(|peer_key| Link {
+            peer: PeerInfo {
+                key_id: peer_key.key_id(),
+                name: None,
+                remote: connection.remote_address(),
+            },
+            connection,
+            peer_key,
+        })
+    }
+
+    async fn bind_client(
+        &self,
+        connection: &Connection,
+        expected: &CompositePublicKey,
+    ) -> Result<CompositePublicKey, LinkError> {
+        let exporter = exporter(connection)?;
+        let server_certificate = peer_certificate(connection)?;
+        let own = self.identity.public_key();
+        let mut statement = BindingStatement {
+            role: Role::Client,
+            exporter,
+            client_certificate: self.identity.transport().certificate(),
+            server_certificate: &server_certificate,
+            client_key: own,
+            server_key: expected,
+        };
+        let signature = self.identity.sign(&statement)?;
+        let (mut send, mut recv) = connection.open_bi().await?;
+        write_message(
+            &mut send,
+            &LinkMessage::Binding {
+                role: Role::Client,
+                key: Box::new(own.clone()),
+                signature,
+            },
+        )
+        .await?;
+        let _ = send.finish();
+        match read_message(&mut recv).await? {
+            LinkMessage::Binding {
+                role: Role::Server,
+                key,
+                signature,
+            } => {
+                if key.as_ref() != expected {
+                    return Err(LinkError::PeerKeyMismatch {
+                        presented: key.key_id(),
+                        expected: expected.key_id(),
+                    });
+                }
+                statement.role = Role::Server;
+                statement
+                    .verify(&signature)
+                    .map_err(LinkError::BindingFailed)?;
+                Ok(*key)
+            }
+            LinkMessage::LinkRefused { code, reason } => Err(LinkError::Refused { code, reason }),
+            other => Err(LinkError::Protocol(format!(
+                "expected the server's binding, got {:?}",
+                other.kind()
+            ))),
+        }
+    }
+}
+
+/// The exporter value of a connection (label [`EXPORTER_LABEL`], empty context).
+pub fn exporter(connection: &Connection) -> Result<[u8; EXPORTER_LEN], LinkError> {
+    let mut out = [0u8; EXPORTER_LEN];
+    connection
+        .export_keying_material(&mut out, EXPORTER_LABEL, b"")
+        .map_err(|e| LinkError::Exporter(format!("{e:?}")))?;
+    Ok(out)
+}
+
+/// The DER certificate the peer presented in the TLS handshake.
+pub fn peer_certificate(connection: &Connection) -> Result<Vec<u8>, LinkError> {
+    connection
+        .peer_identity()
+        .and_then(|any| {
+            any.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+                .ok()
+        })
+        .and_then(|chain| chain.first().map(|c| c.as_ref().to_vec()))
+        .ok_or_else(|| LinkError::Protocol("the peer presented no TLS certificate".into()))
+}
+
+/// Takes an incoming connection through TLS, the identity binding and the
+/// trust decision. On refusal the peer is told why and the connection is
+/// closed; the caller records the returned refusal.
+pub async fn admit(
+    incoming: quinn::Incoming,
+    identity: &LinkIdentity,
+    policy: &dyn PeerPolicy,
+    config: &LinkConfig,
+) -> Result<Link, (SocketAddr, LinkRefusal)> {
+    let remote = incoming.remote_address();
+    let limit = config.handshake_timeout;
+    let connection = match tokio::time::timeout(limit, async { incoming.accept()?.await }).await {
+        Err(_) => {
+            return Err((
+                remote,
+                LinkRefusal::Handshake {
+                    detail: format!("no TLS handshake within {limit:?}"),
+                },
+            ))
+        }
+        Ok(Err(e)) => return Err((remote, classify_handshake_error(&e))),
+        Ok(Ok(c)) => c,
+    };
+    let outcome = tokio::time::timeout(limit, bind_server(&connection, identity, policy)).await;
+    let (refusal, answer) = match outcome {
+        Ok(Ok(link)) => return Ok(link),
+        Ok(Err(pair)) => pair,
+        Err(_) => (
+            LinkRefusal::Protocol {
+                detail: format!("no identity binding within {limit:?}"),
+            },
+            None,
+        ),
+    };
+    if let Some((mut send, code)) = answer {
+        let message = LinkMessage::LinkRefused {
+            code,
+            reason: refusal.to_string(),
+        };
+        if write_message(&mut send, &message).await.is_ok() && send.finish().is_ok() {
+            // Let the refusal reach the peer before the connection closes.
+            let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+        }
+    }
+    connection.close(CLOSE_REFUSED, b"link refused");
+    Err((remote, refusal))
+}
+
+type Refused = (LinkRefusal, Option<(SendStream, LinkRefusalCode)>);
+
+async fn bind_server(
+    connection: &Connection,
+    identity: &LinkIdentity,
+    policy: &dyn PeerPolicy,
+) -> Result<Link, Refused> {
+    let protocol = |detail: String| (LinkRefusal::Protocol { detail }, None);
+    let (mut send, mut recv) = connection
+        .accept_bi()
+        .await
+        .map_err(|e| protocol(format!("no binding stream: {e}")))?;
+    let refuse = |refusal: LinkRefusal, code, send| (refusal, Some((send, code)));
+    let message = match read_message(&mut recv).await {
+        Ok(m) => m,
+        Err(e) => {
+            return Err(refuse(
+                LinkRefusal::Protocol {
+                    detail: e.to_string(),
+                },
+                LinkRefusalCode::ProtocolViolation,
+                send,
+            ))
+        }
+    };
+    let (client_key, signature) = match message {
+        LinkMessage::Binding {
+            role: Role::Client,
+            key,
+            signature,
+        } => (key, signature),
+        other => {
+            return Err(refuse(
+                LinkRefusal::Protocol {
+                    detail: format!("expected the client's binding, got {:?}", other.kind()),
+                },
+                LinkRefusalCode::ProtocolViolation,
+                send,
+            ))
+        }
+    };
+    let fail = |detail: String, send| {
+        refuse(
+            LinkRefusal::FailedBinding { detail },
+            LinkRefusalCode::FailedBinding,
+            send,
+        )
+    };
+    let exporter = match exporter(connection) {
+        Ok(e) => e,
+        Err(e) => return Err(fail(e.to_string(), send)),
+    };
+    let client_certificate = match peer_certificate(connection) {
+        Ok(c) => c,
+        Err(e) => return Err(fail(e.to_string(), send)),
+    };
+    let mut statement = BindingStatement {
+        role: Role::Client,
+        exporter,
+        client_certificate: &client_certificate,
+        server_certificate: identity.transport().certificate(),
+        client_key: &client_key,
+        server_key: identity.public_key(),
+    };
+    if let Err(e) = statement.verify(&signature) {
+        return Err(fail(e.to_string(), send));
+    }
+    let key_id = client_key.key_id();
+    let name = match policy.peer_status(&client_key) {
+        PeerStatus::Trusted { name } => name,
+        PeerStatus::Unknown => {
+            return Err(refuse(
+                LinkRefusal::UnknownKey { key_id },
+                LinkRefusalCode::UnknownKey,
+                send,
+            ))
+        }
+        PeerStatus::Revoked => {
+            return Err(refuse(
+                LinkRefusal::RevokedKey { key_id },
+                LinkRefusalCode::RevokedKey,
+                send,
+            ))
+        }
+    };
+    statement.role = Role::Server;
+    let signature = match identity.sign(&statement) {
+        Ok(s) => s,
+        Err(e) => return Err(fail(e.to_string(), send)),
+    };
+    let reply = LinkMessage::Binding {
+        role: Role::Server,
+        key: Box::new(identity.public_key().clone()),
+        signature,
+    };
+    if let Err(e) = write_message(&mut send, &reply).await {
+        return Err(protocol(format!("could not send our binding: {e}")));
+    }
+    let _ = send.finish();
+    Ok(Link {
+        peer: PeerInfo {
+            key_id,
+            name: Some(name),
+            remote: connection.remote_address(),
+        },
+        connection: connection.clone(),
+        peer_key: *client_key,
+    })
+}
+
+/// Names a failed TLS handshake: a client without X25519MLKEM768 makes
+/// rustls fail with "NoKxGroupsInCommon".
+pub fn classify_handshake_error(error: &quinn::ConnectionError) -> LinkRefusal {
+    let detail = error.to_string();
+    if detail.contains("NoKxGroupsInCommon") {
+        LinkRefusal::ClassicalOnlyOffer
+    } else {
+        LinkRefusal::Handshake { detail }
+    }
+}

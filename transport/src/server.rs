@@ -1,0 +1,261 @@
+//! The serving side: accepts links, admits them ([`crate::link::admit`]),
+//! then serves each tunnel stream by connecting to an allowed target and
+//! splicing. Every decision goes to the [`LinkObserver`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::{Endpoint, RecvStream, SendStream};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+
+use crate::error::LinkError;
+use crate::link::{admit, server_endpoint, Link, LinkConfig, LinkIdentity, CLOSE_DONE};
+use crate::message::{LinkMessage, TunnelRefusalCode};
+use crate::policy::{LinkEvent, LinkObserver, PeerPolicy, PeerStatus, TunnelRefusal, TunnelStats};
+use crate::splice::splice;
+use crate::target::Target;
+use crate::tls::KeyExchange;
+use crate::wire::{read_message, write_message};
+
+/// How long the serving node tries to reach a tunnel target.
+const TARGET_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a serving node needs to decide about links and tunnels.
+#[derive(Clone)]
+pub struct ServerContext {
+    pub identity: Arc<LinkIdentity>,
+    pub policy: Arc<dyn PeerPolicy>,
+    pub observer: Arc<dyn LinkObserver>,
+    pub config: LinkConfig,
+}
+
+/// A running link listener.
+pub struct LinkServer {
+    endpoint: Endpoint,
+    accept: JoinHandle<()>,
+}
+
+impl LinkServer {
+    /// Binds `addr` and starts accepting links on the current tokio runtime.
+    pub fn start(addr: SocketAddr, context: ServerContext) -> Result<Self, LinkError> {
+        Self::start_with_key_exchange(addr, context, KeyExchange::PostQuantum)
+    }
+
+    /// Like [`LinkServer::start`] with an explicit key exchange (the bench's
+    /// classical baseline; the node always uses the post-quantum group).
+    pub fn start_with_key_exchange(
+        addr: SocketAddr,
+        context: ServerContext,
+        kx: KeyExchange,
+    ) -> Result<Self, LinkError> {
+        let endpoint = server_endpoint(addr, &context.identity, kx, &context.config)?;
+        let accept = tokio::spawn(accept_links(endpoint.clone(), context));
+        Ok(Self { endpoint, accept })
+    }
+
+    /// The address links are accepted on.
+    pub fn local_addr(&self) -> Result<SocketAddr, LinkError> {
+        self.endpoint
+            .local_addr()
+            .map_err(|source| LinkError::Endpoint {
+                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                source,
+            })
+    }
+
+    /// Closes every link and stops accepting.
+    pub async fn shutdown(self) {
+        self.accept.abort();
+        self.endpoint.close(CLOSE_DONE, b"node shutting down");
+        self.endpoint.wait_idle().await;
+    }
+}
+
+impl Drop for LinkServer {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+async fn accept_links(endpoint: Endpoint, context: ServerContext) {
+    while let Some(incoming) = endpoint.accept().await {
+        let context = context.clone();
+        tokio::spawn(async move {
+            match admit(
+                incoming,
+                &context.identity,
+                context.policy.as_ref(),
+                &context.config,
+            )
+            .await
+            {
+                Ok(link) => serve_link(link, context).await,
+                Err((remote, refusal)) => {
+                    tracing::warn!(%remote, %refusal, "link refused");
+                    context
+                        .observer
+                        .record(LinkEvent::LinkRefused { remote, refusal });
+                }
+            }
+        });
+    }
+}
+
+async fn serve_link(link: Link, context: ServerContext) {
+    tracing::info!(peer = %link.peer().key_id, remote = %link.peer().remote, "link opened");
+    context.observer.record(LinkEvent::LinkOpened {
+        peer: link.peer().clone(),
+    });
+    loop {
+        match link.connection().accept_bi().await {
+            Ok((send, recv)) => {
+                tokio::spawn(serve_tunnel(link.clone(), send, recv, context.clone()));
+            }
+            Err(e) => {
+                context.observer.record(LinkEvent::LinkClosed {
+                    peer: link.peer().clone(),
+                    reason: e.to_string(),
+                });
+                return;
+            }
+        }
+    }
+}
+
+async fn serve_tunnel(
+    link: Link,
+    mut send: SendStream,
+    mut recv: RecvStream,
+    context: ServerContext,
+) {
+    let request =
+        tokio::time::timeout(context.config.handshake_timeout, read_message(&mut recv)).await;
+    let target = match request {
+        Ok(Ok(LinkMessage::OpenTunnel { target })) => target,
+        Ok(Ok(other)) => {
+            let detail = format!("expected a tunnel request, got {:?}", other.kind());
+            return refuse(
+                &link,
+                &context,
+                send,
+                None,
+                TunnelRefusal::BadRequest { detail },
+            )
+            .await;
+        }
+        Ok(Err(e)) => {
+            let detail = e.to_string();
+            return refuse(
+                &link,
+                &context,
+                send,
+                None,
+                TunnelRefusal::BadRequest { detail },
+            )
+            .await;
+        }
+        Err(_) => {
+            let detail = "no tunnel request in time".to_string();
+            return refuse(
+                &link,
+                &context,
+                send,
+                None,
+                TunnelRefusal::BadRequest { detail },
+            )
+            .await;
+        }
+    };
+    let key = link.peer_key();
+    if !matches!(context.policy.peer_status(key), PeerStatus::Trusted { .. }) {
+        return refuse(
+            &link,
+            &context,
+            send,
+            Some(target),
+            TunnelRefusal::PeerNotTrusted,
+        )
+        .await;
+    }
+    if !context.policy.target_allowed(key, &target) {
+        return refuse(
+            &link,
+            &context,
+            send,
+            Some(target),
+            TunnelRefusal::TargetNotAllowed,
+        )
+        .await;
+    }
+    let tcp = match connect_target(&target).await {
+        Ok(tcp) => tcp,
+        Err(detail) => {
+            let refusal = TunnelRefusal::TargetUnreachable { detail };
+            return refuse(&link, &context, send, Some(target), refusal).await;
+        }
+    };
+    if write_message(&mut send, &LinkMessage::TunnelAccepted)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    context.observer.record(LinkEvent::TunnelOpened {
+        peer: link.peer().clone(),
+        target: target.clone(),
+    });
+    let stats = splice(tcp, send, recv).await;
+    context.observer.record(LinkEvent::TunnelClosed {
+        peer: link.peer().clone(),
+        target,
+        stats: TunnelStats {
+            bytes_to_target: stats.quic_to_tcp,
+            bytes_from_target: stats.tcp_to_quic,
+            duration: stats.duration,
+            clean: stats.clean,
+        },
+    });
+}
+
+async fn connect_target(target: &Target) -> Result<TcpStream, String> {
+    let attempt = TcpStream::connect((target.host(), target.port()));
+    match tokio::time::timeout(TARGET_CONNECT_TIMEOUT, attempt).await {
+        Ok(Ok(tcp)) => {
+            let _ = tcp.set_nodelay(true);
+            Ok(tcp)
+        }
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {TARGET_CONNECT_TIMEOUT:?}")),
+    }
+}
+
+async fn refuse(
+    link: &Link,
+    context: &ServerContext,
+    mut send: SendStream,
+    target: Option<Target>,
+    refusal: TunnelRefusal,
+) {
+    let code = match &refusal {
+        TunnelRefusal::TargetNotAllowed => TunnelRefusalCode::TargetNotAllowed,
+        TunnelRefusal::TargetUnreachable { .. } => TunnelRefusalCode::TargetUnreachable,
+        TunnelRefusal::PeerNotTrusted => TunnelRefusalCode::PeerNotTrusted,
+        TunnelRefusal::BadRequest { .. } => TunnelRefusalCode::BadRequest,
+    };
+    let message = LinkMessage::TunnelRefused {
+        code,
+        reason: refusal.to_string(),
+    };
+    tracing::warn!(peer = %link.peer().key_id, ?target, %refusal, "tunnel refused");
+    context.observer.record(LinkEvent::TargetRefused {
+        peer: link.peer().clone(),
+        target,
+        refusal,
+    });
+    if write_message(&mut send, &message).await.is_ok() {
+        let _ = send.finish();
+        let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+    }
+}

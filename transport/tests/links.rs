@@ -1,0 +1,363 @@
+//! Link admission on real QUIC sockets on 127.0.0.1: who gets a link and who
+//! is refused, and why.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{dialer, echo_target, localhost, test_config, ServingNode};
+use vigil_crypto::SigningKey;
+use vigil_transport::binding::Role;
+use vigil_transport::link::{client_config, client_endpoint, server_endpoint};
+use vigil_transport::message::{LinkMessage, LinkRefusalCode, TunnelRefusalCode};
+use vigil_transport::wire::{read_message, write_message};
+use vigil_transport::{
+    Dialer, KeyExchange, LinkError, LinkEvent, LinkIdentity, LinkRefusal, PeerStatus, TunnelRefusal,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_peer_gets_a_link_and_an_allowed_tunnel() {
+    let node = ServingNode::new();
+    let server = node.start(localhost());
+    let target = echo_target().await;
+    let client = dialer();
+    node.policy
+        .trust(client.identity().public_key(), "edge-1", &[&target]);
+
+    let link = client
+        .dial(server.local_addr().unwrap(), &node.key)
+        .await
+        .unwrap();
+    assert_eq!(link.peer_key(), &node.key);
+    let (mut send, mut recv) = link.open_tunnel(&target).await.unwrap();
+    send.write_all(b"ping").await.unwrap();
+    send.finish().unwrap();
+    let echoed = recv.read_to_end(1024).await.unwrap();
+    assert_eq!(echoed, b"ping");
+
+    let opened = node
+        .recorder
+        .wait_for(|e| matches!(e, LinkEvent::LinkOpened { .. }))
+        .await;
+    let LinkEvent::LinkOpened { peer } = opened else {
+        unreachable!()
+    };
+    assert_eq!(peer.key_id, client.identity().public_key().key_id());
+    assert_eq!(peer.name.as_deref(), Some("edge-1"));
+    let closed = node
+        .recorder
+        .wait_for(|e| matches!(e, LinkEvent::TunnelClosed { .. }))
+        .await;
+    let LinkEvent::TunnelClosed {
+        stats, target: t, ..
+    } = closed
+    else {
+        unreachable!()
+    };
+    assert_eq!(t, target);
+    assert_eq!((stats.bytes_to_target, stats.bytes_from_target), (4, 4));
+    assert!(stats.clean);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_offering_only_x25519_is_refused() {
+    let node = ServingNode::new();
+    let server = node.start(localhost());
+    let identity = Arc::new(LinkIdentity::new(SigningKey::generate()).unwrap());
+    node.policy.trust(identity.public_key(), "classical", &[]);
+    let classical = Dialer::with_key_exchange(
+        client_endpoint(localhost()).unwrap(),
+        identity,
+        test_config(),
+        KeyExchange::ClassicalOnly,
+    )
+    .unwrap();
+
+    let err = classical
+        .dial(server.local_addr().unwrap(), &node.key)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LinkError::Connection(_)), "{err}");
+    node.recorder
+        .wait_for(|e| {
+            matches!(
+                e,
+                LinkEvent::LinkRefused {
+                    refusal: LinkRefusal::ClassicalOnlyOffer,
+                    ..
+                }
+            )
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_composite_key_is_refused() {
+    let node = ServingNode::new();
+    let server = node.start(localhost());
+    let client = dialer();
+
+    let err = client
+        .dial(server.local_addr().unwrap(), &node.key)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LinkError::Refused {
+                code: LinkRefusalCode::UnknownKey,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let key_id = client.identity().public_key().key_id();
+    node.recorder
+        .wait_for(|e| {
+            matches!(e, LinkEvent::LinkRefused {
+                refusal: LinkRefusal::UnknownKey { key_id: k }, ..
+            } if *k == key_id)
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_key_is_refused_and_its_open_link_gets_no_new_tunnels() {
+    let node = ServingNode::new();
+    let server = node.start(localhost());
+    let target = echo_target().await;
+    let client = dialer();
+    let key = client.identity().public_key().clone();
+    node.policy.trust(&key, "edge-2", &[&target]);
+    let addr = server.local_addr().unwrap();
+    let link = client.dial(addr, &node.key).await.unwrap();
+
+    node.policy.revoke(&key);
+    assert_eq!(
+        vigil_transport::PeerPolicy::peer_status(node.policy.as_ref(), &key),
+        PeerStatus::Revoked
+    );
+    let err = link.open_tunnel(&target).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LinkError::TunnelRefused {
+                code: TunnelRefusalCode::PeerNotTrusted,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = client.dial(addr, &node.key).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LinkError::Refused {
+                code: LinkRefusalCode::RevokedKey,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    node.recorder
+        .wait_for(|e| {
+            matches!(
+                e,
+                LinkEvent::LinkRefused {
+                    refusal: LinkRefusal::RevokedKey { .. },
+                    ..
+                }
+            )
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn target_not_allowed_is_refused() {
+    let node = ServingNode::new();
+    let server = node.start(localhost());
+    let allowed = echo_target().await;
+    let other = echo_target().await;
+    let client = dialer();
+    node.policy
+        .trust(client.identity().public_key(), "edge-3", &[&allowed]);
+    let link = client
+        .dial(server.local_addr().unwrap(), &node.key)
+        .await
+        .unwrap();
+
+    let err = link.open_tunnel(&other).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LinkError::TunnelRefused {
+                code: TunnelRefusalCode::TargetNotAllowed,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    node.recorder
+        .wait_for(|e| {
+            matches!(e, LinkEvent::TargetRefused {
+                target: Some(t),
+                refusal: TunnelRefusal::TargetNotAllowed,
+                ..
+            } if *t == other)
+        })
+        .await;
+    // The link itself stays usable for allowed targets.
+    link.open_tunnel(&allowed).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_expecting_another_server_key_gets_no_link() {
+    let node = ServingNode::new();
+    let server = node.start(localhost());
+    let client = dialer();
+    node.policy
+        .trust(client.identity().public_key(), "edge-4", &[]);
+    let expected = SigningKey::generate();
+
+    let err = client
+        .dial(server.local_addr().unwrap(), expected.public_key())
+        .await
+        .unwrap_err();
+    // The client's statement names the key it expects; the real node's key
+    // differs, so the binding fails on the serving side.
+    assert!(
+        matches!(
+            err,
+            LinkError::Refused {
+                code: LinkRefusalCode::FailedBinding,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+/// Mallory runs a fake server. A trusted client dials it and sends its
+/// binding, which Mallory relays on her own connection to the real node. The
+/// signature covers the exporter of the client-to-Mallory connection, so the
+/// real node refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relayed_binding_is_refused() {
+    let node = ServingNode::new();
+    let server = node.start(localhost());
+    let victim = dialer();
+    node.policy
+        .trust(victim.identity().public_key(), "victim", &[]);
+
+    let mallory = Arc::new(LinkIdentity::new(SigningKey::generate()).unwrap());
+    let fake = server_endpoint(
+        localhost(),
+        &mallory,
+        KeyExchange::PostQuantum,
+        &test_config(),
+    )
+    .unwrap();
+    let fake_addr = fake.local_addr().unwrap();
+    let stolen = tokio::spawn(async move {
+        let connection = fake.accept().await.unwrap().await.unwrap();
+        let (_send, mut recv) = connection.accept_bi().await.unwrap();
+        let binding = read_message(&mut recv).await.unwrap();
+        (binding, connection)
+    });
+    // The victim believes it dials the real node; the dial fails (Mallory
+    // cannot sign as the node), but the binding has been sent.
+    let victim_dial = tokio::spawn(async move { victim.dial(fake_addr, &node_key_clone()).await });
+    let (binding, _hold) = stolen.await.unwrap();
+    assert!(matches!(
+        binding,
+        LinkMessage::Binding {
+            role: Role::Client,
+            ..
+        }
+    ));
+    victim_dial.abort();
+
+    // Mallory relays the binding on her own connection to the real node.
+    let endpoint = client_endpoint(localhost()).unwrap();
+    let config = client_config(&mallory, KeyExchange::PostQuantum, &test_config()).unwrap();
+    let connection = endpoint
+        .connect_with(config, server.local_addr().unwrap(), "vigil-link")
+        .unwrap()
+        .await
+        .unwrap();
+    let (mut send, mut recv) = connection.open_bi().await.unwrap();
+    write_message(&mut send, &binding).await.unwrap();
+    send.finish().unwrap();
+    let answer = read_message(&mut recv).await.unwrap();
+    assert!(
+        matches!(
+            answer,
+            LinkMessage::LinkRefused {
+                code: LinkRefusalCode::FailedBinding,
+                ..
+            }
+        ),
+        "{answer:?}"
+    );
+    node.recorder
+        .wait_for(|e| {
+            matches!(
+                e,
+                LinkEvent::LinkRefused {
+                    refusal: LinkRefusal::FailedBinding { .. },
+                    ..
+                }
+            )
+        })
+        .await;
+    assert!(!node
+        .recorder
+        .events()
+        .iter()
+        .any(|e| matches!(e, LinkEvent::LinkOpened { .. })));
+}
+
+/// Any composite key: the victim's dial to Mallory fails whatever it expects.
+fn node_key_clone() -> vigil_crypto::CompositePublicKey {
+    SigningKey::generate().public_key().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_first_message_is_a_protocol_refusal() {
+    let node = ServingNode::new();
+    let server = node.start(localhost());
+    let identity = LinkIdentity::new(SigningKey::generate()).unwrap();
+    let endpoint = client_endpoint(localhost()).unwrap();
+    let config = client_config(&identity, KeyExchange::PostQuantum, &test_config()).unwrap();
+    let connection = endpoint
+        .connect_with(config, server.local_addr().unwrap(), "vigil-link")
+        .unwrap()
+        .await
+        .unwrap();
+    let (mut send, mut recv) = connection.open_bi().await.unwrap();
+    // Version 1, kind Binding, but a body length of 5 bytes.
+    send.write_all(&[1, 1, 0, 5, 0, 0, 0, 0, 0]).await.unwrap();
+    send.finish().unwrap();
+    let answer = read_message(&mut recv).await.unwrap();
+    assert!(
+        matches!(
+            answer,
+            LinkMessage::LinkRefused {
+                code: LinkRefusalCode::ProtocolViolation,
+                ..
+            }
+        ),
+        "{answer:?}"
+    );
+    node.recorder
+        .wait_for(|e| {
+            matches!(
+                e,
+                LinkEvent::LinkRefused {
+                    refusal: LinkRefusal::Protocol { .. },
+                    ..
+                }
+            )
+        })
+        .await;
+}
