@@ -1,1 +1,476 @@
-fn main() {}
+//! Link bench, one run, figures printed (not a timed test):
+//!
+//! 1. link setup: a vigil link (QUIC handshake with X25519MLKEM768, then the
+//!    composite identity binding) next to a classical quinn handshake (X25519
+//!    only, no binding), median over many dials, and their ratio;
+//! 2. tunnel throughput with 1 and 8 concurrent streams next to plain TCP on
+//!    loopback and next to `ssh -L` through a local sshd started here with
+//!    throwaway keys (skipped with a message when sshd is not installed).
+//!
+//! Run: `cargo bench -p vigil-transport --bench link`. `VIGIL_BENCH_MIB`
+//! sets the bytes pushed per configuration (default 256 MiB).
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use vigil_crypto::{CompositePublicKey, SigningKey};
+use vigil_transport::link::{client_config, client_endpoint, server_endpoint};
+use vigil_transport::{
+    Dialer, IgnoreEvents, KeyExchange, LinkConfig, LinkIdentity, LinkServer, PeerPolicy,
+    PeerStatus, ReconnectPolicy, ServerContext, Target, TunnelClient, TunnelSpec,
+};
+
+const SETUP_ROUNDS: usize = 40;
+const WARMUP: usize = 3;
+const CHUNK: usize = 256 * 1024;
+
+/// Trusts every peer for every target: this bench measures speed, not policy.
+struct TrustAll;
+
+impl PeerPolicy for TrustAll {
+    fn peer_status(&self, _key: &CompositePublicKey) -> PeerStatus {
+        PeerStatus::Trusted {
+            name: "bench".into(),
+        }
+    }
+
+    fn target_allowed(&self, _key: &CompositePublicKey, _target: &Target) -> bool {
+        true
+    }
+}
+
+fn localhost() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let mib: usize = std::env::var("VIGIL_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+
+    let node = Arc::new(LinkIdentity::new(SigningKey::generate()).expect("identity"));
+    let context = ServerContext {
+        identity: node.clone(),
+        policy: Arc::new(TrustAll),
+        observer: Arc::new(IgnoreEvents),
+        config: LinkConfig::default(),
+    };
+    let server = LinkServer::start(localhost(), context).expect("link server");
+    let server_addr = server.local_addr().expect("server address");
+    let dialer = Dialer::new(
+        client_endpoint(localhost()).expect("endpoint"),
+        Arc::new(LinkIdentity::new(SigningKey::generate()).expect("identity")),
+        LinkConfig::default(),
+    )
+    .expect("dialer");
+
+    let part = std::env::var("VIGIL_BENCH_PART").unwrap_or_default();
+    if part != "throughput" {
+        setup_figures(&dialer, server_addr, node.public_key()).await;
+    }
+    if part != "setup" {
+        throughput_figures(&dialer, server_addr, node.public_key(), mib).await;
+    }
+    server.shutdown().await;
+}
+
+async fn setup_figures(dialer: &Dialer, server_addr: SocketAddr, node_key: &CompositePublicKey) {
+    println!("== link setup ({SETUP_ROUNDS} dials each, loopback, median) ==");
+    let (pq, bare, classical) = link_setup(dialer, server_addr, node_key).await;
+    println!(
+        "vigil link (X25519MLKEM768 + composite binding): {:>8.3} ms  (mean {:.3} ms)",
+        ms(median(&pq)),
+        ms(mean(&pq))
+    );
+    println!(
+        "  quinn X25519MLKEM768 handshake alone:          {:>8.3} ms  (mean {:.3} ms)",
+        ms(median(&bare)),
+        ms(mean(&bare))
+    );
+    println!(
+        "classical quinn (X25519 only, no binding):       {:>8.3} ms  (mean {:.3} ms)",
+        ms(median(&classical)),
+        ms(mean(&classical))
+    );
+    let (sign, verify) = composite_costs();
+    println!(
+        "  of which one composite sign {:.3} ms, one composite verify {:.3} ms (each side does one of each)",
+        ms(sign),
+        ms(verify)
+    );
+    let ratio = median(&pq).as_secs_f64() / median(&classical).as_secs_f64();
+    println!(
+        "ratio vigil / classical: {ratio:.2}x (target: at most 2x) {}",
+        if ratio <= 2.0 { "MET" } else { "NOT MET" }
+    );
+}
+
+async fn throughput_figures(
+    dialer: &Dialer,
+    server_addr: SocketAddr,
+    node_key: &CompositePublicKey,
+    mib: usize,
+) {
+    let total = mib * 1024 * 1024;
+    println!();
+    println!(
+        "== throughput ({mib} MiB per run, upload through the path to a sink, MB/s = 10^6 B/s) =="
+    );
+    let sink = sink().await;
+    let sink_target = Target::parse(&sink.to_string()).expect("target");
+    let tunnel = TunnelClient::start(
+        dialer.clone(),
+        TunnelSpec {
+            listen: localhost(),
+            peer_addr: server_addr,
+            peer_key: node_key.clone(),
+            target: sink_target,
+            reconnect: ReconnectPolicy::default(),
+        },
+        Arc::new(IgnoreEvents),
+    )
+    .await
+    .expect("tunnel");
+    let link = tunnel
+        .wait_for_link(Duration::from_secs(10))
+        .await
+        .expect("link up");
+    let ssh = SshForward::start(sink);
+    if let Err(why) = &ssh {
+        println!("ssh -L column skipped: {why}");
+    }
+
+    let mut rows = Vec::new();
+    for streams in [1usize, 8] {
+        let tcp = push(sink, streams, total).await;
+        let vigil = push(tunnel.local_addr(), streams, total).await;
+        let ssh_rate = match &ssh {
+            Ok(s) => Some(push(s.local, streams, total).await),
+            Err(_) => None,
+        };
+        rows.push((streams, tcp, vigil, ssh_rate));
+    }
+    println!(
+        "{:<8} {:>12} {:>14} {:>12} {:>14} {:>14}",
+        "streams", "plain TCP", "vigil tunnel", "ssh -L", "vigil/TCP", "vigil/ssh"
+    );
+    for (streams, tcp, vigil, ssh_rate) in rows {
+        let ssh_col = ssh_rate.map_or("skipped".to_string(), |r| format!("{r:.0}"));
+        let vs_ssh = ssh_rate.map_or("-".to_string(), |r| format!("{:.2}x", vigil / r));
+        println!(
+            "{streams:<8} {tcp:>12.0} {vigil:>14.0} {ssh_col:>12} {:>14} {vs_ssh:>14}",
+            format!("{:.2}x", vigil / tcp)
+        );
+    }
+    if ssh.is_ok() {
+        println!("(target: vigil tunnel at least as fast as ssh -L, i.e. vigil/ssh >= 1.00x)");
+    }
+    let stats = link.connection().stats();
+    println!(
+        "link: {} UDP datagrams sent in {} I/O calls, {} packets lost, {} congestion events, {} lost bytes, rtt {:?}, cwnd {}",
+        stats.udp_tx.datagrams,
+        stats.udp_tx.ios,
+        stats.path.lost_packets,
+        stats.path.congestion_events,
+        stats.path.lost_bytes,
+        stats.path.rtt,
+        stats.path.cwnd
+    );
+}
+
+/// Dials alternately a vigil link and a classical handshake.
+async fn link_setup(
+    dialer: &Dialer,
+    server: SocketAddr,
+    node_key: &CompositePublicKey,
+) -> (Vec<Duration>, Vec<Duration>, Vec<Duration>) {
+    let classical = BareHandshake::start(KeyExchange::ClassicalOnly);
+    let hybrid = BareHandshake::start(KeyExchange::PostQuantum);
+    let (mut pq, mut bare, mut classic) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..SETUP_ROUNDS + WARMUP {
+        let started = Instant::now();
+        let link = dialer.dial(server, node_key).await.expect("vigil link");
+        let pq_time = started.elapsed();
+        link.connection().close(0u32.into(), b"bench");
+
+        let classical_time = classical.handshake().await;
+        let hybrid_time = hybrid.handshake().await;
+        if round >= WARMUP {
+            pq.push(pq_time);
+            classic.push(classical_time);
+            bare.push(hybrid_time);
+        }
+    }
+    (pq, bare, classic)
+}
+
+/// A plain quinn server and client with one key exchange group and the
+/// same Ed25519 mutual TLS, but no identity binding.
+struct BareHandshake {
+    server: quinn::Endpoint,
+    client: quinn::Endpoint,
+    config: quinn::ClientConfig,
+}
+
+impl BareHandshake {
+    fn start(kx: KeyExchange) -> Self {
+        let config = LinkConfig::default();
+        let identity = LinkIdentity::new(SigningKey::generate()).expect("identity");
+        let server = server_endpoint(localhost(), &identity, kx, &config).expect("server");
+        let acceptor = server.clone();
+        tokio::spawn(async move {
+            while let Some(incoming) = acceptor.accept().await {
+                tokio::spawn(async move {
+                    if let Ok(connecting) = incoming.accept() {
+                        if let Ok(connection) = connecting.await {
+                            let _ = connection.closed().await;
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            server,
+            client: client_endpoint(localhost()).expect("endpoint"),
+            config: client_config(&identity, kx, &config).expect("config"),
+        }
+    }
+
+    async fn handshake(&self) -> Duration {
+        let addr = self.server.local_addr().expect("address");
+        let started = Instant::now();
+        let connection = self
+            .client
+            .connect_with(self.config.clone(), addr, "vigil-link")
+            .expect("connect")
+            .await
+            .expect("handshake");
+        let elapsed = started.elapsed();
+        connection.close(0u32.into(), b"bench");
+        elapsed
+    }
+}
+
+/// Median cost of one composite signature and one verification.
+fn composite_costs() -> (Duration, Duration) {
+    let key = SigningKey::generate();
+    let message = [7u8; 4200];
+    let (mut signs, mut verifies) = (Vec::new(), Vec::new());
+    for _ in 0..SETUP_ROUNDS {
+        let started = Instant::now();
+        let signature = key.sign(&message, b"bench").expect("sign");
+        signs.push(started.elapsed());
+        let started = Instant::now();
+        key.public_key()
+            .verify(&message, b"bench", &signature)
+            .expect("verify");
+        verifies.push(started.elapsed());
+    }
+    (median(&signs), median(&verifies))
+}
+
+/// Accepts connections, reads each to EOF, then closes it.
+async fn sink() -> SocketAddr {
+    let listener = TcpListener::bind(localhost()).await.expect("sink");
+    let addr = listener.local_addr().expect("sink address");
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; CHUNK];
+                while let Ok(n) = tcp.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                let _ = tcp.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// Pushes `total` bytes split over `streams` connections to `addr`; each
+/// connection half-closes and waits for the far end to close (so every byte
+/// has arrived). Returns MB/s.
+async fn push(addr: SocketAddr, streams: usize, total: usize) -> f64 {
+    let per_stream = total / streams;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..streams)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut tcp = TcpStream::connect(addr).await.expect("connect");
+                tcp.set_nodelay(true).expect("nodelay");
+                let chunk = vec![0x5au8; CHUNK];
+                let mut left = per_stream;
+                while left > 0 {
+                    let n = left.min(CHUNK);
+                    tcp.write_all(&chunk[..n]).await.expect("write");
+                    left -= n;
+                }
+                tcp.shutdown().await.expect("shutdown");
+                let mut rest = Vec::new();
+                tcp.read_to_end(&mut rest).await.expect("read to end");
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("stream task");
+    }
+    (per_stream * streams) as f64 / started.elapsed().as_secs_f64() / 1e6
+}
+
+fn median(samples: &[Duration]) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
+}
+
+fn mean(samples: &[Duration]) -> Duration {
+    samples.iter().sum::<Duration>() / samples.len() as u32
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// A local sshd with throwaway keys and an `ssh -L` forward through it.
+struct SshForward {
+    sshd: Child,
+    ssh: Child,
+    local: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl SshForward {
+    fn start(target: SocketAddr) -> Result<Self, String> {
+        let sshd_bin = ["/usr/sbin/sshd", "/usr/bin/sshd"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .ok_or("sshd is not installed (apt-get install openssh-server openssh-client)")?;
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let host_key = dir.path().join("host_key");
+        let user_key = dir.path().join("user_key");
+        keygen(&host_key)?;
+        keygen(&user_key)?;
+        let authorized = dir.path().join("authorized_keys");
+        std::fs::copy(user_key.with_extension("pub"), &authorized).map_err(|e| e.to_string())?;
+        let user = String::from_utf8_lossy(
+            &Command::new("id")
+                .arg("-un")
+                .output()
+                .map_err(|e| e.to_string())?
+                .stdout,
+        )
+        .trim()
+        .to_string();
+        let port = free_port()?;
+        let config = dir.path().join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
+                 PidFile {}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+                 PermitRootLogin prohibit-password\nAllowTcpForwarding yes\nAllowUsers {user}\n",
+                host_key.display(),
+                authorized.display(),
+                dir.path().join("sshd.pid").display(),
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        // sshd insists on its privilege separation directory.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let sshd = Command::new(&sshd_bin)
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("could not start sshd: {e}"))?;
+        let mut this = Self {
+            sshd,
+            ssh: Command::new("true").spawn().map_err(|e| e.to_string())?,
+            local: SocketAddr::from(([127, 0, 0, 1], 0)),
+            _dir: dir,
+        };
+        wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)))?;
+        let local_port = free_port()?;
+        this.ssh = Command::new("ssh")
+            .args([
+                "-N",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "ExitOnForwardFailure=yes",
+                "-o",
+                "LogLevel=ERROR",
+                "-i",
+            ])
+            .arg(&user_key)
+            .args(["-p", &port.to_string(), "-L"])
+            .arg(format!("{local_port}:127.0.0.1:{}", target.port()))
+            .arg(format!("{user}@127.0.0.1"))
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("could not start ssh: {e}"))?;
+        this.local = SocketAddr::from(([127, 0, 0, 1], local_port));
+        wait_for_port(this.local)?;
+        Ok(this)
+    }
+}
+
+impl Drop for SshForward {
+    fn drop(&mut self) {
+        let _ = self.ssh.kill();
+        let _ = self.ssh.wait();
+        let _ = self.sshd.kill();
+        let _ = self.sshd.wait();
+    }
+}
+
+fn keygen(path: &Path) -> Result<(), String> {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .map_err(|e| format!("ssh-keygen: {e}"))?;
+    status
+        .success()
+        .then_some(())
+        .ok_or_else(|| "ssh-keygen failed".to_string())
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = StdListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+fn wait_for_port(addr: SocketAddr) -> Result<(), String> {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!("nothing listens on {addr} after 10 s"))
+}

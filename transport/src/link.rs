@@ -191,12 +191,45 @@ pub fn server_endpoint(
     let crypto = tls::server_crypto(identity.transport(), kx)?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     server.transport_config(Arc::new(config.transport()));
-    Endpoint::server(server, addr).map_err(|source| LinkError::Endpoint { addr, source })
+    open_endpoint(addr, Some(server))
 }
 
-/// Opens a client-only QUIC endpoint on an ephemeral local port.
+/// Opens a client-only QUIC endpoint on `bind` (port 0: an ephemeral port).
 pub fn client_endpoint(bind: SocketAddr) -> Result<Endpoint, LinkError> {
-    Endpoint::client(bind).map_err(|source| LinkError::Endpoint { addr: bind, source })
+    open_endpoint(bind, None)
+}
+
+/// UDP socket buffer size asked for (the kernel caps it at its maximum):
+/// the default of about 200 KiB drops datagrams under bulk transfers.
+pub const UDP_BUFFER: usize = 4 * 1024 * 1024;
+
+fn open_endpoint(
+    addr: SocketAddr,
+    server: Option<quinn::ServerConfig>,
+) -> Result<Endpoint, LinkError> {
+    let fail = |source| LinkError::Endpoint { addr, source };
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .map_err(fail)?;
+    // Larger buffers are an optimisation; a kernel refusing them is not fatal.
+    let _ = socket.set_recv_buffer_size(UDP_BUFFER);
+    let _ = socket.set_send_buffer_size(UDP_BUFFER);
+    socket.bind(&addr.into()).map_err(fail)?;
+    let runtime = quinn::default_runtime().ok_or_else(|| {
+        fail(std::io::Error::other(
+            "no tokio runtime is running to drive the QUIC endpoint",
+        ))
+    })?;
+    Endpoint::new(
+        quinn::EndpointConfig::default(),
+        server,
+        socket.into(),
+        runtime,
+    )
+    .map_err(fail)
 }
 
 /// Dials links from one local endpoint with one identity.
@@ -358,7 +391,7 @@ pub fn peer_certificate(connection: &Connection) -> Result<Vec<u8>, LinkError> {
 /// closed; the caller records the returned refusal.
 pub async fn admit(
     incoming: quinn::Incoming,
-    identity: &LinkIdentity,
+    identity: &Arc<LinkIdentity>,
     policy: &dyn PeerPolicy,
     config: &LinkConfig,
 ) -> Result<Link, (SocketAddr, LinkRefusal)> {
@@ -405,7 +438,7 @@ type Refused = (LinkRefusal, Option<(SendStream, LinkRefusalCode)>);
 
 async fn bind_server(
     connection: &Connection,
-    identity: &LinkIdentity,
+    identity: &Arc<LinkIdentity>,
     policy: &dyn PeerPolicy,
 ) -> Result<Link, Refused> {
     let protocol = |detail: String| (LinkRefusal::Protocol { detail }, None);
@@ -457,7 +490,25 @@ async fn bind_server(
         Ok(c) => c,
         Err(e) => return Err(fail(e.to_string(), send)),
     };
-    let mut statement = BindingStatement {
+    // Our own binding is signed on another thread while the client's is
+    // verified here: the two are independent and each costs about a
+    // composite signature operation. It is sent only if the client passes.
+    let signer = {
+        let identity = Arc::clone(identity);
+        let client_certificate = client_certificate.clone();
+        let client_key = client_key.clone();
+        tokio::task::spawn_blocking(move || {
+            identity.sign(&BindingStatement {
+                role: Role::Server,
+                exporter,
+                client_certificate: &client_certificate,
+                server_certificate: identity.transport().certificate(),
+                client_key: &client_key,
+                server_key: identity.public_key(),
+            })
+        })
+    };
+    let statement = BindingStatement {
         role: Role::Client,
         exporter,
         client_certificate: &client_certificate,
@@ -486,10 +537,10 @@ async fn bind_server(
             ))
         }
     };
-    statement.role = Role::Server;
-    let signature = match identity.sign(&statement) {
-        Ok(s) => s,
-        Err(e) => return Err(fail(e.to_string(), send)),
+    let signature = match signer.await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(fail(e.to_string(), send)),
+        Err(e) => return Err(fail(format!("signing task failed: {e}"), send)),
     };
     let reply = LinkMessage::Binding {
         role: Role::Server,
