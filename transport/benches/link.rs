@@ -8,7 +8,10 @@
 //!    throwaway keys (skipped with a message when sshd is not installed).
 //!
 //! Run: `cargo bench -p vigil-transport --bench link`. `VIGIL_BENCH_MIB`
-//! sets the bytes pushed per configuration (default 256 MiB).
+//! sets the bytes pushed per configuration (default 256 MiB);
+//! `VIGIL_BENCH_PART=setup|throughput` runs one half. Without `--bench`
+//! (as under `cargo test --all-targets`) it makes a quick smoke run: 2 MiB,
+//! 3 dials, no figures worth reading.
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};
@@ -25,7 +28,8 @@ use vigil_transport::{
     PeerStatus, ReconnectPolicy, ServerContext, Target, TunnelClient, TunnelSpec,
 };
 
-const SETUP_ROUNDS: usize = 40;
+const FULL_SETUP_ROUNDS: usize = 40;
+const SMOKE_SETUP_ROUNDS: usize = 3;
 const WARMUP: usize = 3;
 const CHUNK: usize = 256 * 1024;
 
@@ -41,6 +45,19 @@ impl PeerPolicy for TrustAll {
 
     fn target_allowed(&self, _key: &CompositePublicKey, _target: &Target) -> bool {
         true
+    }
+}
+
+/// `cargo bench` passes `--bench`; anything else is a smoke run.
+fn full_run() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+fn setup_rounds() -> usize {
+    if full_run() {
+        FULL_SETUP_ROUNDS
+    } else {
+        SMOKE_SETUP_ROUNDS
     }
 }
 
@@ -61,7 +78,7 @@ async fn run() {
     let mib: usize = std::env::var("VIGIL_BENCH_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(256);
+        .unwrap_or(if full_run() { 256 } else { 2 });
 
     let node = Arc::new(LinkIdentity::new(SigningKey::generate()).expect("identity"));
     let context = ServerContext {
@@ -90,7 +107,10 @@ async fn run() {
 }
 
 async fn setup_figures(dialer: &Dialer, server_addr: SocketAddr, node_key: &CompositePublicKey) {
-    println!("== link setup ({SETUP_ROUNDS} dials each, loopback, median) ==");
+    println!(
+        "== link setup ({} dials each, loopback, median) ==",
+        setup_rounds()
+    );
     let (pq, bare, classical) = link_setup(dialer, server_addr, node_key).await;
     println!(
         "vigil link (X25519MLKEM768 + composite binding): {:>8.3} ms  (mean {:.3} ms)",
@@ -150,7 +170,11 @@ async fn throughput_figures(
         .wait_for_link(Duration::from_secs(10))
         .await
         .expect("link up");
-    let ssh = SshForward::start(sink);
+    let ssh = if full_run() {
+        SshForward::start(sink)
+    } else {
+        Err("smoke run (use cargo bench for figures)".to_string())
+    };
     if let Err(why) = &ssh {
         println!("ssh -L column skipped: {why}");
     }
@@ -202,7 +226,7 @@ async fn link_setup(
     let classical = BareHandshake::start(KeyExchange::ClassicalOnly);
     let hybrid = BareHandshake::start(KeyExchange::PostQuantum);
     let (mut pq, mut bare, mut classic) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..SETUP_ROUNDS + WARMUP {
+    for round in 0..setup_rounds() + WARMUP {
         let started = Instant::now();
         let link = dialer.dial(server, node_key).await.expect("vigil link");
         let pq_time = started.elapsed();
@@ -271,7 +295,7 @@ fn composite_costs() -> (Duration, Duration) {
     let key = SigningKey::generate();
     let message = [7u8; 4200];
     let (mut signs, mut verifies) = (Vec::new(), Vec::new());
-    for _ in 0..SETUP_ROUNDS {
+    for _ in 0..setup_rounds() {
         let started = Instant::now();
         let signature = key.sign(&message, b"bench").expect("sign");
         signs.push(started.elapsed());
