@@ -1,1 +1,206 @@
-fn main() {}
+//! Ledger benchmark, printed side by side in one run:
+//! - durable appends/s at batch sizes 1, 64 and 1024 with 256-byte entries,
+//!   next to a plain file write + fdatasync at the same batch sizes;
+//! - offline verification of an exported bundle (entries/s) next to plain
+//!   SHA-256 over the same bytes;
+//! - inclusion proof time at 1,000,000 entries (from the sled store);
+//! - bytes on disk per entry.
+//!
+//! `cargo bench -p vigil-ledger --bench ledger`. `VIGIL_BENCH_ENTRIES`
+//! changes the size of the big ledger (default 1,000,000).
+
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use vigil_crypto::SigningKey;
+use vigil_ledger::bundle::{export, verify_bundle, ExportOptions};
+use vigil_ledger::{Ledger, NewEntry};
+
+const ENTRY_BYTES: usize = 256;
+
+/// An entry whose canonical encoding is exactly 256 bytes.
+fn entry(i: u64) -> NewEntry {
+    let base = NewEntry::new("tool.call", "agent:bench", "tool:echo", "allow");
+    // Fixed fields: 1+8+8+32 + (1+9) + (2+11) + (2+9) + (1+5) + 4 + 1 = 94 bytes
+    // plus details `{"i":NNNNNNNNNN,"p":"..."}`.
+    let prefix = format!("{{\"i\":\"{i:010}\",\"p\":\"");
+    let fill = ENTRY_BYTES - 94 - prefix.len() - 2;
+    base.details(serde_json::from_str(&format!("{prefix}{}\"}}", "x".repeat(fill))).expect("json"))
+}
+
+fn disk_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                total += disk_bytes(&p);
+            } else if let Ok(m) = e.metadata() {
+                use std::os::unix::fs::MetadataExt as _;
+                total += m.blocks() * 512;
+            }
+        }
+    }
+    total
+}
+
+fn per_sec(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+fn bench_appends(batch: usize, batches: usize) -> (f64, f64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Ledger::open(dir.path()).expect("open");
+    let mut i = 0u64;
+    let start = Instant::now();
+    for _ in 0..batches {
+        let entries: Vec<NewEntry> = (0..batch)
+            .map(|_| {
+                i += 1;
+                entry(i)
+            })
+            .collect();
+        ledger.append_batch(entries).expect("append");
+    }
+    let ledger_rate = per_sec((batch * batches) as u64, start.elapsed());
+    assert_eq!(
+        ledger
+            .entry(0)
+            .expect("read")
+            .expect("entry")
+            .encode()
+            .len(),
+        ENTRY_BYTES
+    );
+
+    let path = dir.path().join("baseline");
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .expect("baseline file");
+    let buf = vec![0x5au8; ENTRY_BYTES * batch];
+    let start = Instant::now();
+    for _ in 0..batches {
+        f.write_all(&buf).expect("write");
+        f.sync_data().expect("fdatasync");
+    }
+    let file_rate = per_sec((batch * batches) as u64, start.elapsed());
+    (ledger_rate, file_rate)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("ledger: bench");
+        return;
+    }
+    let big: u64 = std::env::var("VIGIL_BENCH_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+
+    println!("== durable appends, {ENTRY_BYTES}-byte entries (vigil ledger vs plain file write+fdatasync)");
+    println!(
+        "{:>8} {:>16} {:>16} {:>8}",
+        "batch", "ledger/s", "file/s", "ratio"
+    );
+    for (batch, batches) in [(1usize, 300usize), (64, 100), (1024, 60)] {
+        let (l, f) = bench_appends(batch, batches);
+        println!("{batch:>8} {l:>16.0} {f:>16.0} {:>8.2}", l / f);
+    }
+
+    println!("\n== building a ledger of {big} entries (batches of 1024)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = SigningKey::generate();
+    let ledger = Ledger::open(dir.path()).expect("open");
+    let start = Instant::now();
+    let mut i = 0u64;
+    while i < big {
+        let n = (big - i).min(1024);
+        ledger
+            .append_batch((i..i + n).map(entry).collect())
+            .expect("append");
+        i += n;
+    }
+    ledger
+        .checkpoint(&key, "bench.example/ledger")
+        .expect("checkpoint");
+    println!(
+        "built in {:.1} s ({:.0} entries/s)",
+        start.elapsed().as_secs_f64(),
+        per_sec(big, start.elapsed())
+    );
+
+    let raw = big * ENTRY_BYTES as u64;
+    let on_disk = disk_bytes(dir.path());
+    println!(
+        "\n== disk: {} bytes for {big} entries = {:.1} bytes/entry ({:.2}x the {ENTRY_BYTES} raw entry bytes)",
+        on_disk,
+        on_disk as f64 / big as f64,
+        on_disk as f64 / raw as f64
+    );
+
+    println!("\n== inclusion proofs at {big} entries (from the sled store)");
+    let samples = 2000u64;
+    let mut rng_state = 0x9e3779b97f4a7c15u64;
+    let start = Instant::now();
+    for _ in 0..samples {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        let idx = rng_state % big;
+        let p = ledger.inclusion_proof(idx, big).expect("proof");
+        assert!(!p.is_empty());
+    }
+    let per = start.elapsed() / samples as u32;
+    println!(
+        "{samples} random proofs: {:.1} µs per proof",
+        per.as_secs_f64() * 1e6
+    );
+
+    println!(
+        "\n== offline verification of an exported bundle vs plain SHA-256 over the same bytes"
+    );
+    let mut bundle = Vec::with_capacity((big as usize) * (ENTRY_BYTES + 8));
+    let start = Instant::now();
+    export(
+        &ledger,
+        key.public_key(),
+        &mut bundle,
+        &ExportOptions::default(),
+        &mut |_, _| {},
+    )
+    .expect("export");
+    println!(
+        "export: {:.2} s, {} bytes",
+        start.elapsed().as_secs_f64(),
+        bundle.len()
+    );
+    let start = Instant::now();
+    let report = verify_bundle(&bundle[..], key.public_key()).expect("verify");
+    let verify = start.elapsed();
+    let start = Instant::now();
+    let digest = Sha256::digest(&bundle);
+    let sha = start.elapsed();
+    std::hint::black_box(digest);
+    println!("{:>14} {:>16} {:>16}", "", "entries/s", "MB/s");
+    println!(
+        "{:>14} {:>16.0} {:>16.1}",
+        "vigil-verify",
+        per_sec(report.entries, verify),
+        bundle.len() as f64 / verify.as_secs_f64() / 1e6
+    );
+    println!(
+        "{:>14} {:>16.0} {:>16.1}",
+        "plain SHA-256",
+        per_sec(report.entries, sha),
+        bundle.len() as f64 / sha.as_secs_f64() / 1e6
+    );
+    println!(
+        "ratio (verify / SHA-256): {:.2}",
+        sha.as_secs_f64() / verify.as_secs_f64()
+    );
+}

@@ -152,8 +152,18 @@ pub fn export<W: Write>(
         }
         let mut payloads = 0u64;
         let mut done = 0u64;
+        let mut first_gap: Option<u64> = None;
         for raw in ledger.raw_entries(from..to) {
             let raw = raw?;
+            let position = from + done;
+            if first_gap.is_none()
+                && raw
+                    .get(1..9)
+                    .map(|b| b != position.to_be_bytes())
+                    .unwrap_or(true)
+            {
+                first_gap = Some(position);
+            }
             w.len_prefixed(4, &raw).map_err(io("bundle"))?;
             let payload = if opts.no_payloads {
                 None
@@ -176,6 +186,16 @@ pub fn export<W: Write>(
             if done % 4096 == 0 || done == to - from {
                 progress(done, to - from);
             }
+        }
+        if done < to - from {
+            // The bundle would be cut short; refuse rather than write a file
+            // that only says "truncated".
+            let at = first_gap.unwrap_or(from + done);
+            return Err(LedgerError::Damaged(format!(
+                "entry {at} is missing from the store ({} of {} entries found)",
+                done,
+                to - from
+            )));
         }
         Ok((chosen.len() as u64, payloads))
     };
