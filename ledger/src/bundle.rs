@@ -236,28 +236,31 @@ impl<R: Read> BundleReader<R> {
         Self { inner, offset: 0 }
     }
 
-    fn exact(&mut self, n: usize, what: &str) -> Result<Vec<u8>, VerifyError> {
-        let mut buf = Vec::new();
-        let got = (&mut self.inner)
-            .take(n as u64)
-            .read_to_end(&mut buf)
-            .map_err(|e| {
+    fn fill(&mut self, buf: &mut [u8], what: &str) -> Result<(), VerifyError> {
+        self.inner.read_exact(buf).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                VerifyError::Malformed(format!(
+                    "the bundle is truncated: {what} at byte {} needs {} bytes",
+                    self.offset,
+                    buf.len()
+                ))
+            } else {
                 VerifyError::Malformed(format!("reading {what} at byte {}: {e}", self.offset))
-            })?;
-        if got != n {
-            return Err(VerifyError::Malformed(format!(
-                "the bundle is truncated: {what} at byte {} needs {n} bytes, {got} are left",
-                self.offset
-            )));
-        }
-        self.offset += n as u64;
+            }
+        })?;
+        self.offset += buf.len() as u64;
+        Ok(())
+    }
+
+    fn exact(&mut self, n: usize, what: &str) -> Result<Vec<u8>, VerifyError> {
+        let mut buf = vec![0u8; n];
+        self.fill(&mut buf, what)?;
         Ok(buf)
     }
 
     fn uint(&mut self, width: usize, what: &str) -> Result<u64, VerifyError> {
-        let b = self.exact(width, what)?;
         let mut buf = [0u8; 8];
-        buf[8 - width..].copy_from_slice(&b);
+        self.fill(&mut buf[8 - width..], what)?;
         Ok(u64::from_be_bytes(buf))
     }
 
@@ -273,9 +276,8 @@ impl<R: Read> BundleReader<R> {
     }
 
     fn hash(&mut self, what: &str) -> Result<Hash, VerifyError> {
-        let b = self.exact(32, what)?;
         let mut h = [0u8; 32];
-        h.copy_from_slice(&b);
+        self.fill(&mut h, what)?;
         Ok(h)
     }
 
@@ -334,9 +336,8 @@ impl<R: Read> BundleReader<R> {
         let payload = match self.uint(1, "payload tag")? {
             0 => None,
             1 => {
-                let salt_v = self.exact(SALT_LEN, "payload salt")?;
                 let mut salt = [0u8; SALT_LEN];
-                salt.copy_from_slice(&salt_v);
+                self.fill(&mut salt, "payload salt")?;
                 let data = self.bytes(8, MAX_PAYLOAD_LEN, "payload")?;
                 Some((salt, data))
             }

@@ -40,28 +40,13 @@ use crate::error::LedgerError;
 use crate::hash::{leaf_hash, Hash};
 use crate::merkle::{self, Frontier, NodeSource};
 use crate::payloads::{PayloadStore, StoredPayload};
+use crate::storage::{
+    checkpoint_key, chunk_key, chunk_start, decode_chunk, encode_chunk, tile_key, tile_node,
+    CHUNK_BYTES, CHUNK_ENTRIES, TILE_NODES,
+};
 
 const STATE_KEY: &[u8] = b"m/state";
 const ORIGIN_KEY: &[u8] = b"m/origin";
-
-fn entry_key(index: u64) -> [u8; 9] {
-    let mut k = [b'e'; 9];
-    k[1..].copy_from_slice(&index.to_be_bytes());
-    k
-}
-
-fn node_key(level: u8, index: u64) -> [u8; 10] {
-    let mut k = [b'n'; 10];
-    k[1] = level;
-    k[2..].copy_from_slice(&index.to_be_bytes());
-    k
-}
-
-fn checkpoint_key(size: u64) -> [u8; 9] {
-    let mut k = [b'c'; 9];
-    k[1..].copy_from_slice(&size.to_be_bytes());
-    k
-}
 
 /// What the writer knows about the end of the ledger.
 #[derive(Debug, Clone, Default)]
@@ -157,23 +142,36 @@ impl NodeSource for StoredNodes<'_> {
     type Error = LedgerError;
     fn node(&self, level: u8, index: u64) -> Result<Hash, LedgerError> {
         if level == 0 {
-            let bytes = self
-                .tree
-                .get(entry_key(index))?
+            let bytes = find_entry(self.tree, index)?
                 .ok_or_else(|| LedgerError::Damaged(format!("entry {index} is missing")))?;
             return Ok(leaf_hash(&bytes));
         }
-        let v = self.tree.get(node_key(level, index))?.ok_or_else(|| {
-            LedgerError::Damaged(format!(
-                "Merkle node at level {level}, index {index} is missing"
-            ))
-        })?;
-        v.as_ref().try_into().map_err(|_| {
-            LedgerError::Damaged(format!(
-                "Merkle node at level {level}, index {index} is malformed"
-            ))
-        })
+        let tile = self.tree.get(tile_key(level, index))?;
+        tile.as_deref()
+            .and_then(|t| tile_node(t, index))
+            .ok_or_else(|| {
+                LedgerError::Damaged(format!(
+                    "Merkle node at level {level}, index {index} is missing"
+                ))
+            })
     }
+}
+
+/// The raw bytes of entry `index`, read from its chunk.
+fn find_entry(tree: &sled::Tree, index: u64) -> Result<Option<Vec<u8>>, LedgerError> {
+    let Some(item) = tree.range(chunk_key(0)..=chunk_key(index)).next_back() else {
+        return Ok(None);
+    };
+    let (k, v) = item?;
+    let start = chunk_start(&k)
+        .ok_or_else(|| LedgerError::Damaged("an entry chunk key is malformed".into()))?;
+    let entries = decode_chunk(&v).ok_or_else(|| {
+        LedgerError::Damaged(format!("the entry chunk starting at {start} is malformed"))
+    })?;
+    Ok(usize::try_from(index - start)
+        .ok()
+        .and_then(|i| entries.get(i))
+        .map(|e| e.to_vec()))
 }
 
 fn now_ns() -> u64 {
@@ -344,6 +342,11 @@ impl Ledger {
         let mut batch = sled::Batch::default();
         let mut ranges = Vec::with_capacity(jobs.len());
         let now = now_ns();
+        let mut chunk: Vec<Vec<u8>> = Vec::new();
+        let mut chunk_start_index = st.size;
+        let mut chunk_bytes = 0usize;
+        let mut tiles: std::collections::BTreeMap<[u8; 10], Vec<u8>> = Default::default();
+        let mut tile_error: Option<String> = None;
         for job in jobs {
             let start = st.size;
             for e in &job.entries {
@@ -353,15 +356,56 @@ impl Ledger {
                 e.prev = st.last_hash;
                 let bytes = e.encode();
                 let leaf = leaf_hash(&bytes);
-                batch.insert(&entry_key(e.index)[..], bytes);
+                if !chunk.is_empty()
+                    && (chunk.len() >= CHUNK_ENTRIES || chunk_bytes + bytes.len() > CHUNK_BYTES)
+                {
+                    batch.insert(&chunk_key(chunk_start_index)[..], encode_chunk(&chunk));
+                    chunk.clear();
+                    chunk_bytes = 0;
+                    chunk_start_index = e.index;
+                }
+                chunk_bytes += bytes.len() + 4;
+                chunk.push(bytes);
+                let db = &self.inner.db;
                 st.frontier.push_with(leaf, |level, index, h| {
-                    batch.insert(&node_key(level, index)[..], &h[..]);
+                    let key = tile_key(level, index);
+                    let tile = tiles.entry(key).or_insert_with(|| {
+                        if index % TILE_NODES == 0 {
+                            return Vec::new();
+                        }
+                        match db.get(key) {
+                            Ok(Some(v)) => v.to_vec(),
+                            Ok(None) => Vec::new(),
+                            Err(e) => {
+                                tile_error.get_or_insert(e.to_string());
+                                Vec::new()
+                            }
+                        }
+                    });
+                    if tile.len() as u64 != (index % TILE_NODES) * 32 {
+                        tile_error.get_or_insert(format!(
+                            "the Merkle tile at level {level} holding node {index} has {} bytes",
+                            tile.len()
+                        ));
+                    }
+                    tile.extend_from_slice(h);
                 });
                 st.size += 1;
                 st.last_hash = leaf;
                 st.last_ts = e.timestamp_ns;
             }
             ranges.push(start..st.size);
+        }
+        if let Some(e) = tile_error {
+            return Err(format!(
+                "ledger store is damaged: {e}; run `vigil audit verify`"
+            ));
+        }
+        if !chunk.is_empty() {
+            batch.insert(&chunk_key(chunk_start_index)[..], encode_chunk(&chunk));
+        }
+        for (k, v) in tiles {
+            batch.insert(&k[..], v);
         }
         batch.insert(STATE_KEY, st.encode());
         let result = (|| -> Result<(), LedgerError> {
@@ -393,22 +437,51 @@ impl Ledger {
 
     /// The entry at `index`, if present.
     pub fn entry(&self, index: u64) -> Result<Option<Entry>, LedgerError> {
-        match self.inner.db.get(entry_key(index))? {
+        match find_entry(&self.inner.db, index)? {
             Some(b) => Ok(Some(Entry::decode(&b)?)),
             None => Ok(None),
         }
     }
 
-    /// The raw encodings of the entries stored in `range`, in key order, as
-    /// stored (no checks: the verifier does those).
+    /// The raw encodings of the entries stored in `range`, in storage order,
+    /// as stored (no checks: the verifier does those).
     pub fn raw_entries(
         &self,
         range: Range<u64>,
     ) -> impl Iterator<Item = Result<Vec<u8>, LedgerError>> + '_ {
-        self.inner
-            .db
-            .range(entry_key(range.start)..entry_key(range.end))
-            .map(|r| r.map(|(_, v)| v.to_vec()).map_err(LedgerError::from))
+        let db = &self.inner.db;
+        let first_chunk = match db.range(chunk_key(0)..=chunk_key(range.start)).next_back() {
+            Some(Ok((k, _))) => chunk_start(&k).unwrap_or(range.start),
+            _ => range.start,
+        };
+        let end = range.end;
+        let start = range.start;
+        db.range(chunk_key(first_chunk)..chunk_key(end.max(first_chunk)))
+            .flat_map(move |item| -> Vec<Result<Vec<u8>, LedgerError>> {
+                let (k, v) = match item {
+                    Ok(kv) => kv,
+                    Err(e) => return vec![Err(e.into())],
+                };
+                let Some(cstart) = chunk_start(&k) else {
+                    return vec![Err(LedgerError::Damaged(
+                        "an entry chunk key is malformed".into(),
+                    ))];
+                };
+                let Some(entries) = decode_chunk(&v) else {
+                    return vec![Err(LedgerError::Damaged(format!(
+                        "the entry chunk starting at {cstart} is malformed"
+                    )))];
+                };
+                entries
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(j, _)| {
+                        let pos = cstart + *j as u64;
+                        pos >= start && pos < end
+                    })
+                    .map(|(_, e)| Ok(e.to_vec()))
+                    .collect()
+            })
     }
 
     /// The payload of entry `e`, if it has one and it is still stored.

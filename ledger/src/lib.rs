@@ -22,6 +22,7 @@ pub mod ledger;
 pub mod merkle;
 pub mod payloads;
 pub mod proof;
+pub mod storage;
 pub mod verify;
 
 pub use checkpoint::{Checkpoint, SignedCheckpoint};

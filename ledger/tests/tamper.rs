@@ -18,7 +18,9 @@ fn key() -> &'static SigningKey {
     KEY.get_or_init(SigningKey::generate)
 }
 
-/// 50 entries (every 7th with a payload), checkpoints at 20, 40 and 50.
+/// 50 entries appended one by one, so each sled chunk holds one entry
+/// (`count:u32 | len:u32 | entry`); every 7th has a payload; checkpoints at
+/// 20, 40 and 50.
 fn build(dir: &Path) {
     let l = Ledger::open(dir).unwrap();
     for i in 0..N {
@@ -115,7 +117,7 @@ fn changed_prev_field_is_named() {
     build(dir.path());
     tamper(dir.path(), |db| {
         let mut v = db.get(ekey(23)).unwrap().unwrap().to_vec();
-        v[17] ^= 0xff; // first byte of `prev`
+        v[8 + 17] ^= 0xff; // first byte of `prev` (after the chunk header)
         db.insert(ekey(23), v).unwrap();
     });
     expect_failure(dir.path(), Location::Entry(23));
