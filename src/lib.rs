@@ -5,5 +5,8 @@
 //! and `cli` turns command lines into calls on these parts.
 
 pub mod cli;
+pub mod gatekeeper;
 pub mod node;
+pub mod package;
 pub mod sandbox;
+pub mod trust;

@@ -10,9 +10,13 @@ use clap::{Parser, Subcommand};
 use crate::node::home::Home;
 
 mod init;
+mod install;
 mod key;
+mod package;
 mod passphrase;
 mod sign;
+mod tools;
+mod trust;
 
 /// vigil: signed tools, a capability sandbox and a tamper-evident audit ledger
 /// for AI agents.
@@ -38,6 +42,16 @@ pub enum Command {
     Sign(sign::SignArgs),
     /// Verify a file's signature under a namespace (exit 0 valid, 1 invalid)
     Verify(sign::VerifyArgs),
+    /// Build and inspect signed tool packages
+    #[command(subcommand)]
+    Package(package::PackageCommand),
+    /// Manage trusted publishers (and peers)
+    #[command(subcommand)]
+    Trust(trust::TrustCommand),
+    /// Offer a package to the gatekeeper; store it if admitted
+    Install(install::InstallArgs),
+    /// List the tools of admitted packages (re-verifying stored packages)
+    Tools(tools::ToolsArgs),
 }
 
 impl Cli {
@@ -67,5 +81,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Key(cmd) => key::run(cmd),
         Command::Sign(args) => sign::sign(args),
         Command::Verify(args) => sign::verify(args),
+        Command::Package(cmd) => package::run(cmd),
+        Command::Trust(cmd) => trust::run(&home, cmd),
+        Command::Install(args) => install::run(&home, args),
+        Command::Tools(args) => tools::run(&home, args),
     }
 }

@@ -24,6 +24,23 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub node: NodeConfig,
+    pub packages: PackagesConfig,
+}
+
+/// `[packages]`: limits of the gatekeeper.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PackagesConfig {
+    /// Largest package file the gatekeeper reads, in bytes.
+    pub max_package_bytes: u64,
+}
+
+impl Default for PackagesConfig {
+    fn default() -> Self {
+        Self {
+            max_package_bytes: crate::package::format::DEFAULT_MAX_PACKAGE_BYTES,
+        }
+    }
 }
 
 /// `[node]`: identity of this node.
@@ -77,6 +94,10 @@ pub const TEMPLATE: &str = r#"# vigil node configuration. Every option is shown 
 # name = "vigil-node"
 # Env var holding the passphrase of the node key, if `vigil init` sealed it.
 # passphrase_env = "VIGIL_PASSPHRASE"
+
+[packages]
+# Largest package file (.vpkg) the gatekeeper accepts, in bytes (64 MiB).
+# max_package_bytes = 67108864
 "#;
 
 #[cfg(test)]

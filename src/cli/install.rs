@@ -1,0 +1,85 @@
+//! `vigil install FILE.vpkg [--allow-finding ID]...`: offers a package to
+//! the gatekeeper, stores it when admitted, and records the decision.
+//! Also the one place the CLI hands decisions to the ledger ([`audit`]).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::gatekeeper::record::AuditRecord;
+use crate::gatekeeper::store::PackageStore;
+use crate::gatekeeper::{Decision, Occasion, Refusal, Refused};
+use crate::node::config::Config;
+use crate::node::home::Home;
+use crate::package::FormatError;
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// The package file
+    pub file: PathBuf,
+    /// Admit despite this finding of the poisoning scan (an id shown by
+    /// `vigil package inspect`); recorded in the ledger. Repeatable.
+    #[arg(long = "allow-finding", value_name = "ID")]
+    pub allow_finding: Vec<String>,
+}
+
+/// Seconds since the Unix epoch.
+pub(super) fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Hands one decision to the node's ledger.
+///
+/// SEAM: the ledger's `Auditor` (`crate::node::audit`) is not in the tree
+/// yet; until it is, the record is only printed to stderr as one
+/// `audit: {...}` JSON line so tests and operators can see it.
+pub(super) fn audit(_home: &Home, record: &AuditRecord) -> anyhow::Result<()> {
+    eprintln!("audit: {}", serde_json::to_string(record)?);
+    Ok(())
+}
+
+pub fn run(home: &Home, args: InstallArgs) -> anyhow::Result<ExitCode> {
+    home.require_initialized()?;
+    let config = Config::load(&home.config_path())?;
+    let max = config.packages.max_package_bytes;
+    let trust = crate::trust::file::load(&home.trust_path())?;
+    let mut store = PackageStore::open(home)?;
+    let source = args.file.display().to_string();
+    let len = std::fs::metadata(&args.file)
+        .with_context(|| format!("cannot read {source}"))?
+        .len();
+    let decision = if len > max {
+        Decision::Refused(Box::new(Refused {
+            package: None,
+            reason: Refusal::Format(FormatError::TooLarge { len, max }),
+        }))
+    } else {
+        let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {source}"))?;
+        store.install(&trust, max, &bytes, &args.allow_finding, now())?
+    };
+    audit(home, &decision.audit_record(Occasion::Install, &source))?;
+    match decision {
+        Decision::Admitted(a) => {
+            println!(
+                "admitted {} {} (hash {}, publisher {})",
+                a.package.name, a.package.version, a.package.hash, a.package.publisher
+            );
+            for t in &a.manifest.tools {
+                println!("  tool {} [{}]", t.name, t.sensitivity.as_str());
+            }
+            for f in &a.allowed_findings {
+                println!("  allowed finding {} ({:?})", f.id, f.evidence);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Decision::Refused(r) => {
+            eprintln!("refused {source}: {}", r.reason);
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

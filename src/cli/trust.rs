@@ -1,0 +1,144 @@
+//! `vigil trust ...`: changes to and listing of the trust store. Every
+//! change is written atomically and recorded as one ledger entry.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use vigil_crypto::keyfile;
+
+use super::install::{audit, now};
+use crate::node::home::Home;
+use crate::trust::{file, TrustChange, TrustStore};
+
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Publishers whose packages this node may admit
+    #[command(subcommand)]
+    Publisher(PublisherCommand),
+    /// List trusted publishers and peers
+    List(ListArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PublisherCommand {
+    /// Trust a publisher key (a .pub file) for the names in its scopes
+    Add(AddPublisherArgs),
+    /// Revoke a publisher key; its packages are refused from now on
+    Revoke(RevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AddPublisherArgs {
+    /// The publisher's public key file (NAME.pub)
+    pub key: PathBuf,
+    /// Package names this key may sign: `acme/*` or `acme/weather`. Repeatable.
+    #[arg(long, value_name = "PATTERN", required = true)]
+    pub scope: Vec<String>,
+    /// A label for the publisher [default: the .pub comment]
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// Key id (32 hex digits, see `vigil trust list`)
+    pub key_id: String,
+    /// Why the key is revoked (recorded)
+    #[arg(long)]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(home: &Home, cmd: TrustCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TrustCommand::Publisher(PublisherCommand::Add(args)) => {
+            let text = std::fs::read_to_string(&args.key)
+                .with_context(|| format!("cannot read {}", args.key.display()))?;
+            let (key, comment) = keyfile::parse_public_key_line(&text)
+                .with_context(|| format!("{} is not a public key file", args.key.display()))?;
+            let name = args.name.or(comment).unwrap_or_default();
+            change(home, |s| s.add_publisher(&key, &name, &args.scope, now()))?;
+            println!(
+                "trusted publisher {} ({}) for {}",
+                key.key_id(),
+                key.fingerprint(),
+                args.scope.join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        TrustCommand::Publisher(PublisherCommand::Revoke(args)) => {
+            change(home, |s| {
+                s.revoke_publisher(&args.key_id, &args.reason, now())
+            })?;
+            println!("revoked publisher {}: {}", args.key_id, args.reason.trim());
+            Ok(ExitCode::SUCCESS)
+        }
+        TrustCommand::List(args) => list(home, args),
+    }
+}
+
+/// Applies one change to the trust store: load, change, save, record.
+pub fn change(
+    home: &Home,
+    apply: impl FnOnce(&mut TrustStore) -> Result<TrustChange, crate::trust::TrustError>,
+) -> anyhow::Result<TrustChange> {
+    home.require_initialized()?;
+    let path = home.trust_path();
+    let mut store = file::load(&path)?;
+    let change = apply(&mut store)?;
+    file::save(&path, &store)?;
+    audit(home, &change.audit_record())?;
+    Ok(change)
+}
+
+fn list(home: &Home, args: ListArgs) -> anyhow::Result<ExitCode> {
+    home.require_initialized()?;
+    let store = file::load(&home.trust_path())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&store)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if store.publishers.is_empty() {
+        println!("publishers: none");
+    } else {
+        println!("publishers:");
+    }
+    for p in &store.publishers {
+        let state = match &p.revoked {
+            Some(r) => format!("REVOKED ({})", r.reason),
+            None => "trusted".to_string(),
+        };
+        println!(
+            "  {}  {:<16} scopes {}  {state}",
+            p.key_id,
+            p.name,
+            p.scopes.join(", ")
+        );
+    }
+    if store.peers.is_empty() {
+        println!("peers: none");
+    } else {
+        println!("peers:");
+    }
+    for p in &store.peers {
+        let state = match &p.revoked {
+            Some(r) => format!("REVOKED ({})", r.reason),
+            None => "trusted".to_string(),
+        };
+        println!(
+            "  {}  {:<16} targets {}  {state}",
+            p.key_id,
+            p.name,
+            p.allowed_targets.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,183 @@
+//! The store of admitted packages under the node home's packages directory:
+//! each admitted package file kept verbatim as `<content hash>.vpkg`, and
+//! the admission history in `index.toml`. Installing runs the gatekeeper
+//! and stores what it admits; opening re-verifies every current package
+//! (as the node does at start), so a stored copy that changed is refused.
+
+use std::path::{Path, PathBuf};
+
+use super::history::{AdmissionHistory, AdmittedRecord, HISTORY_VERSION};
+use super::{Decision, Gatekeeper};
+use crate::node::home::Home;
+use crate::trust::file::write_atomic;
+use crate::trust::TrustStore;
+
+/// File name of the admission history inside the packages directory.
+pub const INDEX_FILE: &str = "index.toml";
+
+/// Errors reading or writing the store (not refusals: those are decisions).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A stored package re-verified at start, with its decision.
+#[derive(Debug)]
+pub struct StoredCheck {
+    pub record: AdmittedRecord,
+    /// Path of the stored copy.
+    pub path: PathBuf,
+    pub decision: Decision,
+}
+
+/// The packages directory of one node home.
+#[derive(Debug)]
+pub struct PackageStore {
+    dir: PathBuf,
+    history: AdmissionHistory,
+}
+
+impl PackageStore {
+    /// Opens the store of `home`; a missing directory is an empty store.
+    pub fn open(home: &Home) -> Result<Self, StoreError> {
+        let dir = home.packages_dir();
+        let index = dir.join(INDEX_FILE);
+        let history = match std::fs::read_to_string(&index) {
+            Ok(text) => {
+                let h: AdmissionHistory =
+                    toml::from_str(&text).map_err(|e| StoreError::Invalid {
+                        path: index.clone(),
+                        message: e.message().trim().to_string(),
+                    })?;
+                if h.version != HISTORY_VERSION {
+                    return Err(StoreError::Invalid {
+                        path: index,
+                        message: format!("unsupported index version {}", h.version),
+                    });
+                }
+                h
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => AdmissionHistory::default(),
+            Err(e) => return Err(io_err(&index)(e)),
+        };
+        Ok(Self { dir, history })
+    }
+
+    /// Every admission this node ever made.
+    pub fn history(&self) -> &AdmissionHistory {
+        &self.history
+    }
+
+    /// Path of the stored copy of the package with content hash `hash`.
+    pub fn package_path(&self, hash: &str) -> PathBuf {
+        self.dir.join(format!("{hash}.vpkg"))
+    }
+
+    /// Runs the gatekeeper on `bytes` and, when admitted, stores the
+    /// package and records the admission. Returns the decision.
+    pub fn install(
+        &mut self,
+        trust: &TrustStore,
+        max_package_bytes: u64,
+        bytes: &[u8],
+        allowed_findings: &[String],
+        now: u64,
+    ) -> Result<Decision, StoreError> {
+        let decision = Gatekeeper {
+            trust,
+            history: &self.history,
+            max_package_bytes,
+        }
+        .admit(bytes, allowed_findings);
+        let Decision::Admitted(admitted) = &decision else {
+            return Ok(decision);
+        };
+        crate::node::home::create_private_dir(&self.dir).map_err(|e| StoreError::Invalid {
+            path: self.dir.clone(),
+            message: e.to_string(),
+        })?;
+        let path = self.package_path(&admitted.package.hash);
+        write_atomic(&path, bytes).map_err(io_err(&path))?;
+        let superseded: Vec<String> = self
+            .history
+            .current_records()
+            .filter(|r| r.name == admitted.package.name && r.hash != admitted.package.hash)
+            .map(|r| r.hash.clone())
+            .collect();
+        self.history.record(AdmittedRecord {
+            name: admitted.package.name.clone(),
+            version: admitted.package.version.clone(),
+            hash: admitted.package.hash.clone(),
+            publisher: admitted.package.publisher.clone(),
+            admitted_at: now,
+            allowed_findings: admitted
+                .allowed_findings
+                .iter()
+                .map(|f| f.id.clone())
+                .collect(),
+            current: true,
+        });
+        self.save()?;
+        for hash in superseded {
+            // The history keeps the superseded version; its file is no
+            // longer needed. A leftover file is harmless.
+            let _ = std::fs::remove_file(self.package_path(&hash));
+        }
+        Ok(decision)
+    }
+
+    /// Re-verifies every current stored package (the check at node start).
+    pub fn verify_stored(&self, trust: &TrustStore, max_package_bytes: u64) -> Vec<StoredCheck> {
+        let gatekeeper = Gatekeeper {
+            trust,
+            history: &self.history,
+            max_package_bytes,
+        };
+        self.history
+            .current_records()
+            .map(|record| {
+                let path = self.package_path(&record.hash);
+                let decision = match std::fs::read(&path) {
+                    Ok(bytes) => gatekeeper.recheck(&bytes, record),
+                    Err(e) => Decision::Refused(Box::new(super::Refused {
+                        package: None,
+                        reason: super::Refusal::StoredCopyMissing {
+                            label: format!("{}@{}", record.name, record.version),
+                            hash: record.hash.clone(),
+                            detail: e.to_string(),
+                        },
+                    })),
+                };
+                StoredCheck {
+                    record: record.clone(),
+                    path,
+                    decision,
+                }
+            })
+            .collect()
+    }
+
+    fn save(&self) -> Result<(), StoreError> {
+        let index = self.dir.join(INDEX_FILE);
+        let body = toml::to_string(&self.history).map_err(|e| StoreError::Invalid {
+            path: index.clone(),
+            message: e.to_string(),
+        })?;
+        let text = format!("# vigil admitted packages: every admission ever made. Written by `vigil install`.\n{body}");
+        write_atomic(&index, text.as_bytes()).map_err(io_err(&index))
+    }
+}

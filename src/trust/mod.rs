@@ -1,0 +1,460 @@
+//! The node's trust store (`trust.toml` in the node home): which publisher
+//! keys may sign packages and for which names (scopes), which peer nodes may
+//! link to this one and reach which targets, and which of either were
+//! revoked and why. The rules (scope matching, add and revoke) are plain
+//! methods returning a [`TrustChange`] for the ledger; reading and writing
+//! the file is in [`file`].
+
+pub mod file;
+
+use serde::{Deserialize, Serialize};
+use vigil_crypto::{keyfile, CompositePublicKey, KeyId};
+
+use crate::gatekeeper::record::AuditRecord;
+
+/// The trust store format version this code reads and writes.
+pub const TRUST_STORE_VERSION: u32 = 1;
+
+/// Why a trust store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("publisher {0} is already trusted; revoke it first to change its scopes")]
+    PublisherExists(KeyId),
+    #[error("publisher {0} was revoked; a revoked key is never trusted again (the publisher must use a new key)")]
+    PublisherWasRevoked(KeyId),
+    #[error("no publisher with key id {0} in the trust store (see `vigil trust list`)")]
+    UnknownPublisher(String),
+    #[error("publisher {0} is already revoked")]
+    PublisherAlreadyRevoked(KeyId),
+    #[error("peer {0} is already trusted; revoke it first to change it")]
+    PeerExists(KeyId),
+    #[error("peer {0} was revoked; a revoked key is never trusted again")]
+    PeerWasRevoked(KeyId),
+    #[error("no peer with key id {0} in the trust store (see `vigil trust list`)")]
+    UnknownPeer(String),
+    #[error("peer {0} is already revoked")]
+    PeerAlreadyRevoked(KeyId),
+    #[error("invalid scope `{scope}`: {problem}")]
+    BadScope {
+        scope: String,
+        problem: &'static str,
+    },
+    #[error("at least one --scope is required: a publisher may sign only names in its scopes")]
+    NoScopes,
+    #[error("a revocation needs a non-empty reason")]
+    EmptyReason,
+}
+
+/// The whole trust store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustStore {
+    pub version: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publishers: Vec<Publisher>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<Peer>,
+}
+
+/// A package publisher: a composite key and the names it may sign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Publisher {
+    /// Key id (32 hex digits) of `key`.
+    pub key_id: String,
+    /// The public key as a `.pub` line (`vigil-mldsa65-ed25519 BASE64`).
+    pub key: String,
+    /// Operator's label for the publisher.
+    #[serde(default)]
+    pub name: String,
+    /// Package-name patterns this key may sign: `acme/*`, `acme/weather`.
+    pub scopes: Vec<String>,
+    /// Unix seconds when added.
+    pub added_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<Revocation>,
+}
+
+/// A peer node: its composite identity and the targets it may reach
+/// through this node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// Key id (32 hex digits) of `key`.
+    pub key_id: String,
+    /// The peer's composite public key as a `.pub` line.
+    pub key: String,
+    /// Operator's name for the peer.
+    #[serde(default)]
+    pub name: String,
+    /// `host:port` targets the peer may open tunnels to.
+    #[serde(default)]
+    pub allowed_targets: Vec<String>,
+    /// Unix seconds when added.
+    pub added_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<Revocation>,
+}
+
+/// When and why a key was revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revocation {
+    /// Unix seconds.
+    pub at: u64,
+    pub reason: String,
+}
+
+/// One change to the trust store, for the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "change", rename_all = "kebab-case")]
+pub enum TrustChange {
+    PublisherAdded {
+        key_id: String,
+        name: String,
+        scopes: Vec<String>,
+    },
+    PublisherRevoked {
+        key_id: String,
+        reason: String,
+    },
+    PeerAdded {
+        key_id: String,
+        name: String,
+        allowed_targets: Vec<String>,
+    },
+    PeerRevoked {
+        key_id: String,
+        reason: String,
+    },
+}
+
+impl TrustChange {
+    /// The ledger entry recording this change (decision `record`).
+    pub fn audit_record(&self) -> AuditRecord {
+        let (kind, subject) = match self {
+            Self::PublisherAdded { key_id, .. } => ("trust.publisher.added", key_id),
+            Self::PublisherRevoked { key_id, .. } => ("trust.publisher.revoked", key_id),
+            Self::PeerAdded { key_id, .. } => ("trust.peer.added", key_id),
+            Self::PeerRevoked { key_id, .. } => ("trust.peer.revoked", key_id),
+        };
+        AuditRecord {
+            kind,
+            subject: subject.clone(),
+            decision: "record",
+            details: serde_json::to_value(self).unwrap_or_default(),
+        }
+    }
+}
+
+impl Default for TrustStore {
+    fn default() -> Self {
+        Self {
+            version: TRUST_STORE_VERSION,
+            publishers: Vec::new(),
+            peers: Vec::new(),
+        }
+    }
+}
+
+/// True when `scope` covers the package `name`: an exact name, or a
+/// pattern ending in `*` that covers every name with that prefix
+/// (`acme/*` covers `acme/weather`, not `acme2/x`).
+pub fn scope_covers(scope: &str, name: &str) -> bool {
+    match scope.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => scope == name,
+    }
+}
+
+/// Checks a scope pattern: lowercase ASCII letters, digits, `-`, `_`, `.`,
+/// one `/`, and `*` only at the end.
+pub fn validate_scope(scope: &str) -> Result<(), TrustError> {
+    let bad = |problem| TrustError::BadScope {
+        scope: scope.to_string(),
+        problem,
+    };
+    let body = scope.strip_suffix('*').unwrap_or(scope);
+    if scope.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    if body.contains('*') {
+        return Err(bad("`*` may appear only at the end"));
+    }
+    if !body
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_./".contains(c))
+    {
+        return Err(bad(
+            "use lowercase ASCII letters, digits, `-`, `_`, `.` and `/`",
+        ));
+    }
+    if body.matches('/').count() > 1 {
+        return Err(bad("a package name has exactly one `/`"));
+    }
+    if !scope.ends_with('*') && !body.contains('/') {
+        return Err(bad("an exact scope is a full `publisher/name`; for all names of a publisher write `publisher/*`"));
+    }
+    Ok(())
+}
+
+fn check_reason(reason: &str) -> Result<String, TrustError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(TrustError::EmptyReason);
+    }
+    Ok(reason.to_string())
+}
+
+impl Publisher {
+    /// Parses the stored key.
+    pub fn public_key(&self) -> Option<CompositePublicKey> {
+        keyfile::parse_public_key_line(&self.key)
+            .ok()
+            .map(|(k, _)| k)
+    }
+    /// The first scope covering `name`, if any.
+    pub fn scope_for(&self, name: &str) -> Option<&str> {
+        self.scopes
+            .iter()
+            .map(String::as_str)
+            .find(|s| scope_covers(s, name))
+    }
+}
+
+impl Peer {
+    /// Parses the stored key.
+    pub fn public_key(&self) -> Option<CompositePublicKey> {
+        keyfile::parse_public_key_line(&self.key)
+            .ok()
+            .map(|(k, _)| k)
+    }
+    /// True when the peer may reach `target` (`host:port`, compared exactly).
+    pub fn may_reach(&self, target: &str) -> bool {
+        self.revoked.is_none() && self.allowed_targets.iter().any(|t| t == target)
+    }
+}
+
+impl TrustStore {
+    /// The publisher with this key id, revoked or not.
+    pub fn publisher(&self, key_id: &KeyId) -> Option<&Publisher> {
+        let id = key_id.to_string();
+        self.publishers.iter().find(|p| p.key_id == id)
+    }
+
+    /// The peer with this key id, revoked or not.
+    pub fn peer(&self, key_id: &KeyId) -> Option<&Peer> {
+        let id = key_id.to_string();
+        self.peers.iter().find(|p| p.key_id == id)
+    }
+
+    /// The peer with this key, if it is trusted and not revoked, with a
+    /// reason otherwise. The whole key must match, not only its id.
+    pub fn active_peer(&self, key: &CompositePublicKey) -> Result<&Peer, TrustError> {
+        let id = key.key_id();
+        let peer = self
+            .peer(&id)
+            .filter(|p| p.public_key().as_ref() == Some(key))
+            .ok_or_else(|| TrustError::UnknownPeer(id.to_string()))?;
+        if peer.revoked.is_some() {
+            return Err(TrustError::PeerWasRevoked(id));
+        }
+        Ok(peer)
+    }
+
+    /// Trusts `key` to sign package names covered by `scopes`.
+    pub fn add_publisher(
+        &mut self,
+        key: &CompositePublicKey,
+        name: &str,
+        scopes: &[String],
+        now: u64,
+    ) -> Result<TrustChange, TrustError> {
+        if scopes.is_empty() {
+            return Err(TrustError::NoScopes);
+        }
+        for s in scopes {
+            validate_scope(s)?;
+        }
+        let id = key.key_id();
+        if let Some(p) = self.publisher(&id) {
+            return Err(match p.revoked {
+                Some(_) => TrustError::PublisherWasRevoked(id),
+                None => TrustError::PublisherExists(id),
+            });
+        }
+        self.publishers.push(Publisher {
+            key_id: id.to_string(),
+            key: keyfile::public_key_line(key, None),
+            name: name.to_string(),
+            scopes: scopes.to_vec(),
+            added_at: now,
+            revoked: None,
+        });
+        Ok(TrustChange::PublisherAdded {
+            key_id: id.to_string(),
+            name: name.to_string(),
+            scopes: scopes.to_vec(),
+        })
+    }
+
+    /// Revokes the publisher whose key id is `key_id` (32 hex digits).
+    pub fn revoke_publisher(
+        &mut self,
+        key_id: &str,
+        reason: &str,
+        now: u64,
+    ) -> Result<TrustChange, TrustError> {
+        let reason = check_reason(reason)?;
+        let id = KeyId::parse(key_id).ok_or_else(|| TrustError::UnknownPublisher(key_id.into()))?;
+        let hex = id.to_string();
+        let p = self
+            .publishers
+            .iter_mut()
+            .find(|p| p.key_id == hex)
+            .ok_or_else(|| TrustError::UnknownPublisher(key_id.into()))?;
+        if p.revoked.is_some() {
+            return Err(TrustError::PublisherAlreadyRevoked(id));
+        }
+        p.revoked = Some(Revocation {
+            at: now,
+            reason: reason.clone(),
+        });
+        Ok(TrustChange::PublisherRevoked {
+            key_id: hex,
+            reason,
+        })
+    }
+
+    /// Trusts the peer node `key` to link here and reach `allowed_targets`.
+    pub fn add_peer(
+        &mut self,
+        key: &CompositePublicKey,
+        name: &str,
+        allowed_targets: &[String],
+        now: u64,
+    ) -> Result<TrustChange, TrustError> {
+        let id = key.key_id();
+        if let Some(p) = self.peer(&id) {
+            return Err(match p.revoked {
+                Some(_) => TrustError::PeerWasRevoked(id),
+                None => TrustError::PeerExists(id),
+            });
+        }
+        self.peers.push(Peer {
+            key_id: id.to_string(),
+            key: keyfile::public_key_line(key, None),
+            name: name.to_string(),
+            allowed_targets: allowed_targets.to_vec(),
+            added_at: now,
+            revoked: None,
+        });
+        Ok(TrustChange::PeerAdded {
+            key_id: id.to_string(),
+            name: name.to_string(),
+            allowed_targets: allowed_targets.to_vec(),
+        })
+    }
+
+    /// Revokes the peer whose key id is `key_id`.
+    pub fn revoke_peer(
+        &mut self,
+        key_id: &str,
+        reason: &str,
+        now: u64,
+    ) -> Result<TrustChange, TrustError> {
+        let reason = check_reason(reason)?;
+        let id = KeyId::parse(key_id).ok_or_else(|| TrustError::UnknownPeer(key_id.into()))?;
+        let hex = id.to_string();
+        let p = self
+            .peers
+            .iter_mut()
+            .find(|p| p.key_id == hex)
+            .ok_or_else(|| TrustError::UnknownPeer(key_id.into()))?;
+        if p.revoked.is_some() {
+            return Err(TrustError::PeerAlreadyRevoked(id));
+        }
+        p.revoked = Some(Revocation {
+            at: now,
+            reason: reason.clone(),
+        });
+        Ok(TrustChange::PeerRevoked {
+            key_id: hex,
+            reason,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_crypto::SigningKey;
+
+    #[test]
+    fn scopes() {
+        assert!(scope_covers("acme/*", "acme/weather"));
+        assert!(!scope_covers("acme/*", "acme2/weather"));
+        assert!(scope_covers("acme/weather", "acme/weather"));
+        assert!(!scope_covers("acme/weather", "acme/weather2"));
+        assert!(scope_covers("*", "x/y"));
+        for bad in ["", "acme", "a*b/*", "Acme/*", "a/b/c"] {
+            assert!(validate_scope(bad).is_err(), "{bad}");
+        }
+        for good in ["acme/*", "acme/weather", "*", "acme/we*"] {
+            validate_scope(good).expect(good);
+        }
+    }
+
+    #[test]
+    fn publishers_add_revoke_round_trip() {
+        let key = SigningKey::generate();
+        let mut store = TrustStore::default();
+        let change = store
+            .add_publisher(key.public_key(), "acme", &["acme/*".into()], 1)
+            .expect("add");
+        assert_eq!(change.audit_record().kind, "trust.publisher.added");
+        assert!(matches!(
+            store.add_publisher(key.public_key(), "acme", &["acme/*".into()], 2),
+            Err(TrustError::PublisherExists(_))
+        ));
+        let id = key.public_key().key_id().to_string();
+        assert!(matches!(
+            store.revoke_publisher(&id, " ", 3),
+            Err(TrustError::EmptyReason)
+        ));
+        store
+            .revoke_publisher(&id, "key leaked", 3)
+            .expect("revoke");
+        assert!(matches!(
+            store.add_publisher(key.public_key(), "acme", &["acme/*".into()], 4),
+            Err(TrustError::PublisherWasRevoked(_))
+        ));
+        let text = file::encode(&store).expect("encode");
+        assert_eq!(file::decode(&text, "t").expect("decode"), store);
+    }
+
+    #[test]
+    fn peers_add_revoke() {
+        let key = SigningKey::generate();
+        let mut store = TrustStore::default();
+        store
+            .add_peer(key.public_key(), "node-b", &["127.0.0.1:5432".into()], 1)
+            .expect("add");
+        let peer = store.active_peer(key.public_key()).expect("active");
+        assert!(peer.may_reach("127.0.0.1:5432"));
+        assert!(!peer.may_reach("127.0.0.1:22"));
+        let id = key.public_key().key_id().to_string();
+        store.revoke_peer(&id, "retired", 2).expect("revoke");
+        assert!(store.active_peer(key.public_key()).is_err());
+        let text = file::encode(&store).expect("encode");
+        assert_eq!(file::decode(&text, "t").expect("decode"), store);
+    }
+}
