@@ -53,16 +53,26 @@ pub fn run(home: &Home, args: InstallArgs) -> anyhow::Result<ExitCode> {
     let len = std::fs::metadata(&args.file)
         .with_context(|| format!("cannot read {source}"))?
         .len();
-    let decision = if len > max {
-        Decision::Refused(Box::new(Refused {
+    let (decision, bytes) = if len > max {
+        let reason = Refusal::Format(FormatError::TooLarge { len, max });
+        let refused = Refused {
             package: None,
-            reason: Refusal::Format(FormatError::TooLarge { len, max }),
-        }))
+            reason,
+        };
+        (Decision::Refused(Box::new(refused)), Vec::new())
     } else {
         let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {source}"))?;
-        store.install(&trust, max, &bytes, &args.allow_finding, now())?
+        (
+            store.decide(&trust, max, &bytes, &args.allow_finding),
+            bytes,
+        )
     };
+    // Recorded before it is acted on: a decision that cannot be recorded
+    // does not take effect.
     audit(home, &decision.audit_record(Occasion::Install, &source))?;
+    if let Decision::Admitted(a) = &decision {
+        store.store_admitted(&bytes, a, now())?;
+    }
     match decision {
         Decision::Admitted(a) => {
             println!(

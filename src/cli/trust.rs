@@ -10,7 +10,7 @@ use vigil_crypto::keyfile;
 
 use super::install::{audit, now};
 use crate::node::home::Home;
-use crate::trust::{file, TrustChange, TrustStore};
+use crate::trust::{file, Revocation, TrustChange, TrustStore};
 
 #[derive(Debug, Subcommand)]
 pub enum TrustCommand {
@@ -94,8 +94,9 @@ pub fn change(
     let path = home.trust_path();
     let mut store = file::load(&path)?;
     let change = apply(&mut store)?;
-    file::save(&path, &store)?;
+    // Recorded before it takes effect: an unrecorded change is not made.
     audit(home, &change.audit_record())?;
+    file::save(&path, &store)?;
     Ok(change)
 }
 
@@ -112,10 +113,7 @@ fn list(home: &Home, args: ListArgs) -> anyhow::Result<ExitCode> {
         println!("publishers:");
     }
     for p in &store.publishers {
-        let state = match &p.revoked {
-            Some(r) => format!("REVOKED ({})", r.reason),
-            None => "trusted".to_string(),
-        };
+        let state = state(&p.revoked);
         println!(
             "  {}  {:<16} scopes {}  {state}",
             p.key_id,
@@ -129,10 +127,7 @@ fn list(home: &Home, args: ListArgs) -> anyhow::Result<ExitCode> {
         println!("peers:");
     }
     for p in &store.peers {
-        let state = match &p.revoked {
-            Some(r) => format!("REVOKED ({})", r.reason),
-            None => "trusted".to_string(),
-        };
+        let state = state(&p.revoked);
         println!(
             "  {}  {:<16} targets {}  {state}",
             p.key_id,
@@ -141,4 +136,11 @@ fn list(home: &Home, args: ListArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn state(revoked: &Option<Revocation>) -> String {
+    match revoked {
+        Some(r) => format!("REVOKED ({})", r.reason),
+        None => "trusted".to_string(),
+    }
 }

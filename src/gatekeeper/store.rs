@@ -1,13 +1,15 @@
 //! The store of admitted packages under the node home's packages directory:
 //! each admitted package file kept verbatim as `<content hash>.vpkg`, and
-//! the admission history in `index.toml`. Installing runs the gatekeeper
-//! and stores what it admits; opening re-verifies every current package
-//! (as the node does at start), so a stored copy that changed is refused.
+//! the admission history in `index.toml`. Installing asks the gatekeeper
+//! ([`PackageStore::decide`]) and, once the decision is recorded, stores
+//! what it admitted ([`PackageStore::store_admitted`]); re-verifying every
+//! current package ([`PackageStore::verify_stored`], as the node does at
+//! start) refuses a stored copy that changed.
 
 use std::path::{Path, PathBuf};
 
 use super::history::{AdmissionHistory, AdmittedRecord, HISTORY_VERSION};
-use super::{Decision, Gatekeeper};
+use super::{Admitted, Decision, Gatekeeper};
 use crate::node::home::Home;
 use crate::trust::file::write_atomic;
 use crate::trust::TrustStore;
@@ -87,25 +89,32 @@ impl PackageStore {
         self.dir.join(format!("{hash}.vpkg"))
     }
 
-    /// Runs the gatekeeper on `bytes` and, when admitted, stores the
-    /// package and records the admission. Returns the decision.
-    pub fn install(
-        &mut self,
+    /// Runs the gatekeeper on `bytes` against this store's history. Nothing
+    /// is stored: record the decision, then [`PackageStore::store_admitted`].
+    pub fn decide(
+        &self,
         trust: &TrustStore,
         max_package_bytes: u64,
         bytes: &[u8],
         allowed_findings: &[String],
-        now: u64,
-    ) -> Result<Decision, StoreError> {
-        let decision = Gatekeeper {
+    ) -> Decision {
+        Gatekeeper {
             trust,
             history: &self.history,
             max_package_bytes,
         }
-        .admit(bytes, allowed_findings);
-        let Decision::Admitted(admitted) = &decision else {
-            return Ok(decision);
-        };
+        .admit(bytes, allowed_findings)
+    }
+
+    /// Stores an admitted package as `<hash>.vpkg`, records the admission
+    /// in the history (making it the current version of its name) and
+    /// removes the file of the version it supersedes.
+    pub fn store_admitted(
+        &mut self,
+        bytes: &[u8],
+        admitted: &Admitted,
+        now: u64,
+    ) -> Result<(), StoreError> {
         crate::node::home::create_private_dir(&self.dir).map_err(|e| StoreError::Invalid {
             path: self.dir.clone(),
             message: e.to_string(),
@@ -137,7 +146,7 @@ impl PackageStore {
             // longer needed. A leftover file is harmless.
             let _ = std::fs::remove_file(self.package_path(&hash));
         }
-        Ok(decision)
+        Ok(())
     }
 
     /// Re-verifies every current stored package (the check at node start).

@@ -313,25 +313,16 @@ impl TrustStore {
         reason: &str,
         now: u64,
     ) -> Result<TrustChange, TrustError> {
-        let reason = check_reason(reason)?;
-        let id = KeyId::parse(key_id).ok_or_else(|| TrustError::UnknownPublisher(key_id.into()))?;
-        let hex = id.to_string();
-        let p = self
+        let entries = self
             .publishers
             .iter_mut()
-            .find(|p| p.key_id == hex)
-            .ok_or_else(|| TrustError::UnknownPublisher(key_id.into()))?;
-        if p.revoked.is_some() {
-            return Err(TrustError::PublisherAlreadyRevoked(id));
-        }
-        p.revoked = Some(Revocation {
-            at: now,
-            reason: reason.clone(),
-        });
-        Ok(TrustChange::PublisherRevoked {
-            key_id: hex,
-            reason,
-        })
+            .map(|p| (&p.key_id, &mut p.revoked));
+        let (key_id, reason) = revoke(entries, key_id, reason, now).map_err(|e| match e {
+            Revoke::Unknown => TrustError::UnknownPublisher(key_id.into()),
+            Revoke::Already(id) => TrustError::PublisherAlreadyRevoked(id),
+            Revoke::EmptyReason => TrustError::EmptyReason,
+        })?;
+        Ok(TrustChange::PublisherRevoked { key_id, reason })
     }
 
     /// Trusts the peer node `key` to link here and reach `allowed_targets`.
@@ -371,26 +362,46 @@ impl TrustStore {
         reason: &str,
         now: u64,
     ) -> Result<TrustChange, TrustError> {
-        let reason = check_reason(reason)?;
-        let id = KeyId::parse(key_id).ok_or_else(|| TrustError::UnknownPeer(key_id.into()))?;
-        let hex = id.to_string();
-        let p = self
-            .peers
-            .iter_mut()
-            .find(|p| p.key_id == hex)
-            .ok_or_else(|| TrustError::UnknownPeer(key_id.into()))?;
-        if p.revoked.is_some() {
-            return Err(TrustError::PeerAlreadyRevoked(id));
-        }
-        p.revoked = Some(Revocation {
-            at: now,
-            reason: reason.clone(),
-        });
-        Ok(TrustChange::PeerRevoked {
-            key_id: hex,
-            reason,
-        })
+        let entries = self.peers.iter_mut().map(|p| (&p.key_id, &mut p.revoked));
+        let (key_id, reason) = revoke(entries, key_id, reason, now).map_err(|e| match e {
+            Revoke::Unknown => TrustError::UnknownPeer(key_id.into()),
+            Revoke::Already(id) => TrustError::PeerAlreadyRevoked(id),
+            Revoke::EmptyReason => TrustError::EmptyReason,
+        })?;
+        Ok(TrustChange::PeerRevoked { key_id, reason })
     }
+}
+
+/// Why [`revoke`] failed; mapped to the publisher or peer error.
+enum Revoke {
+    Unknown,
+    Already(KeyId),
+    EmptyReason,
+}
+
+/// Marks the entry with `key_id` revoked; returns its key id (normalized)
+/// and the trimmed reason.
+fn revoke<'a>(
+    entries: impl Iterator<Item = (&'a String, &'a mut Option<Revocation>)>,
+    key_id: &str,
+    reason: &str,
+    now: u64,
+) -> Result<(String, String), Revoke> {
+    let reason = check_reason(reason).map_err(|_| Revoke::EmptyReason)?;
+    let id = KeyId::parse(key_id).ok_or(Revoke::Unknown)?;
+    let hex = id.to_string();
+    let (_, revoked) = entries
+        .into_iter()
+        .find(|(k, _)| **k == hex)
+        .ok_or(Revoke::Unknown)?;
+    if revoked.is_some() {
+        return Err(Revoke::Already(id));
+    }
+    *revoked = Some(Revocation {
+        at: now,
+        reason: reason.clone(),
+    });
+    Ok((hex, reason))
 }
 
 #[cfg(test)]
