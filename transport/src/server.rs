@@ -126,48 +126,38 @@ async fn serve_link(link: Link, context: ServerContext) {
 
 async fn serve_tunnel(
     link: Link,
-    mut send: SendStream,
+    send: SendStream,
     mut recv: RecvStream,
     context: ServerContext,
 ) {
     let request =
         tokio::time::timeout(context.config.handshake_timeout, read_message(&mut recv)).await;
-    let target = match request {
-        Ok(Ok(LinkMessage::OpenTunnel { target })) => target,
-        Ok(Ok(other)) => {
-            let detail = format!("expected a tunnel request, got {:?}", other.kind());
-            return refuse(
-                &link,
-                &context,
-                send,
-                None,
-                TunnelRefusal::BadRequest { detail },
-            )
-            .await;
+    let detail = match request {
+        Ok(Ok(LinkMessage::OpenTunnel { target })) => {
+            return serve_target(link, send, recv, context, target).await;
         }
-        Ok(Err(e)) => {
-            let detail = e.to_string();
-            return refuse(
-                &link,
-                &context,
-                send,
-                None,
-                TunnelRefusal::BadRequest { detail },
-            )
-            .await;
-        }
-        Err(_) => {
-            let detail = "no tunnel request in time".to_string();
-            return refuse(
-                &link,
-                &context,
-                send,
-                None,
-                TunnelRefusal::BadRequest { detail },
-            )
-            .await;
-        }
+        Ok(Ok(other)) => format!("expected a tunnel request, got {:?}", other.kind()),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "no tunnel request in time".to_string(),
     };
+    refuse(
+        &link,
+        &context,
+        send,
+        None,
+        TunnelRefusal::BadRequest { detail },
+    )
+    .await;
+}
+
+/// Serves a well-formed tunnel request: policy, target connection, splice.
+async fn serve_target(
+    link: Link,
+    mut send: SendStream,
+    recv: RecvStream,
+    context: ServerContext,
+    target: Target,
+) {
     let key = link.peer_key();
     if !matches!(context.policy.peer_status(key), PeerStatus::Trusted { .. }) {
         return refuse(

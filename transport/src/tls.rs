@@ -165,6 +165,11 @@ impl Ed25519Only {
     }
 }
 
+/// TLS 1.2 is never negotiated (QUIC needs 1.3; the provider has no 1.2).
+fn tls12_refused() -> rustls::Error {
+    rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls13RequiredForQuic)
+}
+
 impl ServerCertVerifier for Ed25519Only {
     fn verify_server_cert(
         &self,
@@ -184,9 +189,7 @@ impl ServerCertVerifier for Ed25519Only {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls13RequiredForQuic,
-        ))
+        Err(tls12_refused())
     }
 
     fn verify_tls13_signature(
@@ -224,9 +227,7 @@ impl ClientCertVerifier for Ed25519Only {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls13RequiredForQuic,
-        ))
+        Err(tls12_refused())
     }
 
     fn verify_tls13_signature(

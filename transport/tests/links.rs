@@ -10,7 +10,7 @@ use vigil_crypto::SigningKey;
 use vigil_transport::binding::Role;
 use vigil_transport::link::{client_config, client_endpoint, server_endpoint};
 use vigil_transport::message::{LinkMessage, LinkRefusalCode, TunnelRefusalCode};
-use vigil_transport::wire::{read_message, write_message};
+use vigil_transport::wire::read_message;
 use vigil_transport::{
     Dialer, KeyExchange, LinkError, LinkEvent, LinkIdentity, LinkRefusal, PeerStatus, TunnelRefusal,
 };
@@ -278,17 +278,7 @@ async fn relayed_binding_is_refused() {
     victim_dial.abort();
 
     // Mallory relays the binding on her own connection to the real node.
-    let endpoint = client_endpoint(localhost()).unwrap();
-    let config = client_config(&mallory, KeyExchange::PostQuantum, &test_config()).unwrap();
-    let connection = endpoint
-        .connect_with(config, server.local_addr().unwrap(), "vigil-link")
-        .unwrap()
-        .await
-        .unwrap();
-    let (mut send, mut recv) = connection.open_bi().await.unwrap();
-    write_message(&mut send, &binding).await.unwrap();
-    send.finish().unwrap();
-    let answer = read_message(&mut recv).await.unwrap();
+    let answer = first_exchange(&mallory, server.local_addr().unwrap(), &binding.encode()).await;
     assert!(
         matches!(
             answer,
@@ -317,6 +307,26 @@ async fn relayed_binding_is_refused() {
         .any(|e| matches!(e, LinkEvent::LinkOpened { .. })));
 }
 
+/// Completes a PQ TLS handshake to `server` as `identity`, sends `bytes`
+/// on the first stream and returns the server's answer.
+async fn first_exchange(
+    identity: &LinkIdentity,
+    server: std::net::SocketAddr,
+    bytes: &[u8],
+) -> LinkMessage {
+    let endpoint = client_endpoint(localhost()).unwrap();
+    let config = client_config(identity, KeyExchange::PostQuantum, &test_config()).unwrap();
+    let connection = endpoint
+        .connect_with(config, server, "vigil-link")
+        .unwrap()
+        .await
+        .unwrap();
+    let (mut send, mut recv) = connection.open_bi().await.unwrap();
+    send.write_all(bytes).await.unwrap();
+    send.finish().unwrap();
+    read_message(&mut recv).await.unwrap()
+}
+
 /// Any composite key: the victim's dial to Mallory fails whatever it expects.
 fn node_key_clone() -> vigil_crypto::CompositePublicKey {
     SigningKey::generate().public_key().clone()
@@ -327,18 +337,9 @@ async fn malformed_first_message_is_a_protocol_refusal() {
     let node = ServingNode::new();
     let server = node.start(localhost());
     let identity = LinkIdentity::new(SigningKey::generate()).unwrap();
-    let endpoint = client_endpoint(localhost()).unwrap();
-    let config = client_config(&identity, KeyExchange::PostQuantum, &test_config()).unwrap();
-    let connection = endpoint
-        .connect_with(config, server.local_addr().unwrap(), "vigil-link")
-        .unwrap()
-        .await
-        .unwrap();
-    let (mut send, mut recv) = connection.open_bi().await.unwrap();
     // Version 1, kind Binding, but a body length of 5 bytes.
-    send.write_all(&[1, 1, 0, 5, 0, 0, 0, 0, 0]).await.unwrap();
-    send.finish().unwrap();
-    let answer = read_message(&mut recv).await.unwrap();
+    let bytes = [1, 1, 0, 5, 0, 0, 0, 0, 0];
+    let answer = first_exchange(&identity, server.local_addr().unwrap(), &bytes).await;
     assert!(
         matches!(
             answer,
