@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::node::home::Home;
 
+mod audit;
 mod init;
 mod install;
 mod key;
@@ -33,6 +34,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The audit ledger: append, tail, checkpoint, export, verify, prove, erase
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Create a node home: node key pair, commented vigil.toml, empty trust store
     Init(init::InitArgs),
     /// Generate and inspect composite (ML-DSA-65 + Ed25519) key pairs
@@ -77,6 +81,7 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let home = cli.home();
     match cli.command {
+        Command::Audit(cmd) => audit::run(&home, cmd),
         Command::Init(args) => init::run(&home, args),
         Command::Key(cmd) => key::run(cmd),
         Command::Sign(args) => sign::sign(args),

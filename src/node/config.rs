@@ -24,6 +24,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub node: NodeConfig,
+    pub ledger: LedgerConfig,
     pub packages: PackagesConfig,
 }
 
@@ -41,6 +42,38 @@ impl Default for PackagesConfig {
             max_package_bytes: crate::package::format::DEFAULT_MAX_PACKAGE_BYTES,
         }
     }
+}
+
+/// `[ledger]`: checkpoints and payloads of the audit ledger.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    /// Sign a checkpoint after this many entries (0: never by count).
+    pub checkpoint_every_entries: u64,
+    /// Sign a checkpoint this many seconds after the last one when entries
+    /// were added (0: never by time).
+    pub checkpoint_every_seconds: u64,
+    /// Whether tool inputs and outputs are stored beside the ledger.
+    pub payloads: PayloadMode,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_every_entries: 1000,
+            checkpoint_every_seconds: 300,
+            payloads: PayloadMode::Full,
+        }
+    }
+}
+
+/// `[ledger] payloads`: `"full"` stores payloads (erasable) under a salted
+/// commitment; `"none"` stores no payload at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadMode {
+    Full,
+    None,
 }
 
 /// `[node]`: identity of this node.
@@ -94,6 +127,15 @@ pub const TEMPLATE: &str = r#"# vigil node configuration. Every option is shown 
 # name = "vigil-node"
 # Env var holding the passphrase of the node key, if `vigil init` sealed it.
 # passphrase_env = "VIGIL_PASSPHRASE"
+
+[ledger]
+# Sign a ledger checkpoint after this many entries (0: never by count).
+# checkpoint_every_entries = 1000
+# ...and this many seconds after the last one if entries were added (0: never).
+# checkpoint_every_seconds = 300
+# "full": store tool inputs/outputs beside the ledger (erasable with
+# `vigil audit erase`); "none": store no payloads.
+# payloads = "full"
 
 [packages]
 # Largest package file (.vpkg) the gatekeeper accepts, in bytes (64 MiB).

@@ -1,5 +1,6 @@
 //! The node: its home directory, its configuration and the wiring of the
 //! parts (ledger, gatekeeper, sandbox, links) into one running node.
 
+pub mod audit;
 pub mod config;
 pub mod home;
