@@ -19,3 +19,18 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
 fi
+
+# The official MCP Python SDK, pinned, for tests/mcp_python.rs (a venv under
+# target/, so nothing is installed system-wide).
+MCP_PYTHON_SDK="mcp==2.3.0"
+venv="$(cd "$(dirname "$0")/.." && pwd)/target/mcp-venv"
+if ! "$venv/bin/python" -c "import mcp, importlib.metadata as m; assert m.version('mcp') == '${MCP_PYTHON_SDK#mcp==}'" >/dev/null 2>&1; then
+  echo "deps: installing the MCP Python SDK ($MCP_PYTHON_SDK) into $venv"
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv
+    python3 -m venv "$venv"
+  fi
+  "$venv/bin/pip" install -q "$MCP_PYTHON_SDK"
+fi

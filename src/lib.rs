@@ -6,7 +6,10 @@
 
 pub mod cli;
 pub mod gatekeeper;
+pub mod mcp;
 pub mod node;
 pub mod package;
+pub mod policy;
+pub mod privacy;
 pub mod sandbox;
 pub mod trust;

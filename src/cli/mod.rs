@@ -9,12 +9,15 @@ use clap::{Parser, Subcommand};
 
 use crate::node::home::Home;
 
+mod approvals;
 mod audit;
 mod init;
 mod install;
 mod key;
+mod mcp;
 mod package;
 mod passphrase;
+mod serve;
 mod sign;
 mod tools;
 mod trust;
@@ -56,6 +59,16 @@ pub enum Command {
     Install(install::InstallArgs),
     /// List the tools of admitted packages (re-verifying stored packages)
     Tools(tools::ToolsArgs),
+    /// Serve MCP over stdin/stdout for an agent host that spawns vigil
+    Mcp(mcp::McpArgs),
+    /// Run the node: MCP over streamable HTTP on `[mcp] listen`, checkpoints
+    Serve(serve::ServeArgs),
+    /// List calls waiting for a human's approval
+    Approvals(approvals::ApprovalsArgs),
+    /// Approve a held call (see `vigil approvals`)
+    Approve(approvals::ApproveArgs),
+    /// Deny a held call with a reason
+    Deny(approvals::DenyArgs),
 }
 
 impl Cli {
@@ -90,5 +103,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Trust(cmd) => trust::run(&home, cmd),
         Command::Install(args) => install::run(&home, args),
         Command::Tools(args) => tools::run(&home, args),
+        Command::Mcp(args) => mcp::run(&home, args),
+        Command::Serve(args) => serve::run(&home, args),
+        Command::Approvals(args) => approvals::list(&home, args),
+        Command::Approve(args) => approvals::approve(&home, args),
+        Command::Deny(args) => approvals::deny(&home, args),
     }
 }

@@ -26,6 +26,12 @@ pub struct Config {
     pub node: NodeConfig,
     pub ledger: LedgerConfig,
     pub packages: PackagesConfig,
+    /// `[mcp]`: serving MCP (see `crate::mcp::McpConfig`).
+    pub mcp: crate::mcp::McpConfig,
+    /// `[privacy]`: redaction of tool output.
+    pub privacy: crate::privacy::PrivacyConfig,
+    /// `[[agents]]`: who may call which tools.
+    pub agents: Vec<crate::policy::AgentConfig>,
 }
 
 /// `[packages]`: limits of the gatekeeper.
@@ -122,6 +128,14 @@ impl Config {
 pub const TEMPLATE: &str = r#"# vigil node configuration. Every option is shown commented out at its
 # default; uncomment to change. Unknown keys are refused.
 
+# Agents that may call tools (none by default: every call is refused).
+# `tools` lists the tools the agent may call ("*": all admitted tools); an
+# HTTP caller is identified by its bearer token, given as the hex SHA-256 of
+# the token (`token_sha256`) or as an env var of `vigil serve` (`token_env`);
+# `calls_per_minute` is the agent's token bucket (0: unlimited). Same as
+# writing one [[agents]] table per agent.
+# agents = [{ name = "local", tools = ["*"], token_env = "VIGIL_TOKEN_LOCAL", calls_per_minute = 600 }]
+
 [node]
 # Name of this node; used as the origin line of signed ledger checkpoints.
 # name = "vigil-node"
@@ -140,6 +154,31 @@ pub const TEMPLATE: &str = r#"# vigil node configuration. Every option is shown 
 [packages]
 # Largest package file (.vpkg) the gatekeeper accepts, in bytes (64 MiB).
 # max_package_bytes = 67108864
+
+[mcp]
+# Address of `vigil serve`'s MCP streamable HTTP endpoint (path /mcp).
+# listen = "127.0.0.1:7878"
+# Origins (besides http(s)://localhost and 127.0.0.1 on any port) whose
+# browser requests are accepted; others are refused as the MCP spec requires.
+# allowed_origins = []
+# Agent name of `vigil mcp` (stdio) when no --agent is given.
+# stdio_agent = "local"
+# Seconds a call of a `high`-sensitivity tool waits for `vigil approve`.
+# approval_timeout_seconds = 300
+# Calls per minute per tool, over all agents (tools not listed: unlimited).
+# tool_calls_per_minute = { fetch = 120 }
+
+[privacy]
+# Redact personal data and secrets in tool output (placeholders such as
+# [REDACTED:EMAIL]) before it reaches an agent or the payload store.
+# enabled = true
+# Kinds redacted: email, phone, credit_card, iban, ssn, ipv4, ipv6,
+# aws_access_key, github_token, gitlab_token, slack_token, private_key, jwt,
+# secret (high-entropy values assigned to key/secret/token/password names).
+# kinds = ["email", "phone", "credit_card", "iban", "ssn", "ipv4", "ipv6", "aws_access_key", "github_token", "gitlab_token", "slack_token", "private_key", "jwt", "secret"]
+# Per-tool overrides: `enabled` and/or `kinds` by tool name.
+# tools = { fetch = { kinds = ["email", "secret"] }, wordcount = { enabled = false } }
+
 "#;
 
 #[cfg(test)]

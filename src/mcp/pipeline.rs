@@ -1,0 +1,471 @@
+//! The call pipeline: the ONE path every `tools/call` takes, whatever the
+//! transport. In order: resolve the caller's agent -> tool admitted ->
+//! allowed for this agent -> arguments match the input schema -> rate
+//! limits -> human approval for `high` sensitivity (through the client's
+//! MCP elicitation when it has it, else the approval queue) -> the sandbox
+//! -> output schema (when declared) -> privacy filter -> one ledger entry ->
+//! the reply. Every outcome, allowed or refused, is recorded here and only
+//! here, as exactly one entry through the [`Auditor`].
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::mcp::catalog::{Catalog, CatalogTool};
+use crate::node::audit::{AuditEvent, Auditor, EventKind, Verdict};
+use crate::node::config::Config;
+use crate::policy::{Agents, Answer, ApprovalQueue, Decision, RateLimits, Refusal};
+use crate::privacy::{PiiKind, PrivacyConfig, Redactions, Redactor};
+use crate::sandbox::CallResult;
+
+/// Asks a human about one call through the agent's client.
+pub trait Approver: Send + Sync {
+    /// `None` when this client cannot ask (no elicitation capability): the
+    /// call then waits in the approval queue. `Some(Err)` when asking failed.
+    fn ask(
+        &self,
+        agent: &str,
+        tool: &str,
+        arguments: &Value,
+    ) -> impl Future<Output = Option<Result<Decision, String>>> + Send;
+}
+
+/// An approver for clients that cannot ask: every approval goes to the queue.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueOnly;
+
+impl Approver for QueueOnly {
+    async fn ask(&self, _: &str, _: &str, _: &Value) -> Option<Result<Decision, String>> {
+        None
+    }
+}
+
+/// The answer to one call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallReply {
+    /// The (redacted) output, or why the call was refused or failed.
+    pub result: Result<Value, Refusal>,
+    /// True when the tool declares an output schema (the value is then
+    /// returned as `structuredContent` too).
+    pub structured: bool,
+    /// What the privacy filter replaced.
+    pub redactions: Redactions,
+    /// Index of the call's ledger entry (None: recording failed).
+    pub ledger_index: Option<u64>,
+}
+
+/// Everything a call needs, shared by all connections of a node.
+pub struct Pipeline {
+    catalog: Catalog,
+    agents: Agents,
+    rates: RateLimits,
+    approvals: ApprovalQueue,
+    approval_timeout: Duration,
+    approval_poll: Duration,
+    auditor: Auditor,
+    redactor: Redactor,
+    privacy: PrivacyConfig,
+    sandbox_slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Pipeline({} tools, {:?})",
+            self.catalog.iter().count(),
+            self.auditor
+        )
+    }
+}
+
+/// Hex SHA-256 of the canonical JSON text of `value`.
+fn digest(value: &Value) -> String {
+    hex::encode(Sha256::digest(value.to_string().as_bytes()))
+}
+
+/// A refusal decided before the tool ran (recorded as `tool.denied`).
+struct Early {
+    refusal: Refusal,
+    approval: Option<Decision>,
+}
+
+impl From<Refusal> for Early {
+    fn from(refusal: Refusal) -> Self {
+        Self {
+            refusal,
+            approval: None,
+        }
+    }
+}
+
+impl Pipeline {
+    /// A pipeline over `catalog` with the `[mcp]`, `[privacy]` and
+    /// `[[agents]]` settings of `config`; bearer tokens given by env var are
+    /// read through `env`. `approvals` is the queue directory; at most
+    /// `sandbox_slots` calls run in the sandbox at once.
+    pub fn new(
+        catalog: Catalog,
+        config: &Config,
+        env: impl Fn(&str) -> Option<String>,
+        approvals: ApprovalQueue,
+        auditor: Auditor,
+        sandbox_slots: usize,
+    ) -> Self {
+        let agents = Agents::new(&config.agents, env);
+        let rates = RateLimits::new(
+            config
+                .agents
+                .iter()
+                .map(|a| (a.name.as_str(), a.calls_per_minute)),
+            config
+                .mcp
+                .tool_calls_per_minute
+                .iter()
+                .map(|(t, n)| (t.as_str(), *n)),
+        );
+        Self {
+            catalog,
+            agents,
+            rates,
+            approvals,
+            approval_timeout: Duration::from_secs(config.mcp.approval_timeout_seconds),
+            approval_poll: Duration::from_millis(100),
+            auditor,
+            redactor: Redactor::new(),
+            privacy: config.privacy.clone(),
+            sandbox_slots: Arc::new(tokio::sync::Semaphore::new(sandbox_slots.max(1))),
+        }
+    }
+
+    /// The agents, to identify callers.
+    pub fn agents(&self) -> &Agents {
+        &self.agents
+    }
+
+    /// The tools `agent` may call (all admitted tools it is allowed).
+    pub fn tools_for<'a>(&'a self, agent: &str) -> Vec<&'a CatalogTool> {
+        match self.agents.by_name(agent) {
+            Some(a) => self
+                .catalog
+                .iter()
+                .filter(|t| a.may_call(&t.spec.name))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Names of every admitted tool.
+    pub fn tool_names(&self) -> Vec<String> {
+        self.catalog.iter().map(|t| t.spec.name.clone()).collect()
+    }
+
+    /// How long a call waits for a human's approval.
+    pub fn approval_timeout(&self) -> Duration {
+        self.approval_timeout
+    }
+
+    /// The auditor the pipeline records through.
+    pub fn auditor(&self) -> &Auditor {
+        &self.auditor
+    }
+
+    /// Runs one call of `tool` by `agent` with `arguments` through every
+    /// step and records exactly one ledger entry for it.
+    pub async fn call(
+        &self,
+        agent: &str,
+        tool: &str,
+        arguments: Value,
+        approver: &impl Approver,
+    ) -> CallReply {
+        match self.admit(agent, tool, &arguments, approver).await {
+            Err(mut early) => {
+                redact_refusal(
+                    &self.redactor,
+                    &mut early.refusal,
+                    &self.privacy.kinds_for(tool),
+                );
+                let index = self.record_refusal(agent, tool, &arguments, &early).await;
+                let (refusal, ledger_index) = match index {
+                    Ok(i) => (early.refusal, Some(i)),
+                    Err(message) => (
+                        Refusal::AuditUnavailable {
+                            tool: tool.to_string(),
+                            message,
+                        },
+                        None,
+                    ),
+                };
+                CallReply {
+                    result: Err(refusal),
+                    structured: false,
+                    redactions: Redactions::default(),
+                    ledger_index,
+                }
+            }
+            Ok((entry, approval)) => self.run(agent, entry, arguments, approval).await,
+        }
+    }
+
+    /// The checks before the sandbox; returns the tool and any approval.
+    async fn admit<'a>(
+        &'a self,
+        agent: &str,
+        tool: &str,
+        arguments: &Value,
+        approver: &impl Approver,
+    ) -> Result<(&'a CatalogTool, Option<Decision>), Early> {
+        let config = self.agents.by_name(agent).ok_or_else(|| {
+            Refusal::UnknownCaller(format!(
+                "agent `{agent}` is not in [[agents]] of vigil.toml; add it with the tools it may call"
+            ))
+        })?;
+        let entry = self.catalog.get(tool).ok_or_else(|| Refusal::UnknownTool {
+            tool: tool.to_string(),
+        })?;
+        if !config.may_call(tool) {
+            return Err(Refusal::ToolNotAllowed {
+                agent: agent.to_string(),
+                tool: tool.to_string(),
+            }
+            .into());
+        }
+        let problems = entry.input.problems(arguments);
+        if !problems.is_empty() {
+            return Err(Refusal::InvalidArguments {
+                tool: tool.to_string(),
+                problems,
+            }
+            .into());
+        }
+        self.rates.check(agent, tool)?;
+        if !entry.needs_approval() {
+            return Ok((entry, None));
+        }
+        let decision = self.approve(agent, tool, arguments, approver).await?;
+        if decision.answer == Answer::Approve {
+            return Ok((entry, Some(decision)));
+        }
+        let refusal = if decision.by == "node:timeout" {
+            Refusal::ApprovalTimedOut {
+                tool: tool.to_string(),
+                waited: self.approval_timeout,
+            }
+        } else {
+            Refusal::ApprovalDenied {
+                tool: tool.to_string(),
+                by: decision.by.clone(),
+                reason: decision.reason.clone(),
+            }
+        };
+        Err(Early {
+            refusal,
+            approval: Some(decision),
+        })
+    }
+
+    /// Asks the client's human, or holds the call in the queue.
+    async fn approve(
+        &self,
+        agent: &str,
+        tool: &str,
+        arguments: &Value,
+        approver: &impl Approver,
+    ) -> Result<Decision, Early> {
+        if let Some(asked) = approver.ask(agent, tool, arguments).await {
+            return asked.map_err(|message| {
+                Refusal::ApprovalUnavailable {
+                    tool: tool.to_string(),
+                    message,
+                }
+                .into()
+            });
+        }
+        let unavailable = |message: String| {
+            Early::from(Refusal::ApprovalUnavailable {
+                tool: tool.to_string(),
+                message,
+            })
+        };
+        let request = self
+            .approvals
+            .submit(agent, tool, arguments, self.approval_timeout)
+            .map_err(|e| unavailable(e.to_string()))?;
+        eprintln!(
+            "vigil: call of `{tool}` by agent `{agent}` is held for approval {}: run `vigil approve {}` or `vigil deny {} --reason ...`",
+            request.id, request.id, request.id
+        );
+        let queue = self.approvals.clone();
+        let (timeout, poll) = (self.approval_timeout, self.approval_poll);
+        tokio::task::spawn_blocking(move || queue.wait(&request, timeout, poll))
+            .await
+            .map_err(|e| unavailable(e.to_string()))?
+            .map_err(|e| unavailable(e.to_string()))
+    }
+
+    /// Sandbox, output schema, privacy filter, ledger.
+    async fn run(
+        &self,
+        agent: &str,
+        entry: &CatalogTool,
+        arguments: Value,
+        approval: Option<Decision>,
+    ) -> CallReply {
+        let tool = entry.spec.name.clone();
+        let outcome = {
+            let _slot = self.sandbox_slots.acquire().await;
+            let loaded = Arc::clone(&entry.loaded);
+            let (name, args) = (tool.clone(), arguments.clone());
+            match tokio::task::spawn_blocking(move || loaded.call(&name, &args)).await {
+                Ok(o) => o,
+                Err(e) => crate::sandbox::CallOutcome {
+                    tool: tool.clone(),
+                    result: CallResult::Crashed {
+                        message: e.to_string(),
+                    },
+                    report: Default::default(),
+                    stderr: String::new(),
+                    stderr_truncated: false,
+                    elapsed_us: 0,
+                },
+            }
+        };
+        let kinds: BTreeSet<PiiKind> = self.privacy.kinds_for(&tool);
+        let mut redactions = Redactions::default();
+        let mut result = match outcome.result.clone() {
+            CallResult::Ok { value } => match &entry.output {
+                Some(check) => {
+                    let problems = check.problems(&value);
+                    if problems.is_empty() {
+                        Ok(value)
+                    } else {
+                        Err(Refusal::InvalidOutput {
+                            tool: tool.clone(),
+                            problems,
+                        })
+                    }
+                }
+                None => Ok(value),
+            },
+            CallResult::ToolFailed {
+                exit_code, message, ..
+            } => Err(Refusal::ToolFailed {
+                tool: tool.clone(),
+                message: format!("exit code {exit_code}: {message}"),
+            }),
+            CallResult::BadOutput { message }
+            | CallResult::Crashed { message }
+            | CallResult::NotRun { message } => Err(Refusal::ToolFailed {
+                tool: tool.clone(),
+                message,
+            }),
+            CallResult::Stopped { message, .. } => Err(Refusal::ToolFailed {
+                tool: tool.clone(),
+                message,
+            }),
+        };
+        if let Ok(value) = &mut result {
+            redactions = self.redactor.redact_json(value, &kinds);
+        }
+        // Refusal messages may quote tool output: filter them too.
+        if let Err(r) = &mut result {
+            redact_refusal(&self.redactor, r, &kinds);
+        }
+        let mut args_stored = arguments.clone();
+        self.redactor.redact_json(&mut args_stored, &kinds);
+        let status = match &result {
+            Ok(_) => "ok".to_string(),
+            Err(r) => r.code().to_string(),
+        };
+        let details = json!({
+            "tool": tool,
+            "package": entry.package,
+            "status": status,
+            "error": result.as_ref().err().map(|r| r.to_string()),
+            "arguments_sha256": digest(&arguments),
+            "redactions": redactions,
+            "approval": approval,
+            "elapsed_us": outcome.elapsed_us,
+            "capabilities": outcome.report,
+        });
+        let payload = json!({ "arguments": args_stored, "output": result.as_ref().ok() });
+        let event = AuditEvent::new(
+            EventKind::ToolCall,
+            format!("agent:{agent}"),
+            format!("tool:{tool}"),
+            Verdict::Allow,
+        )
+        .details(details)
+        .payload(payload.to_string().into_bytes());
+        let recorded = self.record(event).await;
+        let (result, ledger_index) = match recorded {
+            Ok(i) => (result, Some(i)),
+            Err(message) => (
+                Err(Refusal::AuditUnavailable {
+                    tool: tool.clone(),
+                    message,
+                }),
+                None,
+            ),
+        };
+        CallReply {
+            result,
+            structured: entry.output.is_some(),
+            redactions,
+            ledger_index,
+        }
+    }
+
+    async fn record_refusal(
+        &self,
+        agent: &str,
+        tool: &str,
+        arguments: &Value,
+        early: &Early,
+    ) -> Result<u64, String> {
+        let kinds = self.privacy.kinds_for(tool);
+        let mut args_stored = arguments.clone();
+        self.redactor.redact_json(&mut args_stored, &kinds);
+        let details = json!({
+            "tool": tool,
+            "code": early.refusal.code(),
+            "reason": early.refusal.to_string(),
+            "arguments_sha256": digest(arguments),
+            "approval": early.approval,
+        });
+        let event = AuditEvent::new(
+            EventKind::ToolDenied,
+            format!("agent:{agent}"),
+            format!("tool:{tool}"),
+            Verdict::Deny,
+        )
+        .details(details)
+        .payload(json!({ "arguments": args_stored }).to_string().into_bytes());
+        self.record(event).await
+    }
+
+    async fn record(&self, event: AuditEvent) -> Result<u64, String> {
+        let auditor = self.auditor.clone();
+        match tokio::task::spawn_blocking(move || auditor.record(event)).await {
+            Ok(Ok(i)) => Ok(i),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+fn redact_refusal(redactor: &Redactor, refusal: &mut Refusal, kinds: &BTreeSet<PiiKind>) {
+    let fix = |s: &mut String| *s = redactor.redact_text(s, kinds).0;
+    match refusal {
+        Refusal::ToolFailed { message, .. } => fix(message),
+        Refusal::InvalidOutput { problems, .. } | Refusal::InvalidArguments { problems, .. } => {
+            problems.iter_mut().for_each(fix)
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,220 @@
+//! The rmcp server handler: `tools/list` shows the tools the caller's agent
+//! may call with their schemas, `tools/call` hands the call to the
+//! [`Pipeline`] and turns its reply into an MCP tool result (refusals are
+//! tool errors whose text says what was refused and why). The agent comes
+//! from the transport: fixed for stdio, from the bearer token over HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequestParams,
+    ElicitationAction, ElicitationSchema, Implementation, ListToolsResult, PaginatedRequestParams,
+    ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::{ElicitationMode, RequestContext};
+use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, ServiceExt as _};
+use serde_json::Value;
+
+use crate::mcp::pipeline::{Approver, CallReply, Pipeline};
+use crate::policy::{Answer, Decision};
+
+/// How the handler learns the calling agent.
+#[derive(Debug, Clone)]
+pub enum AgentSource {
+    /// One agent for the whole connection (stdio).
+    Fixed(String),
+    /// The agent resolved from the bearer token by the HTTP layer and
+    /// stored in the request's extensions as [`HttpAgent`].
+    Http,
+}
+
+/// The agent of an HTTP request, put in the request extensions by the
+/// bearer-token check of [`crate::mcp::http`].
+#[derive(Debug, Clone)]
+pub struct HttpAgent(pub String);
+
+/// The MCP handler of a node.
+#[derive(Debug, Clone)]
+pub struct VigilServer {
+    pipeline: Arc<Pipeline>,
+    source: AgentSource,
+}
+
+impl VigilServer {
+    pub fn new(pipeline: Arc<Pipeline>, source: AgentSource) -> Self {
+        Self { pipeline, source }
+    }
+
+    fn agent(&self, context: &RequestContext<RoleServer>) -> Result<String, ErrorData> {
+        match &self.source {
+            AgentSource::Fixed(name) => Ok(name.clone()),
+            AgentSource::Http => context
+                .extensions
+                .get::<axum::http::request::Parts>()
+                .and_then(|p| p.extensions.get::<HttpAgent>())
+                .map(|a| a.0.clone())
+                .ok_or_else(|| {
+                    ErrorData::invalid_request(
+                        "no agent identified for this request (bearer token missing)",
+                        None,
+                    )
+                }),
+        }
+    }
+}
+
+/// The MCP form of a pipeline reply.
+pub fn tool_result(reply: CallReply) -> CallToolResult {
+    match reply.result {
+        Ok(value) => {
+            let text = value.to_string();
+            let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+            if reply.structured {
+                result.structured_content = Some(value);
+            }
+            result
+        }
+        Err(refusal) => CallToolResult::error(vec![ContentBlock::text(format!(
+            "refused ({}): {refusal}",
+            refusal.code()
+        ))]),
+    }
+}
+
+/// Asks the human at the agent's client through MCP elicitation, when the
+/// client declared that capability.
+struct Elicitation {
+    peer: Peer<RoleServer>,
+    timeout: Duration,
+}
+
+impl Approver for Elicitation {
+    async fn ask(
+        &self,
+        agent: &str,
+        tool: &str,
+        arguments: &Value,
+    ) -> Option<Result<Decision, String>> {
+        if !self
+            .peer
+            .supported_elicitation_modes()
+            .contains(&ElicitationMode::Form)
+        {
+            return None;
+        }
+        let schema = ElicitationSchema::builder()
+            .required_bool("approve")
+            .optional_string("reason")
+            .build_unchecked();
+        let params = ElicitRequestParams::FormElicitationParams {
+            meta: None,
+            message: format!(
+                "vigil: agent `{agent}` wants to call `{tool}` (sensitivity high) with arguments {arguments}. Approve this call?"
+            ),
+            requested_schema: schema,
+        };
+        let by = format!("elicitation:{agent}");
+        let asked = self
+            .peer
+            .create_elicitation_with_timeout(params, Some(self.timeout))
+            .await;
+        Some(match asked {
+            Err(e) => Err(format!("elicitation failed: {e}")),
+            Ok(result) => {
+                let content = result.content.unwrap_or(Value::Null);
+                let reason = content
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let approved = result.action == ElicitationAction::Accept
+                    && content.get("approve").and_then(Value::as_bool) == Some(true);
+                let answer = if approved {
+                    Answer::Approve
+                } else {
+                    Answer::Deny
+                };
+                let reason = if reason.is_empty() && !approved {
+                    format!("the user answered {:?}", result.action).to_lowercase()
+                } else {
+                    reason
+                };
+                Ok(Decision { answer, by, reason })
+            }
+        })
+    }
+}
+
+impl ServerHandler for VigilServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("vigil", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "vigil runs signed tools in a sandbox; every call is checked, may need a human's approval, \
+                 has personal data redacted from its output and is recorded in an audit ledger.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let agent = self.agent(&context)?;
+        let tools = self
+            .pipeline
+            .tools_for(&agent)
+            .into_iter()
+            .map(|t| {
+                let input = match &t.spec.input_schema {
+                    Value::Object(m) => m.clone(),
+                    _ => Default::default(),
+                };
+                let mut tool = Tool::new(
+                    t.spec.name.clone(),
+                    t.spec.description.clone(),
+                    Arc::new(input),
+                );
+                if let Some(Value::Object(out)) = &t.spec.output_schema {
+                    tool = tool.with_raw_output_schema(Arc::new(out.clone()));
+                }
+                tool
+            })
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let agent = self.agent(&context)?;
+        let arguments = Value::Object(request.arguments.unwrap_or_default());
+        let approver = Elicitation {
+            peer: context.peer.clone(),
+            timeout: self.pipeline.approval_timeout(),
+        };
+        let reply = self
+            .pipeline
+            .call(&agent, &request.name, arguments, &approver)
+            .await;
+        Ok(tool_result(reply).into())
+    }
+}
+
+/// Serves MCP over this process's stdin/stdout for `agent` until the
+/// client closes the stream.
+pub async fn serve_stdio(pipeline: Arc<Pipeline>, agent: String) -> Result<(), std::io::Error> {
+    let server = VigilServer::new(pipeline, AgentSource::Fixed(agent));
+    let running = server
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    running
+        .waiting()
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(())
+}
