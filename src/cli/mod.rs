@@ -21,6 +21,7 @@ mod serve;
 mod sign;
 mod tools;
 mod trust;
+mod tunnel;
 
 /// vigil: signed tools, a capability sandbox and a tamper-evident audit ledger
 /// for AI agents.
@@ -69,6 +70,8 @@ pub enum Command {
     Approve(approvals::ApproveArgs),
     /// Deny a held call with a reason
     Deny(approvals::DenyArgs),
+    /// Carry local TCP connections over a post-quantum link to a peer node
+    Tunnel(tunnel::TunnelArgs),
 }
 
 impl Cli {
@@ -108,5 +111,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Approvals(args) => approvals::list(&home, args),
         Command::Approve(args) => approvals::approve(&home, args),
         Command::Deny(args) => approvals::deny(&home, args),
+        Command::Tunnel(args) => tunnel::run(&home, args),
     }
 }

@@ -17,6 +17,9 @@ pub enum TrustCommand {
     /// Publishers whose packages this node may admit
     #[command(subcommand)]
     Publisher(PublisherCommand),
+    /// Peer nodes that may link to this node, and the targets they may reach
+    #[command(subcommand)]
+    Peer(PeerCommand),
     /// List trusted publishers and peers
     List(ListArgs),
 }
@@ -41,6 +44,26 @@ pub struct AddPublisherArgs {
     pub name: Option<String>,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum PeerCommand {
+    /// Trust a peer node's key (a .pub file) to link here and reach targets
+    Add(AddPeerArgs),
+    /// Revoke a peer key; its links and tunnels are refused from now on
+    Revoke(RevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AddPeerArgs {
+    /// The peer node's public key file (its node.pub)
+    pub key: PathBuf,
+    /// A name for the peer [default: the .pub comment]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A HOST:PORT the peer may open tunnels to. Repeatable.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub allow_target: Vec<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
     /// Key id (32 hex digits, see `vigil trust list`)
@@ -59,6 +82,39 @@ pub struct ListArgs {
 
 pub fn run(home: &Home, cmd: TrustCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        TrustCommand::Peer(PeerCommand::Add(args)) => {
+            let text = std::fs::read_to_string(&args.key)
+                .with_context(|| format!("cannot read {}", args.key.display()))?;
+            let (key, comment) = keyfile::parse_public_key_line(&text)
+                .with_context(|| format!("{} is not a public key file", args.key.display()))?;
+            let name = args.name.or(comment).unwrap_or_default();
+            let targets = args
+                .allow_target
+                .iter()
+                .map(|t| {
+                    vigil_transport::Target::parse(t)
+                        .map(|t| t.to_string())
+                        .map_err(|e| anyhow::anyhow!("--allow-target: {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            change(home, |s| s.add_peer(&key, &name, &targets, now()))?;
+            println!(
+                "trusted peer {} ({}) for targets: {}",
+                key.key_id(),
+                key.fingerprint(),
+                if targets.is_empty() {
+                    "none".to_string()
+                } else {
+                    targets.join(", ")
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        TrustCommand::Peer(PeerCommand::Revoke(args)) => {
+            change(home, |s| s.revoke_peer(&args.key_id, &args.reason, now()))?;
+            println!("revoked peer {}: {}", args.key_id, args.reason.trim());
+            Ok(ExitCode::SUCCESS)
+        }
         TrustCommand::Publisher(PublisherCommand::Add(args)) => {
             let text = std::fs::read_to_string(&args.key)
                 .with_context(|| format!("cannot read {}", args.key.display()))?;

@@ -32,6 +32,8 @@ pub struct Config {
     pub privacy: crate::privacy::PrivacyConfig,
     /// `[[agents]]`: who may call which tools.
     pub agents: Vec<crate::policy::AgentConfig>,
+    /// `[links]`: post-quantum links to peer nodes.
+    pub links: crate::node::links::LinksConfig,
 }
 
 /// `[packages]`: limits of the gatekeeper.
@@ -179,6 +181,12 @@ pub const TEMPLATE: &str = r#"# vigil node configuration. Every option is shown 
 # Per-tool overrides: `enabled` and/or `kinds` by tool name.
 # tools = { fetch = { kinds = ["email", "secret"] }, wordcount = { enabled = false } }
 
+
+[links]
+# UDP address to accept post-quantum links from peer nodes on (unset: none).
+# listen = "0.0.0.0:7879"
+# Seconds after which `vigil tunnel` re-keys by dialling a fresh link.
+# link_lifetime_seconds = 3600
 "#;
 
 #[cfg(test)]

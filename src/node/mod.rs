@@ -4,3 +4,4 @@
 pub mod audit;
 pub mod config;
 pub mod home;
+pub mod links;

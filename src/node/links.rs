@@ -1,0 +1,251 @@
+//! Links on the node side: the `[links]` section of `vigil.toml`, the trust
+//! store as the transport's [`PeerPolicy`], the audit ledger as its
+//! [`LinkObserver`] (each link or tunnel decision becomes one
+//! [`LinkAuditEntry`], handed to the node's one ledger writer through a
+//! [`LinkAuditSink`]), and starting the link listener.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::json;
+use vigil_crypto::{CompositePublicKey, SigningKey};
+use vigil_transport::{
+    LinkConfig, LinkError, LinkEvent, LinkIdentity, LinkObserver, LinkRefusal, LinkServer,
+    PeerInfo, PeerPolicy, PeerStatus, ServerContext, Target,
+};
+
+use crate::trust::{file, TrustError};
+
+/// `[links]`: accepting links from peer nodes and dialling them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinksConfig {
+    /// Address to accept links on (UDP); unset: this node accepts none.
+    pub listen: Option<String>,
+    /// Seconds after which a tunnel client re-keys by dialling a fresh link.
+    pub link_lifetime_seconds: u64,
+}
+
+impl Default for LinksConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            link_lifetime_seconds: 3600,
+        }
+    }
+}
+
+/// The trust store file as the policy for peers. The file is read on every
+/// decision, so `vigil trust peer revoke` takes effect for the next link or
+/// tunnel without a restart.
+#[derive(Debug, Clone)]
+pub struct TrustStorePolicy {
+    path: PathBuf,
+}
+
+impl TrustStorePolicy {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path }
+    }
+}
+
+impl PeerPolicy for TrustStorePolicy {
+    fn peer_status(&self, key: &CompositePublicKey) -> PeerStatus {
+        let store = match file::load(&self.path) {
+            Ok(store) => store,
+            Err(e) => {
+                eprintln!("warning: trust store unreadable, refusing peers: {e}");
+                return PeerStatus::Unknown;
+            }
+        };
+        match store.active_peer(key) {
+            Ok(peer) => PeerStatus::Trusted {
+                name: peer.name.clone(),
+            },
+            Err(TrustError::PeerWasRevoked(_)) => PeerStatus::Revoked,
+            Err(_) => PeerStatus::Unknown,
+        }
+    }
+
+    fn target_allowed(&self, key: &CompositePublicKey, target: &Target) -> bool {
+        let Ok(store) = file::load(&self.path) else {
+            return false;
+        };
+        store.active_peer(key).is_ok_and(|peer| {
+            peer.allowed_targets
+                .iter()
+                .any(|t| Target::parse(t).is_ok_and(|t| &t == target))
+        })
+    }
+}
+
+/// One ledger entry for a link or tunnel decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkAuditEntry {
+    /// `link.opened`, `link.refused`, `link.closed`, `tunnel.opened`,
+    /// `tunnel.closed` or `tunnel.refused`.
+    pub kind: &'static str,
+    /// `allow`, `deny` or `record`.
+    pub decision: &'static str,
+    /// `peer:KEYID`, or `remote:ADDR` when the peer proved no identity.
+    pub actor: String,
+    /// `link` or `target:HOST:PORT`.
+    pub subject: String,
+    /// Names, addresses, reasons, byte counts and durations.
+    pub details: serde_json::Value,
+}
+
+/// Where link entries go: the node's ledger writer (its `Auditor`).
+pub type LinkAuditSink = Box<dyn Fn(LinkAuditEntry) + Send>;
+
+/// Hands link events to a thread that turns each into one
+/// [`LinkAuditEntry`] for the sink, so the transport's tasks never wait for
+/// a ledger commit.
+pub struct LedgerObserver {
+    events: mpsc::Sender<LinkEvent>,
+}
+
+impl LedgerObserver {
+    /// Starts the recording thread; it ends when the observer is dropped.
+    pub fn start(sink: LinkAuditSink) -> Self {
+        let (events, rx) = mpsc::channel::<LinkEvent>();
+        std::thread::spawn(move || {
+            for event in rx {
+                sink(ledger_entry(&event));
+            }
+        });
+        Self { events }
+    }
+}
+
+impl LinkObserver for LedgerObserver {
+    fn record(&self, event: LinkEvent) {
+        // The receiver lives as long as the thread, which outlives senders.
+        let _ = self.events.send(event);
+    }
+}
+
+fn peer_actor(peer: &PeerInfo) -> String {
+    format!("peer:{}", peer.key_id)
+}
+
+fn entry(
+    kind: &'static str,
+    decision: &'static str,
+    actor: String,
+    subject: String,
+    details: serde_json::Value,
+) -> LinkAuditEntry {
+    LinkAuditEntry {
+        kind,
+        decision,
+        actor,
+        subject,
+        details,
+    }
+}
+
+/// The ledger entry for one link event.
+pub fn ledger_entry(event: &LinkEvent) -> LinkAuditEntry {
+    match event {
+        LinkEvent::LinkOpened { peer } => entry(
+            "link.opened",
+            "allow",
+            peer_actor(peer),
+            "link".into(),
+            json!({ "name": peer.name, "remote": peer.remote.to_string() }),
+        ),
+        LinkEvent::LinkRefused { remote, refusal } => {
+            let actor = match refusal {
+                LinkRefusal::UnknownKey { key_id } | LinkRefusal::RevokedKey { key_id } => {
+                    format!("peer:{key_id}")
+                }
+                _ => format!("remote:{remote}"),
+            };
+            entry(
+                "link.refused",
+                "deny",
+                actor,
+                "link".into(),
+                json!({ "remote": remote.to_string(), "refusal": refusal_name(refusal),
+                        "reason": refusal.to_string() }),
+            )
+        }
+        LinkEvent::LinkClosed { peer, reason } => entry(
+            "link.closed",
+            "record",
+            peer_actor(peer),
+            "link".into(),
+            json!({ "name": peer.name, "remote": peer.remote.to_string(), "reason": reason }),
+        ),
+        LinkEvent::TunnelOpened { peer, target } => entry(
+            "tunnel.opened",
+            "allow",
+            peer_actor(peer),
+            format!("target:{target}"),
+            json!({ "name": peer.name, "remote": peer.remote.to_string() }),
+        ),
+        LinkEvent::TunnelClosed {
+            peer,
+            target,
+            stats,
+        } => entry(
+            "tunnel.closed",
+            "record",
+            peer_actor(peer),
+            format!("target:{target}"),
+            json!({
+                "name": peer.name,
+                "bytes_to_target": stats.bytes_to_target,
+                "bytes_from_target": stats.bytes_from_target,
+                "duration_ms": u64::try_from(stats.duration.as_millis()).unwrap_or(u64::MAX),
+                "clean": stats.clean,
+            }),
+        ),
+        LinkEvent::TargetRefused {
+            peer,
+            target,
+            refusal,
+        } => entry(
+            "tunnel.refused",
+            "deny",
+            peer_actor(peer),
+            target
+                .as_ref()
+                .map_or_else(|| "target:?".to_string(), |t| format!("target:{t}")),
+            json!({ "name": peer.name, "reason": refusal.to_string() }),
+        ),
+    }
+}
+
+fn refusal_name(refusal: &LinkRefusal) -> &'static str {
+    use LinkRefusal as R;
+    match refusal {
+        R::UnknownKey { .. } => "unknown-key",
+        R::RevokedKey { .. } => "revoked-key",
+        R::FailedBinding { .. } => "failed-binding",
+        R::ClassicalOnlyOffer => "classical-only-offer",
+        R::Handshake { .. } => "handshake",
+        R::Protocol { .. } => "protocol",
+    }
+}
+
+/// Starts accepting links on `addr` (on the current tokio runtime): peers
+/// are judged by the trust store at `trust_path`, decisions go to `sink`.
+pub fn start_listener(
+    addr: SocketAddr,
+    key: SigningKey,
+    trust_path: PathBuf,
+    sink: LinkAuditSink,
+) -> Result<LinkServer, LinkError> {
+    let context = ServerContext {
+        identity: Arc::new(LinkIdentity::new(key)?),
+        policy: Arc::new(TrustStorePolicy::new(trust_path)),
+        observer: Arc::new(LedgerObserver::start(sink)),
+        config: LinkConfig::default(),
+    };
+    LinkServer::start(addr, context)
+}
