@@ -124,12 +124,7 @@ async fn serve_link(link: Link, context: ServerContext) {
     }
 }
 
-async fn serve_tunnel(
-    link: Link,
-    send: SendStream,
-    mut recv: RecvStream,
-    context: ServerContext,
-) {
+async fn serve_tunnel(link: Link, send: SendStream, mut recv: RecvStream, context: ServerContext) {
     let request =
         tokio::time::timeout(context.config.handshake_timeout, read_message(&mut recv)).await;
     let detail = match request {
