@@ -1,7 +1,7 @@
 //! Drives the real `vigil` binary through package build, inspect, trust
 //! store changes, install and `vigil tools`: one test per attack on the
 //! gatekeeper (each must be refused with a reason naming the problem, a
-//! non-zero exit and a ledger record), and the life of a good package
+//! non-zero exit and one ledger entry), and the life of a good package
 //! (install, listing, restart, tampering with the stored copy).
 
 use std::path::{Path, PathBuf};
@@ -54,13 +54,43 @@ impl Node {
     }
 
     fn trust(&self, name: &str, scope: &str) {
+        let before = self.ledger().len();
         self.vigil()
             .args(["trust", "publisher", "add"])
             .arg(self.path(&format!("{name}.pub")))
             .args(["--scope", scope])
             .assert()
+            .success();
+        self.expect_entry(before, "trust.changed", "record", "publisher-added");
+    }
+
+    /// Every ledger entry, read with `vigil audit tail --json`.
+    fn ledger(&self) -> Vec<serde_json::Value> {
+        let out = self
+            .vigil()
+            .args(["audit", "tail", "-n", "1000000", "--json"])
+            .assert()
             .success()
-            .stderr(predicate::str::contains("trust.publisher.added"));
+            .get_output()
+            .clone();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("entry is JSON"))
+            .collect()
+    }
+
+    /// Exactly one entry was added since the ledger held `before` entries:
+    /// of `kind` and `decision`, with `words` in its details.
+    fn expect_entry(&self, before: usize, kind: &str, decision: &str, words: &str) {
+        let entries = self.ledger();
+        assert_eq!(entries.len(), before + 1, "one new entry: {entries:?}");
+        let e = &entries[before];
+        assert_eq!(e["kind"], kind, "{e}");
+        assert_eq!(e["decision"], decision, "{e}");
+        assert!(
+            e["details"].to_string().contains(words),
+            "{words:?} not in {e}"
+        );
     }
 
     fn key_id(&self, name: &str) -> String {
@@ -100,43 +130,29 @@ impl Node {
     }
 
     /// Installs `pkg` and expects a refusal whose reason contains every
-    /// one of `words`, a non-zero exit and a `package.refused` record.
+    /// one of `words`, a non-zero exit and one `package.refused` ledger entry.
     fn refused(&self, pkg: &Path, words: &[&str]) {
+        let before = self.ledger().len();
         let out = self.install(pkg).failure().get_output().clone();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("refused"), "{stderr}");
         for w in words {
             assert!(stderr.contains(w), "missing {w:?} in: {stderr}");
         }
-        assert_ledger_record(&stderr, "package.refused", "deny");
+        self.expect_entry(before, "package.refused", "deny", words[0]);
     }
 
     fn admitted(&self, pkg: &Path) {
+        let before = self.ledger().len();
         let out = self.install(pkg).success().get_output().clone();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains("admitted"), "{stdout}");
-        assert_ledger_record(
-            &String::from_utf8_lossy(&out.stderr),
-            "package.admitted",
-            "allow",
-        );
+        self.expect_entry(before, "package.admitted", "allow", "all checks passed");
     }
 
     fn tools(&self) -> assert_cmd::assert::Assert {
         self.vigil().arg("tools").assert()
     }
-}
-
-/// The decision reached the ledger seam as one record of `kind`.
-fn assert_ledger_record(stderr: &str, kind: &str, decision: &str) {
-    let records: Vec<serde_json::Value> = stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix("audit: "))
-        .map(|l| serde_json::from_str(l).expect("audit record is JSON"))
-        .collect();
-    assert_eq!(records.len(), 1, "exactly one record: {stderr}");
-    assert_eq!(records[0]["kind"], kind, "{stderr}");
-    assert_eq!(records[0]["decision"], decision, "{stderr}");
 }
 
 fn manifest(name: &str, version: &str, description: &str) -> String {
@@ -292,6 +308,7 @@ fn revoked_publisher_is_refused_at_install_and_at_start() {
     let first = node.build("a", "acme/echo", "1.0.0");
     node.admitted(&first);
     let id = node.key_id("acme");
+    let before = node.ledger().len();
     node.vigil()
         .args([
             "trust",
@@ -302,8 +319,8 @@ fn revoked_publisher_is_refused_at_install_and_at_start() {
             "key leaked",
         ])
         .assert()
-        .success()
-        .stderr(predicate::str::contains("trust.publisher.revoked"));
+        .success();
+    node.expect_entry(before, "trust.changed", "record", "key leaked");
     node.vigil()
         .args(["trust", "list"])
         .assert()
@@ -485,17 +502,19 @@ fn allowed_finding_is_admitted_and_recorded() {
         ),
         "acme",
     );
-    let out = node
-        .vigil()
+    let before = node.ledger().len();
+    node.vigil()
         .args(["install", "--allow-finding", "url@tools.echo.description"])
         .arg(&pkg)
         .assert()
         .success()
-        .get_output()
-        .clone();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_ledger_record(&stderr, "package.admitted", "allow");
-    assert!(stderr.contains("url@tools.echo.description"), "{stderr}");
+        .stdout(predicate::str::contains("url@tools.echo.description"));
+    node.expect_entry(
+        before,
+        "package.admitted",
+        "allow",
+        "url@tools.echo.description",
+    );
     // The allowance is remembered: the stored package passes at start.
     node.tools()
         .success()
@@ -585,10 +604,11 @@ fn good_package_installs_lists_survives_restart_and_tampering_is_caught() {
     let (_, module_at, _) = offsets(&bytes);
     bytes[module_at + 2] ^= 0x80;
     std::fs::write(&stored[0], bytes).expect("write");
+    let before = node.ledger().len();
     let out = node.tools().failure().get_output().clone();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("stored copy changed"), "{stderr}");
-    assert_ledger_record(&stderr, "package.refused", "deny");
+    node.expect_entry(before, "package.refused", "deny", "stored copy changed");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("acme/echo"));
 }
 

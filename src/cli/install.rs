@@ -11,6 +11,7 @@ use clap::Args;
 use crate::gatekeeper::record::AuditRecord;
 use crate::gatekeeper::store::PackageStore;
 use crate::gatekeeper::{Decision, Occasion, Refusal, Refused};
+use crate::node::audit::{AuditEvent, Auditor, EventKind, Verdict};
 use crate::node::config::Config;
 use crate::node::home::Home;
 use crate::package::FormatError;
@@ -33,13 +34,34 @@ pub(super) fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Hands one decision to the node's ledger.
-///
-/// SEAM: the ledger's `Auditor` (`crate::node::audit`) is not in the tree
-/// yet; until it is, the record is only printed to stderr as one
-/// `audit: {...}` JSON line so tests and operators can see it.
-pub(super) fn audit(_home: &Home, record: &AuditRecord) -> anyhow::Result<()> {
-    eprintln!("audit: {}", serde_json::to_string(record)?);
+/// Records one decision as one ledger entry through the node's auditor,
+/// before the decision takes effect. The auditor signs checkpoints when the
+/// node key can be loaded (a sealed key needs `[node] passphrase_env`).
+pub(super) fn audit(home: &Home, record: &AuditRecord) -> anyhow::Result<()> {
+    let config = Config::load(&home.config_path())?;
+    let pass = super::passphrase::from_env(config.node.passphrase_env.as_deref())?;
+    let key = home
+        .node_signing_key(pass.as_deref().map(|p| p.as_slice()))
+        .ok();
+    let auditor = Auditor::open(home, &config, key).context(
+        "opening the audit ledger (is `vigil serve` running on this home?); the decision was not recorded, so it does not take effect",
+    )?;
+    let kind = match record.kind {
+        "package.admitted" => EventKind::PackageAdmitted,
+        "package.refused" => EventKind::PackageRefused,
+        _ => EventKind::TrustChanged,
+    };
+    let verdict = match record.decision {
+        "allow" => Verdict::Allow,
+        "deny" => Verdict::Deny,
+        _ => Verdict::Record,
+    };
+    auditor
+        .record(
+            AuditEvent::new(kind, "operator", record.subject.clone(), verdict)
+                .details(record.details.clone()),
+        )
+        .context("recording the decision in the audit ledger")?;
     Ok(())
 }
 
