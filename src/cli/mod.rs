@@ -11,6 +11,7 @@ use crate::node::home::Home;
 
 mod approvals;
 mod audit;
+mod call;
 mod init;
 mod install;
 mod key;
@@ -60,6 +61,8 @@ pub enum Command {
     Install(install::InstallArgs),
     /// List the tools of admitted packages (re-verifying stored packages)
     Tools(tools::ToolsArgs),
+    /// Run one tool of an admitted package in the sandbox; print the result and capability report
+    Call(call::CallArgs),
     /// Serve MCP over stdin/stdout for an agent host that spawns vigil
     Mcp(mcp::McpArgs),
     /// Run the node: MCP over streamable HTTP on `[mcp] listen`, checkpoints
@@ -106,6 +109,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Trust(cmd) => trust::run(&home, cmd),
         Command::Install(args) => install::run(&home, args),
         Command::Tools(args) => tools::run(&home, args),
+        Command::Call(args) => call::run(&home, args),
         Command::Mcp(args) => mcp::run(&home, args),
         Command::Serve(args) => serve::run(&home, args),
         Command::Approvals(args) => approvals::list(&home, args),
