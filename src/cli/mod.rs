@@ -12,6 +12,7 @@ use crate::node::home::Home;
 mod approvals;
 mod audit;
 mod call;
+mod demo;
 mod init;
 mod install;
 mod key;
@@ -39,6 +40,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Show vigil at work in a temporary home: keys, signatures, refusals
+    Demo(demo::DemoArgs),
     /// The audit ledger: append, tail, checkpoint, export, verify, prove, erase
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -101,6 +104,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let home = cli.home();
     match cli.command {
         Command::Audit(cmd) => audit::run(&home, cmd),
+        Command::Demo(args) => demo::run(cli.home.as_deref(), args),
         Command::Init(args) => init::run(&home, args),
         Command::Key(cmd) => key::run(cmd),
         Command::Sign(args) => sign::sign(args),

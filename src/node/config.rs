@@ -181,7 +181,6 @@ pub const TEMPLATE: &str = r#"# vigil node configuration. Every option is shown 
 # Per-tool overrides: `enabled` and/or `kinds` by tool name.
 # tools = { fetch = { kinds = ["email", "secret"] }, wordcount = { enabled = false } }
 
-
 [links]
 # UDP address to accept post-quantum links from peer nodes on (unset: none).
 # listen = "0.0.0.0:7879"

@@ -342,7 +342,8 @@ fn near_miss(rng: &mut Rng) -> Sample {
                 .and_then(|c| c.to_digit(10))
                 .unwrap_or(0);
             let bad = format!("{}{}", &good[..15], (last + 1 + rng.below(8) as u32) % 10);
-            group(&bad, &[4, 4, 4, 4], *rng.pick(&[" ", "-", ""]))
+            let sep = rng.pick(&[" ", "-", ""]);
+            group(&bad, &[4, 4, 4, 4], sep)
         }
         1 => format!("v{}.{}.{}", rng.below(20), rng.below(40), rng.below(100)),
         2 => format!(
