@@ -11,6 +11,7 @@
 //! - [`server`]: the serving node's link listener and tunnel endpoint.
 //! - [`tunnel`]: the client side: local TCP listener, link keeper.
 //! - [`splice`]: TCP <-> QUIC stream copying with TCP semantics.
+//! - [`udp`]: the endpoint's UDP socket (large-packet batches split to fit).
 
 pub mod binding;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod splice;
 pub mod target;
 pub mod tls;
 pub mod tunnel;
+pub mod udp;
 pub mod wire;
 
 pub use error::LinkError;

@@ -17,6 +17,8 @@ pub const PROTOCOL_VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 4;
 /// Exact body length of a binding: role, composite public key, signature.
 pub const BINDING_BODY_LEN: usize = 1 + PUBLIC_KEY_LEN + SIGNATURE_LEN;
+/// Exact body length of an identity announcement: role, composite public key.
+pub const IDENTITY_BODY_LEN: usize = 1 + PUBLIC_KEY_LEN;
 /// The longest reason text carried by a refusal.
 pub const MAX_REASON_LEN: usize = 512;
 
@@ -29,6 +31,8 @@ pub enum MessageKind {
     OpenTunnel = 3,
     TunnelAccepted = 4,
     TunnelRefused = 5,
+    Identity = 6,
+    LinkAccepted = 7,
 }
 
 impl MessageKind {
@@ -39,6 +43,8 @@ impl MessageKind {
             3 => Self::OpenTunnel,
             4 => Self::TunnelAccepted,
             5 => Self::TunnelRefused,
+            6 => Self::Identity,
+            7 => Self::LinkAccepted,
             _ => return None,
         })
     }
@@ -49,7 +55,8 @@ impl MessageKind {
             Self::Binding => (BINDING_BODY_LEN, BINDING_BODY_LEN),
             Self::LinkRefused | Self::TunnelRefused => (1, 1 + MAX_REASON_LEN),
             Self::OpenTunnel => (1, MAX_TARGET_LEN),
-            Self::TunnelAccepted => (0, 0),
+            Self::TunnelAccepted | Self::LinkAccepted => (0, 0),
+            Self::Identity => (IDENTITY_BODY_LEN, IDENTITY_BODY_LEN),
         }
     }
 }
@@ -115,6 +122,16 @@ pub enum LinkMessage {
         key: Box<CompositePublicKey>,
         signature: CompositeSignature,
     },
+    /// The client's first message: the composite key it will bind, sent
+    /// before its signature so that the server can sign its own statement
+    /// (which covers both keys) without waiting for the client's.
+    Identity {
+        role: Role,
+        key: Box<CompositePublicKey>,
+    },
+    /// The serving node verified the client's binding and trusts its key:
+    /// tunnels may be opened.
+    LinkAccepted,
     /// The serving node refuses the link; the connection closes after it.
     LinkRefused {
         code: LinkRefusalCode,
@@ -198,6 +215,8 @@ impl LinkMessage {
             Self::OpenTunnel { .. } => MessageKind::OpenTunnel,
             Self::TunnelAccepted => MessageKind::TunnelAccepted,
             Self::TunnelRefused { .. } => MessageKind::TunnelRefused,
+            Self::Identity { .. } => MessageKind::Identity,
+            Self::LinkAccepted => MessageKind::LinkAccepted,
         }
     }
 
@@ -220,7 +239,11 @@ impl LinkMessage {
                 body.extend_from_slice(truncate(reason).as_bytes());
             }
             Self::OpenTunnel { target } => body.extend_from_slice(target.to_string().as_bytes()),
-            Self::TunnelAccepted => {}
+            Self::TunnelAccepted | Self::LinkAccepted => {}
+            Self::Identity { role, key } => {
+                body.push(*role as u8);
+                body.extend_from_slice(key.as_bytes());
+            }
             Self::TunnelRefused { code, reason } => {
                 body.push(*code as u8);
                 body.extend_from_slice(truncate(reason).as_bytes());
@@ -285,6 +308,14 @@ impl LinkMessage {
                 Ok(Self::OpenTunnel { target })
             }
             MessageKind::TunnelAccepted => Ok(Self::TunnelAccepted),
+            MessageKind::LinkAccepted => Ok(Self::LinkAccepted),
+            MessageKind::Identity => {
+                let role = Role::from_byte(body[0]).ok_or(MessageError::UnknownRole(body[0]))?;
+                let key = CompositePublicKey::from_bytes(&body[1..])
+                    .map(Box::new)
+                    .map_err(|e| MessageError::BadBinding(e.to_string()))?;
+                Ok(Self::Identity { role, key })
+            }
         }
     }
 
@@ -354,6 +385,11 @@ mod tests {
             target: Target::parse("db.internal:5432").unwrap(),
         });
         roundtrip(&LinkMessage::TunnelAccepted);
+        roundtrip(&LinkMessage::Identity {
+            role: Role::Client,
+            key: Box::new(key.public_key().clone()),
+        });
+        roundtrip(&LinkMessage::LinkAccepted);
         roundtrip(&LinkMessage::TunnelRefused {
             code: TunnelRefusalCode::TargetNotAllowed,
             reason: String::new(),
