@@ -4,11 +4,13 @@
 //! - offline verification of an exported bundle (entries/s) next to plain
 //!   SHA-256 over the same bytes;
 //! - inclusion proof time at 1,000,000 entries (from the sled store);
-//! - bytes on disk per entry.
+//! - bytes on disk per entry: every file and directory under the ledger's
+//!   directory (allocated blocks), measured after the ledger is closed.
 //!
 //! `cargo bench -p vigil-ledger --bench ledger`. `VIGIL_BENCH_ENTRIES`
 //! changes the size of the big ledger (default 1,000,000; 5,000 in the quick
-//! smoke run that `cargo test --all-targets` makes).
+//! smoke run that `cargo test --all-targets` makes); `VIGIL_BENCH_BATCH` the
+//! batch size it is built with (default 1024).
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
@@ -32,16 +34,19 @@ fn entry(i: u64) -> NewEntry {
     base.details(serde_json::from_str(&format!("{prefix}{}\"}}", "x".repeat(fill))).expect("json"))
 }
 
+/// Allocated bytes of `dir` and everything under it.
 fn disk_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
+    use std::os::unix::fs::MetadataExt as _;
+    let mut total = std::fs::symlink_metadata(dir)
+        .map(|m| m.blocks() * 512)
+        .unwrap_or(0);
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             let p = e.path();
-            if p.is_dir() {
-                total += disk_bytes(&p);
-            } else if let Ok(m) = e.metadata() {
-                use std::os::unix::fs::MetadataExt as _;
-                total += m.blocks() * 512;
+            match e.metadata() {
+                Ok(m) if m.is_dir() => total += disk_bytes(&p),
+                Ok(m) => total += m.blocks() * 512,
+                Err(_) => {}
             }
         }
     }
@@ -117,14 +122,19 @@ fn main() {
         println!("{batch:>8} {l:>16.0} {f:>16.0} {:>8.2}", l / f);
     }
 
-    println!("\n== building a ledger of {big} entries (batches of 1024)");
+    let big_batch: u64 = std::env::var("VIGIL_BENCH_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|b| *b > 0)
+        .unwrap_or(1024);
+    println!("\n== building a ledger of {big} entries (batches of {big_batch})");
     let dir = tempfile::tempdir().expect("tempdir");
     let key = SigningKey::generate();
     let ledger = Ledger::open(dir.path()).expect("open");
     let start = Instant::now();
     let mut i = 0u64;
     while i < big {
-        let n = (big - i).min(1024);
+        let n = (big - i).min(big_batch);
         ledger
             .append_batch((i..i + n).map(entry).collect())
             .expect("append");
@@ -139,14 +149,21 @@ fn main() {
         per_sec(big, start.elapsed())
     );
 
+    // Close the ledger (sled flushes and drops its files) before measuring,
+    // then reopen it for the proofs and the export.
+    drop(ledger);
     let raw = big * ENTRY_BYTES as u64;
     let on_disk = disk_bytes(dir.path());
     println!(
-        "\n== disk: {} bytes for {big} entries = {:.1} bytes/entry ({:.2}x the {ENTRY_BYTES} raw entry bytes)",
+        "\n== disk after close: {} bytes for {big} entries = {:.1} bytes/entry ({:.2}x the {ENTRY_BYTES} raw entry bytes)",
         on_disk,
         on_disk as f64 / big as f64,
         on_disk as f64 / raw as f64
     );
+    let start = Instant::now();
+    let ledger = Ledger::open(dir.path()).expect("reopen");
+    assert_eq!(ledger.size(), big);
+    println!("reopened in {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
 
     println!("\n== inclusion proofs at {big} entries (from the sled store)");
     let samples = 2000u64;

@@ -64,10 +64,14 @@ impl SledSync {
             return Ok(());
         };
         let mut new_blob = false;
+        // Only the names present now are remembered: sled deletes superseded
+        // blobs, and their names are never reused (they are log positions).
+        let mut present = HashSet::with_capacity(self.synced_blobs.len() + 4);
         for item in list {
             let item = item.map_err(LedgerError::io(&blobs))?;
             let name = item.file_name();
             if self.synced_blobs.contains(&name) {
+                present.insert(name);
                 continue;
             }
             let path = item.path();
@@ -77,9 +81,10 @@ impl SledSync {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(LedgerError::io(&path)(e)),
             }
-            self.synced_blobs.insert(name);
+            present.insert(name);
             new_blob = true;
         }
+        self.synced_blobs = present;
         if new_blob {
             sync_dir(&blobs)?;
         }

@@ -3,14 +3,14 @@
 //!
 //! # Layout
 //! `<dir>/sled/` is the sled database; `<dir>/payloads/` holds payload files
-//! ([`crate::payloads`]). Keys of the single sled tree:
-//! - `e` + index (u64 BE): the entry's canonical encoding;
-//! - `n` + level (u8) + index (u64 BE): hash of the complete subtree at that
-//!   level (levels >= 1; level 0 is the hash of the entry itself);
-//! - `c` + size (u64 BE): a signed checkpoint note;
-//! - `m/state`: size, last entry hash, last timestamp and the frontier.
+//! ([`crate::payloads`]). The keys of the single sled tree are described in
+//! [`crate::storage`]: entry chunks, complete tiles of Merkle nodes,
+//! checkpoints and the state record. Nothing stored is rewritten as the
+//! ledger grows: each batch adds its own chunk(s), the tiles it completed and
+//! a new state record; the nodes of the incomplete tiles at the tree's right
+//! edge are kept in memory ([`crate::edge`]) and recomputed on open.
 //!
-//! Every batch of entries, their new nodes and the new state go into sled in
+//! Every batch of entries, their new tiles and the new state go into sled in
 //! one atomic `apply_batch`, so after a crash the store holds a prefix of the
 //! batches.
 //!
@@ -35,26 +35,29 @@ use vigil_crypto::SigningKey;
 
 use crate::checkpoint::{check_origin, Checkpoint, CheckpointError, SignedCheckpoint};
 use crate::durability::SledSync;
+use crate::edge::{first_partial, EdgeSource, PartialTiles};
 use crate::entry::{canonical_json, Entry, EntryError, NewEntry, KIND_PAYLOAD_ERASED};
 use crate::error::LedgerError;
 use crate::hash::{leaf_hash, Hash};
 use crate::merkle::{self, Frontier, NodeSource};
 use crate::payloads::{PayloadStore, StoredPayload};
 use crate::storage::{
-    checkpoint_key, chunk_key, chunk_start, decode_chunk, encode_chunk, tile_key, tile_node,
-    CHUNK_BYTES, CHUNK_ENTRIES, TILE_NODES,
+    checkpoint_key, chunk_entry, chunk_key, chunk_start, decode_chunk, encode_chunk, tile_key,
+    tile_node, CHUNK_BYTES, CHUNK_ENTRIES, LEGACY_TILE_PREFIX, TILE_NODES, TILE_PREFIX,
 };
 
 const STATE_KEY: &[u8] = b"m/state";
 const ORIGIN_KEY: &[u8] = b"m/origin";
 
-/// What the writer knows about the end of the ledger.
+/// What the writer knows about the end of the ledger. Only the first four
+/// fields are stored (`m/state`); `edge` is recomputed on open.
 #[derive(Debug, Clone, Default)]
 struct State {
     size: u64,
     last_hash: Hash,
     last_ts: u64,
     frontier: Frontier,
+    edge: PartialTiles,
 }
 
 impl State {
@@ -88,6 +91,7 @@ impl State {
             last_hash,
             last_ts,
             frontier: Frontier::from_parts(size, hashes)?,
+            edge: PartialTiles::default(),
         })
     }
 }
@@ -103,9 +107,20 @@ struct Job {
 struct Writer {
     state: State,
     sync: SledSync,
-    /// Set when a commit failed half-way; the in-memory state can no longer
-    /// be trusted, so every later append is refused until the ledger is reopened.
+    /// Why every append is refused: set when a commit failed half-way (the
+    /// in-memory state can no longer be trusted until the ledger is reopened)
+    /// or when the tree's edge could not be recomputed on open.
     poisoned: Option<String>,
+}
+
+/// What readers see of the committed ledger: its size, its root and the
+/// right edge of its tree. Replaced after every commit.
+#[derive(Debug, Clone)]
+struct View {
+    size: u64,
+    root: Hash,
+    /// `Err` (why) when the edge could not be recomputed on open.
+    edge: Result<PartialTiles, String>,
 }
 
 struct Inner {
@@ -114,6 +129,9 @@ struct Inner {
     payloads: PayloadStore,
     queue: Mutex<Vec<Job>>,
     writer: Mutex<Writer>,
+    /// Locked only briefly (never while holding it, take `writer`), so
+    /// readers do not wait for a commit's fsync.
+    view: Mutex<Arc<View>>,
 }
 
 /// A ledger opened from its directory. Cheap to clone; all clones share one
@@ -133,9 +151,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Reads complete-subtree hashes from the sled tree.
+/// Reads complete-subtree hashes of the committed tree of `view.size`
+/// leaves: from the sled tree's complete tiles, or from the in-memory edge.
 struct StoredNodes<'a> {
     tree: &'a sled::Tree,
+    view: Arc<View>,
 }
 
 impl NodeSource for StoredNodes<'_> {
@@ -146,32 +166,132 @@ impl NodeSource for StoredNodes<'_> {
                 .ok_or_else(|| LedgerError::Damaged(format!("entry {index} is missing")))?;
             return Ok(leaf_hash(&bytes));
         }
-        let tile = self.tree.get(tile_key(level, index))?;
-        tile.as_deref()
-            .and_then(|t| tile_node(t, index))
-            .ok_or_else(|| {
-                LedgerError::Damaged(format!(
-                    "Merkle node at level {level}, index {index} is missing"
-                ))
-            })
+        let missing = || {
+            LedgerError::Damaged(format!(
+                "Merkle node at level {level}, index {index} is missing"
+            ))
+        };
+        if index < first_partial(self.view.size, level) {
+            let tile = self.tree.get(tile_key(level, index))?;
+            return tile
+                .as_deref()
+                .and_then(|t| tile_node(t, index))
+                .ok_or_else(missing);
+        }
+        match &self.view.edge {
+            Ok(edge) => edge.node(level, index).ok_or_else(missing),
+            Err(why) => Err(LedgerError::Damaged(why.clone())),
+        }
     }
 }
 
-/// The raw bytes of entry `index`, read from its chunk.
-fn find_entry(tree: &sled::Tree, index: u64) -> Result<Option<Vec<u8>>, LedgerError> {
+/// What [`PartialTiles::rebuild`] reads on open.
+struct StoredEdge<'a> {
+    tree: &'a sled::Tree,
+}
+
+impl EdgeSource for StoredEdge<'_> {
+    type Error = LedgerError;
+    fn leaf_hashes(&self, range: Range<u64>) -> Result<Vec<Hash>, LedgerError> {
+        let mut out = Vec::with_capacity(usize::try_from(range.end - range.start).unwrap_or(0));
+        let mut next = range.start;
+        while next < range.end {
+            let (start, value) = find_chunk(self.tree, next)?
+                .ok_or_else(|| LedgerError::Damaged(format!("entry {next} is missing")))?;
+            let entries = decode_chunk(&value).ok_or_else(|| {
+                LedgerError::Damaged(format!("the entry chunk starting at {start} is malformed"))
+            })?;
+            let skip = usize::try_from(next - start).unwrap_or(usize::MAX);
+            let before = next;
+            for e in entries.iter().skip(skip) {
+                if next == range.end {
+                    break;
+                }
+                out.push(leaf_hash(e));
+                next += 1;
+            }
+            if next == before {
+                return Err(LedgerError::Damaged(format!("entry {next} is missing")));
+            }
+        }
+        Ok(out)
+    }
+
+    fn tile(&self, level: u8, tile: u64) -> Result<Vec<Hash>, LedgerError> {
+        let first = tile * TILE_NODES;
+        let value = self.tree.get(tile_key(level, first))?;
+        let bytes = value
+            .as_deref()
+            .filter(|v| v.len() as u64 == TILE_NODES * 32)
+            .ok_or_else(|| {
+                LedgerError::Damaged(format!(
+                    "the Merkle tile at level {level} holding nodes {first}.. is missing or short"
+                ))
+            })?;
+        Ok(bytes
+            .chunks_exact(32)
+            .filter_map(|c| c.try_into().ok())
+            .collect())
+    }
+}
+
+/// How many times [`Ledger::open`] tries sled's file lock, 50 ms apart.
+const LOCK_TRIES: u32 = 20;
+
+/// Whether sled failed to open because another handle holds its file lock
+/// (sled 0.34 reports that as an `Other` error naming the lock).
+fn is_lock_error(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
+}
+
+/// Moves the complete tiles of a ledger written before tiles moved to
+/// [`TILE_PREFIX`] and drops its incomplete ones (the edge is recomputed), in
+/// one atomic batch. Returns whether there was anything to move.
+fn migrate_legacy_tiles(tree: &sled::Tree) -> Result<bool, LedgerError> {
+    let mut batch = sled::Batch::default();
+    let mut any = false;
+    for item in tree.scan_prefix([LEGACY_TILE_PREFIX]) {
+        let (k, v) = item?;
+        if k.len() == 10 && v.len() as u64 == TILE_NODES * 32 {
+            let mut new_key = k.to_vec();
+            new_key[0] = TILE_PREFIX;
+            batch.insert(new_key, v);
+        }
+        batch.remove(k);
+        any = true;
+    }
+    if any {
+        tree.apply_batch(batch)?;
+    }
+    Ok(any)
+}
+
+/// The chunk holding entry `index` (or the last one before it): its first
+/// index and value.
+fn find_chunk(tree: &sled::Tree, index: u64) -> Result<Option<(u64, sled::IVec)>, LedgerError> {
     let Some(item) = tree.range(chunk_key(0)..=chunk_key(index)).next_back() else {
         return Ok(None);
     };
     let (k, v) = item?;
     let start = chunk_start(&k)
         .ok_or_else(|| LedgerError::Damaged("an entry chunk key is malformed".into()))?;
+    Ok(Some((start, v)))
+}
+
+/// The raw bytes of entry `index`, read from its chunk.
+fn find_entry(tree: &sled::Tree, index: u64) -> Result<Option<Vec<u8>>, LedgerError> {
+    let Some((start, v)) = find_chunk(tree, index)? else {
+        return Ok(None);
+    };
+    let i = usize::try_from(index - start).ok();
+    if let Some(e) = i.and_then(|i| chunk_entry(&v, i)) {
+        return Ok(Some(e.to_vec()));
+    }
+    // Not there: tell a short chunk (entry missing) from a malformed one.
     let entries = decode_chunk(&v).ok_or_else(|| {
         LedgerError::Damaged(format!("the entry chunk starting at {start} is malformed"))
     })?;
-    Ok(usize::try_from(index - start)
-        .ok()
-        .and_then(|i| entries.get(i))
-        .map(|e| e.to_vec()))
+    Ok(i.and_then(|i| entries.get(i)).map(|e| e.to_vec()))
 }
 
 fn now_ns() -> u64 {
@@ -194,27 +314,41 @@ impl Ledger {
         let dir = sled_dir;
         std::fs::create_dir_all(sled_dir).map_err(LedgerError::io(sled_dir))?;
         let sled_dir = sled_dir.to_path_buf();
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(&sled_dir)
             .cache_capacity(64 * 1024 * 1024)
             .flush_every_ms(None)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                    LedgerError::Io {
-                        path: sled_dir.clone(),
-                        source: std::io::Error::new(
-                            io.kind(),
-                            "the ledger is open in another process (is the node running?)",
-                        ),
+            .mode(sled::Mode::HighThroughput);
+        // sled releases its file lock only when its background writers let go
+        // of the file, which can be a moment after the previous `Db` in this
+        // process was dropped: retry briefly before calling the ledger busy.
+        let mut tries = 0;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(io)) if is_lock_error(&io) => {
+                    tries += 1;
+                    if tries >= LOCK_TRIES {
+                        return Err(LedgerError::Io {
+                            path: sled_dir.clone(),
+                            source: std::io::Error::new(
+                                std::io::ErrorKind::WouldBlock,
+                                "the ledger is open in another process (is the node running?)",
+                            ),
+                        });
                     }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
                 }
-                other => LedgerError::Sled(other),
-            })?;
+                Err(other) => return Err(LedgerError::Sled(other)),
+            }
+        };
         let payloads = PayloadStore::open(payloads_dir)?;
-        let sync = SledSync::open(&sled_dir)?;
-        let state = match db.get(STATE_KEY)? {
+        let mut sync = SledSync::open(&sled_dir)?;
+        if migrate_legacy_tiles(&db)? {
+            db.flush()?;
+            sync.sync()?;
+        }
+        let mut state = match db.get(STATE_KEY)? {
             Some(b) => State::decode(&b).ok_or_else(|| {
                 LedgerError::Damaged("the ledger state record is malformed".into())
             })?,
@@ -227,6 +361,19 @@ impl Ledger {
                 State::default()
             }
         };
+        // A damaged store still opens (so that it can be verified and
+        // exported); it only refuses appends and proofs that need the edge.
+        let edge = PartialTiles::rebuild(state.size, &StoredEdge { tree: &db }).map_err(|e| {
+            format!("the ledger store is damaged ({e}); run `vigil audit verify` to find where")
+        });
+        if let Ok(edge) = &edge {
+            state.edge = edge.clone();
+        }
+        let view = View {
+            size: state.size,
+            root: state.frontier.root(),
+            edge: edge.clone(),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
@@ -236,10 +383,15 @@ impl Ledger {
                 writer: Mutex::new(Writer {
                     state,
                     sync,
-                    poisoned: None,
+                    poisoned: edge.err(),
                 }),
+                view: Mutex::new(Arc::new(view)),
             }),
         })
+    }
+
+    fn view(&self) -> Arc<View> {
+        lock(&self.inner.view).clone()
     }
 
     /// The sled directory.
@@ -254,7 +406,7 @@ impl Ledger {
 
     /// Number of entries (the index the next append gets).
     pub fn size(&self) -> u64 {
-        lock(&self.inner.writer).state.size
+        self.view().size
     }
 
     /// Appends one entry and returns its index once it is durable.
@@ -318,9 +470,7 @@ impl Ledger {
 
     fn commit(&self, writer: &mut Writer, jobs: Vec<Job>) {
         let outcome = match &writer.poisoned {
-            Some(why) => Err(format!(
-                "an earlier commit failed ({why}); reopen the ledger"
-            )),
+            Some(why) => Err(why.clone()),
             None => self.write_jobs(writer, &jobs),
         };
         match outcome {
@@ -345,7 +495,6 @@ impl Ledger {
         let mut chunk: Vec<Vec<u8>> = Vec::new();
         let mut chunk_start_index = st.size;
         let mut chunk_bytes = 0usize;
-        let mut tiles: std::collections::BTreeMap<[u8; 10], Vec<u8>> = Default::default();
         let mut tile_error: Option<String> = None;
         for job in jobs {
             let start = st.size;
@@ -366,30 +515,18 @@ impl Ledger {
                 }
                 chunk_bytes += bytes.len() + 4;
                 chunk.push(bytes);
-                let db = &self.inner.db;
-                st.frontier.push_with(leaf, |level, index, h| {
-                    let key = tile_key(level, index);
-                    let tile = tiles.entry(key).or_insert_with(|| {
-                        if index % TILE_NODES == 0 {
-                            return Vec::new();
-                        }
-                        match db.get(key) {
-                            Ok(Some(v)) => v.to_vec(),
-                            Ok(None) => Vec::new(),
-                            Err(e) => {
-                                tile_error.get_or_insert(e.to_string());
-                                Vec::new()
-                            }
+                let edge = &mut st.edge;
+                st.frontier
+                    .push_with(leaf, |level, index, h| match edge.push(level, index, h) {
+                        Ok(Some(tile)) => batch.insert(
+                            &tile_key(tile.level, tile.tile * TILE_NODES)[..],
+                            tile.bytes,
+                        ),
+                        Ok(None) => {}
+                        Err(e) => {
+                            tile_error.get_or_insert(e);
                         }
                     });
-                    if tile.len() as u64 != (index % TILE_NODES) * 32 {
-                        tile_error.get_or_insert(format!(
-                            "the Merkle tile at level {level} holding node {index} has {} bytes",
-                            tile.len()
-                        ));
-                    }
-                    tile.extend_from_slice(h);
-                });
                 st.size += 1;
                 st.last_hash = leaf;
                 st.last_ts = e.timestamp_ns;
@@ -398,14 +535,11 @@ impl Ledger {
         }
         if let Some(e) = tile_error {
             return Err(format!(
-                "ledger store is damaged: {e}; run `vigil audit verify`"
+                "the in-memory Merkle edge is inconsistent ({e}); reopen the ledger and run `vigil audit verify`"
             ));
         }
         if !chunk.is_empty() {
             batch.insert(&chunk_key(chunk_start_index)[..], encode_chunk(&chunk));
-        }
-        for (k, v) in tiles {
-            batch.insert(&k[..], v);
         }
         batch.insert(STATE_KEY, st.encode());
         let result = (|| -> Result<(), LedgerError> {
@@ -418,12 +552,19 @@ impl Ledger {
         })();
         match result {
             Ok(()) => {
+                *lock(&self.inner.view) = Arc::new(View {
+                    size: st.size,
+                    root: st.frontier.root(),
+                    edge: Ok(st.edge.clone()),
+                });
                 writer.state = st;
                 Ok(ranges)
             }
             Err(e) => {
                 let msg = e.to_string();
-                writer.poisoned = Some(msg.clone());
+                writer.poisoned = Some(format!(
+                    "an earlier commit failed ({msg}); reopen the ledger"
+                ));
                 Err(msg)
             }
         }
@@ -495,54 +636,51 @@ impl Ledger {
     fn nodes(&self) -> StoredNodes<'_> {
         StoredNodes {
             tree: &self.inner.db,
+            view: self.view(),
         }
     }
 
     /// The tree head over entries `0..size`.
     pub fn root(&self, size: u64) -> Result<Hash, LedgerError> {
-        {
-            let w = lock(&self.inner.writer);
-            if size == w.state.size {
-                return Ok(w.state.frontier.root());
-            }
-            if size > w.state.size {
-                return Err(merkle::RangeError(format!(
-                    "the ledger has {} entries, not {size}",
-                    w.state.size
-                ))
-                .into());
-            }
+        let nodes = self.nodes();
+        let have = nodes.view.size;
+        if size == have {
+            return Ok(nodes.view.root);
         }
-        merkle::root(&self.nodes(), size)
-    }
-
-    /// Inclusion proof of entry `index` in the tree of `size` entries.
-    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LedgerError> {
-        self.check_size(size)?;
-        merkle::inclusion_proof(&self.nodes(), index, size)
-    }
-
-    /// Consistency proof from the tree of `first` entries to that of `second`.
-    pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, LedgerError> {
-        self.check_size(second)?;
-        merkle::consistency_proof(&self.nodes(), first, second)
-    }
-
-    /// The frontier of the tree of `size` entries (what a bundle starting at
-    /// `size` needs to recompute roots).
-    pub fn frontier(&self, size: u64) -> Result<Frontier, LedgerError> {
-        self.check_size(size)?;
-        Frontier::load(&self.nodes(), size)
-    }
-
-    fn check_size(&self, size: u64) -> Result<(), LedgerError> {
-        let have = self.size();
         if size > have {
             return Err(
                 merkle::RangeError(format!("the ledger has {have} entries, not {size}")).into(),
             );
         }
-        Ok(())
+        merkle::root(&nodes, size)
+    }
+
+    /// Inclusion proof of entry `index` in the tree of `size` entries.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LedgerError> {
+        merkle::inclusion_proof(&self.nodes_for(size)?, index, size)
+    }
+
+    /// Consistency proof from the tree of `first` entries to that of `second`.
+    pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, LedgerError> {
+        merkle::consistency_proof(&self.nodes_for(second)?, first, second)
+    }
+
+    /// The frontier of the tree of `size` entries (what a bundle starting at
+    /// `size` needs to recompute roots).
+    pub fn frontier(&self, size: u64) -> Result<Frontier, LedgerError> {
+        Frontier::load(&self.nodes_for(size)?, size)
+    }
+
+    /// The node source, after checking that the ledger has `size` entries.
+    fn nodes_for(&self, size: u64) -> Result<StoredNodes<'_>, LedgerError> {
+        let nodes = self.nodes();
+        let have = nodes.view.size;
+        if size > have {
+            return Err(
+                merkle::RangeError(format!("the ledger has {have} entries, not {size}")).into(),
+            );
+        }
+        Ok(nodes)
     }
 
     /// The origin recorded with the first checkpoint, if any.

@@ -15,6 +15,7 @@
 pub mod bundle;
 pub mod checkpoint;
 pub mod durability;
+pub mod edge;
 pub mod entry;
 pub mod error;
 pub mod hash;

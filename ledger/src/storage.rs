@@ -1,15 +1,30 @@
 //! The key layout inside the ledger's sled tree (internal to a node; the
 //! formats third parties read are in `docs/ledger-format.md`).
 //!
-//! sled's cost is per key, so entries and Merkle nodes are grouped:
+//! sled's cost is per key, so entries and Merkle nodes are grouped; and no
+//! stored value is ever rewritten as the ledger grows, because sled 0.34
+//! keeps every old version of a value in its log until a log segment is
+//! more than half garbage (a growing value rewritten on every batch left
+//! the store at about 2.5x the entry bytes):
 //! - **entry chunks**: key `e` + index of the chunk's first entry (u64 BE);
-//!   value `count:u32 | count × (len:u32 | entry encoding)`. A batch is
-//!   written as chunks of at most [`CHUNK_ENTRIES`] entries or
-//!   [`CHUNK_BYTES`] bytes (so sled keeps them in its log, not as blob files).
-//! - **node tiles**: key `n` + level (u8) + tile (u64 BE); value the hashes of
-//!   the complete subtrees `tile*256 .. tile*256+len` at that level (level >= 1;
-//!   level 0 is the hash of the entry itself), 32 bytes each. Tiles fill up
-//!   as the tree grows; a partial tile is rewritten when it gains nodes.
+//!   value `count:u32 | count × (len:u32 | entry encoding)`. Each batch is
+//!   written as its own chunks of at most [`CHUNK_ENTRIES`] entries or
+//!   [`CHUNK_BYTES`] bytes, written once. (sled stores a value larger than
+//!   a quarter of its 512 KiB log segment as a file under `blobs/` and
+//!   deletes that file as soon as it is superseded, so big batches leave no
+//!   garbage in the log at all.)
+//! - **node tiles**: key `d` + level (u8) + tile (u64 BE); value the hashes of
+//!   the complete subtrees `tile*256 .. tile*256+256` at that level (level >= 1;
+//!   level 0 is the hash of the entry itself), 32 bytes each. A tile is
+//!   written once, when its 256th node is complete. The nodes of the last,
+//!   incomplete tile of each level are kept in memory ([`crate::edge`]) and
+//!   recomputed when the ledger is opened. The prefix sorts before the
+//!   chunks so that no tile shares a sled leaf with `m/state`, which every
+//!   batch rewrites: sled rewrites a whole leaf every few updates, and 8 KiB
+//!   tiles beside the state record multiplied the disk use of one-entry
+//!   batches by about 3. (Ledgers written before this layout kept tiles,
+//!   complete or not, under `n`; [`LEGACY_TILE_PREFIX`] tiles are moved on
+//!   open.)
 //! - **checkpoints**: key `c` + tree size (u64 BE); value the signed note.
 //! - **metadata**: `m/state` (size, last entry hash, last timestamp,
 //!   frontier) and `m/origin`.
@@ -17,11 +32,16 @@
 use crate::hash::Hash;
 
 /// Most entries in one chunk.
-pub const CHUNK_ENTRIES: usize = 256;
-/// Chunks are closed once they reach this many bytes.
-pub const CHUNK_BYTES: usize = 64 * 1024;
+pub const CHUNK_ENTRIES: usize = 4096;
+/// Chunks are closed before they exceed this many bytes.
+pub const CHUNK_BYTES: usize = 1024 * 1024;
 /// Node hashes per tile.
 pub const TILE_NODES: u64 = 256;
+/// First byte of tile keys.
+pub const TILE_PREFIX: u8 = b'd';
+/// First byte of tile keys in ledgers written before tiles moved to
+/// [`TILE_PREFIX`].
+pub const LEGACY_TILE_PREFIX: u8 = b'n';
 
 /// Key of the chunk whose first entry is `start`.
 pub fn chunk_key(start: u64) -> [u8; 9] {
@@ -64,9 +84,25 @@ pub fn decode_chunk(value: &[u8]) -> Option<Vec<&[u8]>> {
     (pos == value.len()).then_some(out)
 }
 
+/// Entry `i` of a chunk, found by walking the length prefixes (no
+/// allocation); `None` when the chunk is shorter or malformed up to there.
+pub fn chunk_entry(value: &[u8], i: usize) -> Option<&[u8]> {
+    let count = u32::from_be_bytes(value.get(..4)?.try_into().ok()?) as usize;
+    if i >= count {
+        return None;
+    }
+    let mut pos = 4usize;
+    for _ in 0..i {
+        let len = u32::from_be_bytes(value.get(pos..pos + 4)?.try_into().ok()?) as usize;
+        pos = pos.checked_add(4 + len)?;
+    }
+    let len = u32::from_be_bytes(value.get(pos..pos + 4)?.try_into().ok()?) as usize;
+    value.get(pos + 4..(pos + 4).checked_add(len)?)
+}
+
 /// Key of the tile holding node `index` at `level`.
 pub fn tile_key(level: u8, index: u64) -> [u8; 10] {
-    let mut k = [b'n'; 10];
+    let mut k = [TILE_PREFIX; 10];
     k[1] = level;
     k[2..].copy_from_slice(&(index / TILE_NODES).to_be_bytes());
     k
@@ -99,5 +135,11 @@ mod tests {
         assert!(decode_chunk(&[c.clone(), vec![0]].concat()).is_none());
         assert!(decode_chunk(&[0, 0, 0]).is_none());
         assert_eq!(chunk_start(&chunk_key(77)), Some(77));
+        for (i, e) in es.iter().enumerate() {
+            assert_eq!(chunk_entry(&c, i), Some(&e[..]));
+        }
+        assert_eq!(chunk_entry(&c, 3), None);
+        assert_eq!(chunk_entry(&c[..c.len() - 1], 2), None);
+        assert_eq!(chunk_entry(&[0, 0, 0, 9], 0), None);
     }
 }

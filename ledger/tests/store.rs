@@ -16,6 +16,22 @@ fn entry(i: u64) -> NewEntry {
         .details(serde_json::json!({ "i": i, "args": "x" }))
 }
 
+/// Opens the ledger's sled database directly. sled lets go of its file lock
+/// a moment after the last handle is dropped (its background threads still
+/// hold the file), so retry briefly, as `Ledger::open` does.
+fn open_sled(path: &std::path::Path) -> sled::Db {
+    for _ in 0..40 {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            Err(e) => panic!("sled open: {e}"),
+        }
+    }
+    panic!("sled stayed locked")
+}
+
 fn key() -> &'static SigningKey {
     static KEY: std::sync::OnceLock<SigningKey> = std::sync::OnceLock::new();
     KEY.get_or_init(SigningKey::generate)
@@ -127,6 +143,114 @@ fn stored_tree_matches_memory_tree_and_proofs_verify() {
     }
 }
 
+/// Enough entries for complete tiles at levels 1 to 3, appended in uneven
+/// batches and across reopens (which recompute the tree's in-memory edge):
+/// every root and proof matches the in-memory reference tree, appends carry
+/// on after each reopen, and the store only ever holds complete tiles.
+#[test]
+fn tiles_and_edge_survive_reopen_and_match_memory_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mem = merkle::MemoryTree::new();
+    let batches = [1usize, 700, 3, 511, 1, 1300, 64, 2, 600];
+    let mut next = 0u64;
+    for (n, batch) in batches.iter().enumerate() {
+        // Reopen before every other batch.
+        let l = Ledger::open(dir.path()).unwrap();
+        assert_eq!(l.size(), next);
+        let r = l
+            .append_batch((next..next + *batch as u64).map(entry).collect())
+            .unwrap();
+        assert_eq!(r, next..next + *batch as u64);
+        for i in r {
+            mem.push(l.entry(i).unwrap().unwrap().hash());
+        }
+        next += *batch as u64;
+        if n % 2 == 1 {
+            continue;
+        }
+        drop(l);
+        let l = Ledger::open(dir.path()).unwrap();
+        let size = l.size();
+        assert_eq!(l.root(size).unwrap(), mem.root());
+        let mut samples: Vec<u64> = (0..size).step_by(97).collect();
+        samples.extend([size - 1, size.saturating_sub(2), size / 2]);
+        for &m in &samples {
+            let m = m + 1;
+            assert_eq!(
+                l.root(m).unwrap(),
+                merkle::root(&mem, m).unwrap(),
+                "root at {m}"
+            );
+            let p = l.consistency_proof(m, size).unwrap();
+            assert_eq!(p, merkle::consistency_proof(&mem, m, size).unwrap());
+        }
+        for &i in &samples {
+            let p = l.inclusion_proof(i, size).unwrap();
+            assert_eq!(
+                p,
+                merkle::inclusion_proof(&mem, i, size).unwrap(),
+                "proof of {i}"
+            );
+        }
+        assert_eq!(
+            l.frontier(size).unwrap().hashes(),
+            merkle::Frontier::load(&mem, size).unwrap().hashes()
+        );
+    }
+    assert!(next > 2048);
+    let db = open_sled(&dir.path().join("sled"));
+    assert_eq!(db.scan_prefix(b"n").count(), 0);
+    let tiles: Vec<usize> = db.scan_prefix(b"d").map(|kv| kv.unwrap().1.len()).collect();
+    // 2 complete level-1 tiles per 1024 entries, 1 level-2, 1 per 2048 at level 3.
+    assert_eq!(tiles.len() as u64, next / 512 + next / 1024 + next / 2048);
+    assert!(tiles.iter().all(|&len| len == 256 * 32), "{tiles:?}");
+}
+
+/// A ledger written with the earlier layout (tiles, complete or not, under
+/// `n`) is migrated on open and proves exactly as before.
+#[test]
+fn legacy_tiles_are_migrated_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, proofs) = {
+        let l = Ledger::open(dir.path()).unwrap();
+        l.append_batch((0..1500).map(entry).collect()).unwrap();
+        let proofs: Vec<_> = (0..1500)
+            .step_by(37)
+            .map(|i| l.inclusion_proof(i, 1500).unwrap())
+            .collect();
+        (l.root(1500).unwrap(), proofs)
+    };
+    {
+        let db = open_sled(&dir.path().join("sled"));
+        for kv in db.scan_prefix(b"d") {
+            let (k, v) = kv.unwrap();
+            let mut old = k.to_vec();
+            old[0] = b'n';
+            db.insert(old, v).unwrap();
+            db.remove(k).unwrap();
+        }
+        // An incomplete level-1 tile, as the old layout kept them.
+        let mut k = vec![b'n', 1];
+        k.extend_from_slice(&2u64.to_be_bytes());
+        db.insert(k, vec![7u8; 32 * 237]).unwrap();
+        db.flush().unwrap();
+    }
+    {
+        let l = Ledger::open(dir.path()).unwrap();
+        assert_eq!(l.root(1500).unwrap(), root);
+        for (n, i) in (0..1500).step_by(37).enumerate() {
+            assert_eq!(l.inclusion_proof(i, 1500).unwrap(), proofs[n]);
+        }
+        l.append(entry(1500)).unwrap();
+        l.checkpoint(key(), ORIGIN).unwrap();
+        verify_ledger(&l, key().public_key()).unwrap();
+    }
+    let db = open_sled(&dir.path().join("sled"));
+    assert_eq!(db.scan_prefix(b"n").count(), 0);
+    // 1501 entries: 2 complete level-1 tiles, 1 level-2 tile.
+    assert_eq!(db.scan_prefix(b"d").count(), 3);
+}
+
 #[test]
 fn checkpoints_are_signed_consistent_and_refused_when_not() {
     let dir = tempfile::tempdir().unwrap();
@@ -161,7 +285,7 @@ fn checkpoint_refused_when_history_was_rewritten() {
     {
         // Fork the ledger's state record: its frontier (the left subtree
         // over entries 0..4) no longer matches what was signed at size 4.
-        let db = sled::open(dir.path().join("sled")).unwrap();
+        let db = open_sled(&dir.path().join("sled"));
         let mut v = db.get(b"m/state").unwrap().unwrap().to_vec();
         v[49] ^= 1;
         db.insert(b"m/state", v).unwrap();

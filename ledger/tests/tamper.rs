@@ -13,6 +13,22 @@ use vigil_ledger::{Ledger, NewEntry};
 const ORIGIN: &str = "tamper.example/ledger";
 const N: u64 = 50;
 
+/// Opens the ledger's sled database directly. sled lets go of its file lock
+/// a moment after the last handle is dropped (its background threads still
+/// hold the file), so retry briefly, as `Ledger::open` does.
+fn open_sled(path: &std::path::Path) -> sled::Db {
+    for _ in 0..40 {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            Err(e) => panic!("sled open: {e}"),
+        }
+    }
+    panic!("sled stayed locked")
+}
+
 fn key() -> &'static SigningKey {
     static KEY: std::sync::OnceLock<SigningKey> = std::sync::OnceLock::new();
     KEY.get_or_init(SigningKey::generate)
@@ -50,7 +66,7 @@ fn ckey(size: u64) -> Vec<u8> {
 }
 
 fn tamper(dir: &Path, edit: impl FnOnce(&sled::Db)) {
-    let db = sled::open(dir.join("sled")).unwrap();
+    let db = open_sled(&dir.join("sled"));
     edit(&db);
     db.flush().unwrap();
 }
