@@ -80,16 +80,20 @@ impl Tunnel {
         Self { child, local }
     }
 
-    /// Sends `data`, half-closes, returns what came back before EOF.
     fn round_trip(&self, data: &[u8]) -> std::io::Result<Vec<u8>> {
-        let mut tcp = TcpStream::connect(self.local)?;
-        tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
-        tcp.write_all(data)?;
-        tcp.shutdown(Shutdown::Write)?;
-        let mut back = Vec::new();
-        tcp.read_to_end(&mut back)?;
-        Ok(back)
+        round_trip(self.local, data)
     }
+}
+
+/// Sends `data` to `local`, half-closes, returns what came back before EOF.
+fn round_trip(local: SocketAddr, data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut tcp = TcpStream::connect(local)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
+    tcp.write_all(data)?;
+    tcp.shutdown(Shutdown::Write)?;
+    let mut back = Vec::new();
+    tcp.read_to_end(&mut back)?;
+    Ok(back)
 }
 
 impl Drop for Tunnel {
@@ -125,28 +129,14 @@ fn wait_for_entry(entries: &Entries, kind: &str, decision: &str) -> LinkAuditEnt
 
 #[test]
 fn tunnel_between_two_nodes_is_policed_and_audited() {
-    let dir = tempfile::tempdir().unwrap();
-    let (home_a, home_b) = (dir.path().join("a"), dir.path().join("b"));
-    init(&home_a);
-    init(&home_b);
-    let a = Home::at(&home_a);
-    let b = Home::at(&home_b);
+    let (_dir, [home_a, home_b]) = two_homes();
+    let (a, b) = (Home::at(&home_a), Home::at(&home_b));
     let allowed = echo_target();
     let forbidden = echo_target();
 
     // Node A trusts node B for the echo target only.
     let b_key = keyfile::read_public_key(&b.node_pub_path()).unwrap();
-    let out = vigil(&home_a)
-        .args(["trust", "peer", "add"])
-        .arg(b.node_pub_path())
-        .args(["--name", "node-b", "--allow-target", &allowed.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    trust_peer(&home_a, &b, &allowed);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let entries: Entries = Arc::default();
@@ -207,4 +197,142 @@ fn tunnel_between_two_nodes_is_policed_and_audited() {
 
     drop(after);
     runtime.shutdown_background();
+}
+
+/// Two initialized node homes in one temporary directory.
+fn two_homes() -> (tempfile::TempDir, [std::path::PathBuf; 2]) {
+    let dir = tempfile::tempdir().unwrap();
+    let homes = [dir.path().join("a"), dir.path().join("b")];
+    homes.iter().for_each(|h| init(h));
+    (dir, homes)
+}
+
+/// `vigil trust peer add` on `home`: `peer` may reach `target` only.
+fn trust_peer(home: &Path, peer: &Home, target: &SocketAddr) {
+    let out = vigil(home)
+        .args(["trust", "peer", "add"])
+        .arg(peer.node_pub_path())
+        .args(["--name", "node-b", "--allow-target", &target.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A free UDP or TCP port on 127.0.0.1 (the socket is closed again, so a
+/// rare race with another process is possible; the test then fails loudly).
+fn free_port(udp: bool) -> u16 {
+    if udp {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    } else {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+}
+
+/// A running `vigil serve`, stopped with SIGTERM (so it signs its last
+/// checkpoint and releases the ledger) when dropped.
+struct Serve {
+    child: Child,
+}
+
+impl Serve {
+    /// Starts `vigil serve` and waits until every line in `expect` appeared
+    /// on its stdout (in any order).
+    fn start(home: &Path, expect: &[&str]) -> Self {
+        let mut child = vigil(home)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut missing: Vec<&str> = expect.to_vec();
+        while !missing.is_empty() {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("vigil serve ended before printing {missing:?}"))
+                .unwrap();
+            missing.retain(|m| !line.contains(m));
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Self { child }
+    }
+
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "vigil serve exited with {status}");
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn serve_runs_the_link_listener_and_configured_tunnels() {
+    let (_dir, [home_a, home_b]) = two_homes();
+    let (a, b) = (Home::at(&home_a), Home::at(&home_b));
+    let allowed = echo_target();
+    trust_peer(&home_a, &b, &allowed);
+
+    // Node A accepts links; node B keeps a tunnel to A open from its config.
+    let link_port = free_port(true);
+    let template = std::fs::read_to_string(a.config_path()).unwrap();
+    let config_a = template.replace(
+        "# listen = \"0.0.0.0:7879\"",
+        &format!("listen = \"127.0.0.1:{link_port}\""),
+    );
+    assert_ne!(config_a, template, "the template shows [links] listen");
+    std::fs::write(a.config_path(), config_a).unwrap();
+    let tunnel_port = free_port(false);
+    let config_b = format!(
+        "[[tunnels]]\npeer = \"127.0.0.1:{link_port}\"\npeer_key = \"{}\"\n\
+         listen = \"127.0.0.1:{tunnel_port}\"\ntarget = \"{allowed}\"\n",
+        a.node_pub_path().display()
+    );
+    std::fs::write(b.config_path(), config_b).unwrap();
+
+    let node_a = Serve::start(&home_a, &["accepting post-quantum links on 127.0.0.1"]);
+    let node_b = Serve::start(&home_b, &["vigil tunnel: listening on"]);
+    let local = SocketAddr::from(([127, 0, 0, 1], tunnel_port));
+    assert_eq!(
+        round_trip(local, b"configured tunnel").unwrap(),
+        b"configured tunnel"
+    );
+    node_b.stop();
+    // Give A's recording thread a moment for the tunnel's close, then stop
+    // A and read its ledger: the decisions are there.
+    std::thread::sleep(Duration::from_millis(500));
+    node_a.stop();
+    let out = vigil(&home_a)
+        .args(["audit", "tail", "-n", "100", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let kinds: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].to_string())
+        .collect();
+    for kind in ["link.opened", "tunnel.opened"] {
+        assert!(
+            kinds.iter().any(|k| k.contains(kind)),
+            "no {kind} entry in {kinds:?}"
+        );
+    }
 }

@@ -65,6 +65,18 @@ impl Node {
         self.vigil().arg("install").arg(&out).assert_ok();
     }
 
+    /// The newest ledger entry, read back with `vigil audit tail --json`.
+    fn last_entry(&self) -> serde_json::Value {
+        let out = self
+            .vigil()
+            .args(["audit", "tail", "-n", "1", "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
     fn call_json(&self, tool: &str, args: &str) -> (bool, serde_json::Value) {
         let out = self
             .vigil()
@@ -107,6 +119,10 @@ fn call_runs_an_admitted_tool_with_its_declared_grant() {
     assert!(ok, "{outcome}");
     assert_eq!(outcome["result"]["status"], "ok");
     assert_eq!(outcome["result"]["value"]["echo"]["text"], "hi");
+    let entry = node.last_entry();
+    assert_eq!(entry["kind"], "tool.call", "{entry}");
+    assert_eq!(entry["details"]["status"], "ok", "{entry}");
+    assert_eq!(entry["details"]["package"], "acme/echo", "{entry}");
 
     let docs = node.dir.path().canonicalize().unwrap().join("docs");
     std::fs::create_dir(&docs).unwrap();
@@ -133,6 +149,16 @@ fn call_reports_what_the_tool_was_denied() {
     assert!(ok, "{outcome}");
     assert_eq!(outcome["result"]["value"]["outcome"], "blocked");
     assert_eq!(outcome["report"]["denied"][0]["target"], "/etc/passwd");
+    // The call is one ledger entry, with the denial in its capability report.
+    let entry = node.last_entry();
+    assert_eq!(entry["kind"], "tool.call", "{entry}");
+    assert_eq!(entry["actor"], "operator", "{entry}");
+    assert_eq!(entry["subject"], "tool:read-passwd", "{entry}");
+    assert_eq!(entry["details"]["via"], "vigil call", "{entry}");
+    assert_eq!(
+        entry["details"]["capabilities"]["denied"][0]["target"], "/etc/passwd",
+        "{entry}"
+    );
 
     let out = node
         .vigil()

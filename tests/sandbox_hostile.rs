@@ -115,8 +115,15 @@ fn an_undeclared_environment_variable_is_not_visible() {
         json!({"name": "PATH"}),
     );
     // WASI hands the whole (filtered) environment over at once, so the name
-    // the tool looked for cannot be seen; the report shows what it was given.
+    // the tool looked for never reaches the host: the report shows what it
+    // was given and every node variable that was withheld from it.
     assert!(!o.report.env.contains("PATH"), "{:?}", o.report);
+    denied(&o, Resource::Env, "PATH");
+    assert!(
+        !o.report.was_denied(Resource::Env, "LANG"),
+        "a granted name is not a denial: {:?}",
+        o.report
+    );
     echo_still_works(&sandbox);
 }
 
@@ -200,4 +207,109 @@ fn resource_attacks_are_stopped_at_their_limit() {
     stopped(&sandbox, "memory-bomb", limits, Limit::Memory);
     stopped(&sandbox, "recursion", limits, Limit::Stack);
     stopped(&sandbox, "output-flood", limits, Limit::Output);
+}
+
+/// Runs `attack` on a thread and waits at most a minute for it: a tool
+/// blocked in the host must be stopped by the sandbox, not by this test.
+fn stopped_within_a_minute(
+    sandbox: &std::sync::Arc<Sandbox>,
+    caps: Capabilities,
+    attack: &'static str,
+    args: Value,
+    limits: Limits,
+) -> CallOutcome {
+    let (done, outcome) = std::sync::mpsc::channel();
+    let sandbox = std::sync::Arc::clone(sandbox);
+    std::thread::spawn(move || {
+        let hostile = load(&sandbox, "hostile", &caps, limits);
+        let _ = done.send(hostile.call(attack, &args));
+    });
+    outcome
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("{attack}: the call was not stopped at its time limit"))
+}
+
+#[test]
+fn tools_blocked_in_host_calls_are_stopped_at_their_time_limit() {
+    let sandbox = std::sync::Arc::new(shared_sandbox());
+    let limits = Limits {
+        memory_mib: 32,
+        timeout_ms: 300,
+        max_output_bytes: 64 * 1024,
+    };
+    let o = stopped_within_a_minute(
+        &sandbox,
+        Capabilities::default(),
+        "sleep-forever",
+        json!({}),
+        limits,
+    );
+    assert_eq!(o.result.limit(), Some(Limit::Timeout), "{o:#?}");
+
+    // A declared peer that accepts (the kernel completes the handshake on
+    // the backlog) and never sends: the tool blocks reading from it.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let o = stopped_within_a_minute(
+        &sandbox,
+        caps(&[], &[], &[format!("localhost:{port}")], &[]),
+        "wait-on-silent-peer",
+        json!({"host": "localhost", "port": port}),
+        limits,
+    );
+    assert_eq!(o.result.limit(), Some(Limit::Timeout), "{o:#?}");
+    assert!(
+        o.report.hosts.iter().any(|h| h.contains(&port.to_string())),
+        "{:?}",
+        o.report
+    );
+    echo_still_works(&sandbox);
+    drop(listener);
+}
+
+#[test]
+fn calls_beyond_the_pool_wait_for_a_slot_or_are_refused_clearly() {
+    let dir = temp_dir();
+    let mut config = vigil::sandbox::SandboxConfig::new(dir.path().join("compiled"));
+    config.max_concurrent_calls = 1;
+    let sandbox = std::sync::Arc::new(Sandbox::new(&config).expect("sandbox"));
+    // The one slot is held by a tool sleeping until its 2 s limit ...
+    let hog = {
+        let sandbox = std::sync::Arc::clone(&sandbox);
+        std::thread::spawn(move || {
+            let limits = Limits {
+                timeout_ms: 2_000,
+                ..Limits::default()
+            };
+            load(&sandbox, "hostile", &Capabilities::default(), limits)
+                .call("sleep-forever", &json!({}))
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // ... so a call that may wait only 50 ms is refused with a reason ...
+    let impatient = Limits {
+        timeout_ms: 50,
+        ..Limits::default()
+    };
+    let o = load(&sandbox, "echo", &Capabilities::default(), impatient).call("echo", &json!({}));
+    match &o.result {
+        vigil::sandbox::CallResult::NotRun { message } => {
+            assert!(message.contains("maximum of 1 concurrent"), "{message}")
+        }
+        other => panic!("expected a refusal for lack of a slot, got {other:?}"),
+    }
+    // ... while one with the default limit waits for the slot and runs.
+    echo_still_works(&sandbox);
+    let hogged = hog.join().expect("hog thread");
+    assert_eq!(hogged.result.limit(), Some(Limit::Timeout), "{hogged:#?}");
+    // Many more concurrent calls than slots all complete.
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let sandbox = std::sync::Arc::clone(&sandbox);
+            std::thread::spawn(move || echo_still_works(&sandbox))
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("queued echo call");
+    }
 }

@@ -18,6 +18,8 @@ pub enum CryptoError {
     BadSignature(&'static str),
     #[error("{0} is not a valid public key")]
     BadPublicKey(&'static str),
+    #[error("{0} is not a valid secret key")]
+    BadSecretKey(&'static str),
     #[error("invalid base64 in {what}: {source}")]
     Base64 {
         what: &'static str,

@@ -3,6 +3,8 @@
 //! capabilities and limits, and prints the result and the capability report
 //! (what the tool used and what it was denied). Stored packages are
 //! re-verified first, as at node start; only admitted ones can be called.
+//! The call is one `tool.call` ledger entry (actor `operator`), recorded
+//! before its result is shown; if it cannot be recorded, nothing is shown.
 
 use std::process::ExitCode;
 
@@ -71,16 +73,78 @@ pub fn run(home: &Home, args: CallArgs) -> anyhow::Result<ExitCode> {
         limits: admitted.manifest.limits,
     })?;
     let outcome = tool.call(&args.tool, &arguments);
+    let index = record(home, &config, &admitted.package.name, &arguments, &outcome)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
         print_human(&outcome)?;
+        println!("--- recorded as ledger entry {index}");
     }
     Ok(if outcome.result.is_ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Writes the call's one ledger entry: the capability report and status in
+/// the details, arguments and output (privacy-filtered as on the MCP path)
+/// as the erasable payload.
+fn record(
+    home: &Home,
+    config: &Config,
+    package: &str,
+    arguments: &serde_json::Value,
+    outcome: &CallOutcome,
+) -> anyhow::Result<u64> {
+    use crate::node::audit::{AuditEvent, Auditor, EventKind, Verdict};
+    use sha2::Digest as _;
+    let pass = super::passphrase::from_env(config.node.passphrase_env.as_deref())?;
+    let key = home
+        .node_signing_key(pass.as_deref().map(|p| p.as_slice()))
+        .ok();
+    let auditor = Auditor::open(home, config, key).context(
+        "opening the audit ledger (is `vigil serve` running on this home?); \
+         the call ran but its result is withheld because it could not be recorded",
+    )?;
+    let redactor = crate::privacy::Redactor::new();
+    let kinds = config.privacy.kinds_for(&outcome.tool);
+    let mut stored = serde_json::json!({
+        "arguments": arguments,
+        "output": match &outcome.result {
+            CallResult::Ok { value } => value.clone(),
+            _ => serde_json::Value::Null,
+        },
+    });
+    redactor.redact_json(&mut stored, &kinds);
+    let status = match &outcome.result {
+        CallResult::Ok { .. } => "ok".to_string(),
+        CallResult::Stopped { limit, .. } => format!("stopped:{limit:?}").to_lowercase(),
+        CallResult::ToolFailed { .. } => "tool-failed".into(),
+        CallResult::BadOutput { .. } => "bad-output".into(),
+        CallResult::Crashed { .. } => "crashed".into(),
+        CallResult::NotRun { .. } => "not-run".into(),
+    };
+    let details = serde_json::json!({
+        "tool": outcome.tool,
+        "package": package,
+        "via": "vigil call",
+        "status": status,
+        "arguments_sha256": hex::encode(sha2::Sha256::digest(arguments.to_string().as_bytes())),
+        "elapsed_us": outcome.elapsed_us,
+        "capabilities": outcome.report,
+    });
+    let event = AuditEvent::new(
+        EventKind::ToolCall,
+        "operator",
+        format!("tool:{}", outcome.tool),
+        Verdict::Allow,
+    )
+    .details(details)
+    .payload(stored.to_string().into_bytes());
+    auditor
+        .record(event)
+        .context("recording the call in the audit ledger; its result is withheld")
 }
 
 fn print_human(outcome: &CallOutcome) -> anyhow::Result<()> {

@@ -1,6 +1,8 @@
 //! `vigil serve`: runs the node: MCP over streamable HTTP on `[mcp] listen`
-//! (bearer tokens from `[[agents]]`), checkpoints on schedule, until Ctrl-C
-//! or SIGTERM; a last checkpoint is signed on the way out. Also holds the
+//! (bearer tokens from `[[agents]]`), checkpoints on schedule, the
+//! post-quantum link listener on `[links] listen` (peers judged by the trust
+//! store, each decision one ledger entry) and every `[[tunnels]]`, until
+//! Ctrl-C or SIGTERM; a last checkpoint is signed on the way out. Also holds the
 //! node start-up shared with `vigil mcp` ([`start_pipeline`]).
 
 use std::net::SocketAddr;
@@ -75,6 +77,7 @@ pub fn run(home: &Home, args: ServeArgs) -> anyhow::Result<ExitCode> {
             tools.len(),
             tools.join(", ")
         );
+        let links = start_links(home, &config, pipeline.auditor().clone()).await?;
         let cancel = CancellationToken::new();
         let stop = cancel.clone();
         tokio::spawn(async move {
@@ -88,14 +91,77 @@ pub fn run(home: &Home, args: ServeArgs) -> anyhow::Result<ExitCode> {
             cancel,
         )
         .await?;
+        drop(links);
         anyhow::Ok(())
     })?;
+    if pipeline.auditor().ledger().size() == 0 {
+        eprintln!("vigil: stopped; the ledger is empty, so there is no checkpoint to sign");
+        return Ok(ExitCode::SUCCESS);
+    }
     pipeline
         .auditor()
         .checkpoint()
         .context("signing the last checkpoint")?;
     eprintln!("vigil: stopped; ledger checkpoint signed");
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `start_links` keeps running; dropping it stops links and tunnels.
+struct Links {
+    _server: Option<vigil_transport::LinkServer>,
+    _tunnels: Vec<vigil_transport::TunnelClient>,
+}
+
+/// Starts the link listener (`[links] listen`) and the `[[tunnels]]` on the
+/// current runtime. Link decisions go to the ledger through `auditor`.
+async fn start_links(home: &Home, config: &Config, auditor: Auditor) -> anyhow::Result<Links> {
+    use super::tunnel::{describe, start_tunnel, PrintEvents, TunnelPlan};
+    use crate::node::audit::{AuditEvent, EventKind, Verdict};
+    use crate::node::links::{start_listener, LinkAuditEntry, LinkAuditSink};
+
+    let pass = passphrase::from_env(config.node.passphrase_env.as_deref())?;
+    let load_key = || home.node_signing_key(pass.as_deref().map(|p| p.as_slice()));
+    let server = match &config.links.listen {
+        None => None,
+        Some(listen) => {
+            let addr: SocketAddr = listen.parse().map_err(|e| {
+                anyhow!("[links] listen = {listen:?} is not an address like 0.0.0.0:7879: {e}")
+            })?;
+            let sink: LinkAuditSink = Box::new(move |e: LinkAuditEntry| {
+                // The kind and decision strings are the entry's; the
+                // EventKind and Verdict here are placeholders record_raw ignores.
+                let event =
+                    AuditEvent::new(EventKind::External, e.actor, e.subject, Verdict::Record)
+                        .details(e.details);
+                if let Err(err) = auditor.record_raw(e.kind, e.decision, event) {
+                    eprintln!("error: a {} decision could not be recorded: {err}", e.kind);
+                }
+            });
+            let server = start_listener(addr, load_key()?, home.trust_path(), sink)
+                .with_context(|| format!("starting the link listener on {addr}"))?;
+            println!(
+                "vigil accepting post-quantum links on {}",
+                server.local_addr()?
+            );
+            Some(server)
+        }
+    };
+    let mut tunnels = Vec::new();
+    if !config.tunnels.is_empty() {
+        let identity = Arc::new(vigil_transport::LinkIdentity::new(load_key()?)?);
+        for t in &config.tunnels {
+            let plan = TunnelPlan::from_config(t, config.links.link_lifetime_seconds)?;
+            let tunnel = start_tunnel(Arc::clone(&identity), &plan, Arc::new(PrintEvents))
+                .await
+                .with_context(|| format!("starting the tunnel to {}", plan.target))?;
+            println!("vigil tunnel: {}", describe(&tunnel, &plan));
+            tunnels.push(tunnel);
+        }
+    }
+    Ok(Links {
+        _server: server,
+        _tunnels: tunnels,
+    })
 }
 
 async fn shutdown_signal() {

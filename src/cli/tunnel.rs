@@ -43,7 +43,7 @@ pub struct TunnelArgs {
 }
 
 /// Prints link events of the client side on stderr.
-struct PrintEvents;
+pub(crate) struct PrintEvents;
 
 impl LinkObserver for PrintEvents {
     fn record(&self, event: LinkEvent) {
@@ -76,36 +76,16 @@ pub fn run(home: &Home, args: TunnelArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let peer_addr = tokio::net::lookup_host(&args.peer)
-            .await
-            .with_context(|| format!("--peer {}: cannot resolve", args.peer))?
-            .next()
-            .ok_or_else(|| anyhow!("--peer {} resolves to no address", args.peer))?;
-        let bind = if peer_addr.is_ipv6() {
-            SocketAddr::from(([0u16; 8], 0))
-        } else {
-            SocketAddr::from(([0, 0, 0, 0], 0))
-        };
         let identity = Arc::new(LinkIdentity::new(key)?);
-        let dialer = Dialer::new(client_endpoint(bind)?, identity, LinkConfig::default())?;
-        let spec = TunnelSpec {
+        let spec = TunnelPlan {
+            peer: args.peer.clone(),
+            peer_key,
             listen: args.listen,
-            peer_addr,
-            peer_key: peer_key.clone(),
-            target: target.clone(),
-            reconnect: ReconnectPolicy {
-                link_lifetime: (lifetime > 0).then(|| Duration::from_secs(lifetime)),
-                ..ReconnectPolicy::default()
-            },
+            target,
+            link_lifetime_seconds: lifetime,
         };
-        let tunnel = TunnelClient::start(dialer, spec, Arc::new(PrintEvents)).await?;
-        println!(
-            "vigil tunnel: listening on {} -> peer {} ({}) -> {}",
-            tunnel.local_addr(),
-            peer_addr,
-            peer_key.key_id(),
-            target
-        );
+        let tunnel = start_tunnel(identity, &spec, Arc::new(PrintEvents)).await?;
+        println!("vigil tunnel: {}", describe(&tunnel, &spec));
         tokio::signal::ctrl_c()
             .await
             .context("waiting for Ctrl-C")?;
@@ -115,8 +95,82 @@ pub fn run(home: &Home, args: TunnelArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// One tunnel to start: from `vigil tunnel`'s flags or a `[[tunnels]]` table.
+#[derive(Debug, Clone)]
+pub(crate) struct TunnelPlan {
+    /// The peer node's link address (UDP HOST:PORT).
+    pub peer: String,
+    pub peer_key: CompositePublicKey,
+    pub listen: SocketAddr,
+    pub target: Target,
+    /// Re-key after this many seconds (0: never).
+    pub link_lifetime_seconds: u64,
+}
+
+impl TunnelPlan {
+    /// Reads one `[[tunnels]]` table; `default_lifetime` is `[links]`'s.
+    pub(crate) fn from_config(
+        t: &crate::node::links::TunnelConfig,
+        default_lifetime: u64,
+    ) -> anyhow::Result<Self> {
+        let what = format!("[[tunnels]] with listen = {:?}", t.listen);
+        Ok(Self {
+            peer: t.peer.clone(),
+            peer_key: read_peer_key(&t.peer_key).with_context(|| format!("{what}: peer_key"))?,
+            listen: t.listen.parse().map_err(|e| {
+                anyhow!("{what}: listen is not an address like 127.0.0.1:5433: {e}")
+            })?,
+            target: Target::parse(&t.target).map_err(|e| anyhow!("{what}: target: {e}"))?,
+            link_lifetime_seconds: t.link_lifetime_seconds.unwrap_or(default_lifetime),
+        })
+    }
+}
+
+/// One line saying what a started tunnel carries.
+pub(crate) fn describe(tunnel: &TunnelClient, plan: &TunnelPlan) -> String {
+    format!(
+        "listening on {} -> peer {} ({}) -> {}",
+        tunnel.local_addr(),
+        plan.peer,
+        plan.peer_key.key_id(),
+        plan.target
+    )
+}
+
+/// Resolves the peer, dials it over a post-quantum link and starts
+/// accepting local TCP connections (on the current tokio runtime).
+pub(crate) async fn start_tunnel(
+    identity: Arc<LinkIdentity>,
+    plan: &TunnelPlan,
+    observer: Arc<dyn LinkObserver>,
+) -> anyhow::Result<TunnelClient> {
+    let peer_addr = tokio::net::lookup_host(&plan.peer)
+        .await
+        .with_context(|| format!("peer {}: cannot resolve", plan.peer))?
+        .next()
+        .ok_or_else(|| anyhow!("peer {} resolves to no address", plan.peer))?;
+    let bind = if peer_addr.is_ipv6() {
+        SocketAddr::from(([0u16; 8], 0))
+    } else {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    };
+    let dialer = Dialer::new(client_endpoint(bind)?, identity, LinkConfig::default())?;
+    let lifetime = plan.link_lifetime_seconds;
+    let spec = TunnelSpec {
+        listen: plan.listen,
+        peer_addr,
+        peer_key: plan.peer_key.clone(),
+        target: plan.target.clone(),
+        reconnect: ReconnectPolicy {
+            link_lifetime: (lifetime > 0).then(|| Duration::from_secs(lifetime)),
+            ..ReconnectPolicy::default()
+        },
+    };
+    Ok(TunnelClient::start(dialer, spec, observer).await?)
+}
+
 /// Reads `--peer-key`: a `.pub` file path, or the key line itself.
-fn read_peer_key(arg: &str) -> anyhow::Result<CompositePublicKey> {
+pub(crate) fn read_peer_key(arg: &str) -> anyhow::Result<CompositePublicKey> {
     let text = if std::path::Path::new(arg).is_file() {
         std::fs::read_to_string(arg).with_context(|| format!("cannot read {arg}"))?
     } else {

@@ -34,6 +34,8 @@ pub struct Config {
     pub agents: Vec<crate::policy::AgentConfig>,
     /// `[links]`: post-quantum links to peer nodes.
     pub links: crate::node::links::LinksConfig,
+    /// `[[tunnels]]`: TCP tunnels `vigil serve` keeps open to peer nodes.
+    pub tunnels: Vec<crate::node::links::TunnelConfig>,
 }
 
 /// `[packages]`: limits of the gatekeeper.
@@ -138,6 +140,13 @@ pub const TEMPLATE: &str = r#"# vigil node configuration. Every option is shown 
 # writing one [[agents]] table per agent.
 # agents = [{ name = "local", tools = ["*"], token_env = "VIGIL_TOKEN_LOCAL", calls_per_minute = 600 }]
 
+# TCP tunnels `vigil serve` keeps open over post-quantum links (none by
+# default), as `vigil tunnel` does: local connections to `listen` reach
+# `target` through the peer node, if its trust store allows that target for
+# this node. `peer_key` is the peer's .pub file or key line. Same as writing
+# one [[tunnels]] table per tunnel.
+# tunnels = [{ peer = "node-a.example:7879", peer_key = "/etc/vigil/node-a.pub", listen = "127.0.0.1:5433", target = "db.internal:5432" }]
+
 [node]
 # Name of this node; used as the origin line of signed ledger checkpoints.
 # name = "vigil-node"
@@ -184,7 +193,8 @@ pub const TEMPLATE: &str = r#"# vigil node configuration. Every option is shown 
 [links]
 # UDP address to accept post-quantum links from peer nodes on (unset: none).
 # listen = "0.0.0.0:7879"
-# Seconds after which `vigil tunnel` re-keys by dialling a fresh link.
+# Seconds after which a tunnel (`vigil tunnel`, [[tunnels]]) re-keys by
+# dialling a fresh link.
 # link_lifetime_seconds = 3600
 "#;
 

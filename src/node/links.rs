@@ -38,6 +38,23 @@ impl Default for LinksConfig {
     }
 }
 
+/// One `[[tunnels]]` table: a TCP tunnel `vigil serve` keeps open to a peer
+/// node, as `vigil tunnel` does from the command line.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TunnelConfig {
+    /// The peer node's link address (UDP HOST:PORT).
+    pub peer: String,
+    /// The peer's composite public key: a `.pub` file or its key line.
+    pub peer_key: String,
+    /// Local TCP address to accept connections on.
+    pub listen: String,
+    /// Where the peer connects each tunnelled connection (HOST:PORT).
+    pub target: String,
+    /// Re-key after this many seconds (default: `[links] link_lifetime_seconds`).
+    pub link_lifetime_seconds: Option<u64>,
+}
+
 /// The trust store file as the policy for peers. The file is read on every
 /// decision, so `vigil trust peer revoke` takes effect for the next link or
 /// tunnel without a restart.

@@ -12,6 +12,7 @@ pub mod outcome;
 pub mod policy;
 pub mod report;
 pub mod runtime;
+mod slots;
 mod state;
 
 pub use cache::{CacheStats, WasmKind};

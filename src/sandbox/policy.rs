@@ -157,6 +157,26 @@ impl Policy {
             .collect()
     }
 
+    /// The names among `host` (the node's environment variable names) that
+    /// the tool is not granted: what was withheld when it read its
+    /// environment. WASI hands the environment over as one list, so the
+    /// name a tool was looking for never reaches the host; this is what the
+    /// report can truthfully say instead.
+    pub fn withheld_env<I, K>(&self, host: I) -> Vec<String>
+    where
+        I: IntoIterator<Item = K>,
+        K: Into<String>,
+    {
+        let mut names: Vec<String> = host
+            .into_iter()
+            .map(Into::into)
+            .filter(|k| !self.env.contains(k))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// Decides a path use. `path` is the guest's absolute path after lexical
     /// normalization (see [`normalize`]); symlinks are resolved later by the
     /// directory capability itself, which refuses to leave the preopen.
@@ -407,6 +427,16 @@ mod tests {
             pre,
             vec![("/a", DirAccess::ReadOnly), ("/b", DirAccess::ReadWrite)]
         );
+    }
+
+    #[test]
+    fn withheld_env_names_everything_not_granted() {
+        let p = policy(&[], &[], &[], &["LANG"]);
+        assert_eq!(
+            p.withheld_env(["SECRET", "LANG", "HOME", "SECRET"]),
+            vec!["HOME".to_string(), "SECRET".to_string()]
+        );
+        assert!(p.withheld_env(["LANG"]).is_empty());
     }
 
     #[test]

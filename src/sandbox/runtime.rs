@@ -22,6 +22,7 @@ use super::guard;
 use super::outcome::{classify, CallOutcome, CallResult, RunEnd, RunFacts, TrapKind};
 use super::policy::{Policy, PolicyError};
 use super::report::UseLog;
+use super::slots::CallSlots;
 use super::state::{wasi_builder, CallSetup, CallState, MemoryCap, ModuleState};
 
 /// How often the epoch ticks: the resolution of call timeouts.
@@ -113,6 +114,7 @@ impl Drop for Ticker {
 /// Parts shared by the sandbox and every tool loaded from it.
 struct Shared {
     engine: Engine,
+    slots: CallSlots,
     decoy_root: PathBuf,
     _ticker: Ticker,
 }
@@ -158,6 +160,7 @@ impl Sandbox {
         })
         .map_err(SandboxError::Link)?;
         let shared = Arc::new(Shared {
+            slots: CallSlots::new(slots),
             _ticker: Ticker::start(&engine),
             engine,
             decoy_root,
@@ -229,6 +232,25 @@ impl LoadedTool {
     pub fn call(&self, tool: &str, args: &serde_json::Value) -> CallOutcome {
         let started = Instant::now();
         let log = UseLog::default();
+        // Wait for a pool slot at most as long as the call itself may run.
+        let patience = Duration::from_millis(self.limits.timeout_ms);
+        let Some(_slot) = self.shared.slots.acquire(patience) else {
+            return CallOutcome {
+                tool: tool.to_string(),
+                result: CallResult::NotRun {
+                    message: format!(
+                        "the node is running its maximum of {} concurrent tool calls and none \
+                         finished within {} ms; retry later or raise the limit",
+                        self.shared.slots.capacity(),
+                        self.limits.timeout_ms
+                    ),
+                },
+                report: log.report(),
+                stderr: String::new(),
+                stderr_truncated: false,
+                elapsed_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            };
+        };
         let setup = CallSetup {
             program: &self.program,
             tool,
@@ -290,6 +312,7 @@ impl LoadedTool {
             descriptor_paths: Default::default(),
             lookups: Default::default(),
             memory: MemoryCap::new(self.limits.memory_mib),
+            deadline: Instant::now() + Duration::from_millis(self.limits.timeout_ms),
         };
         let mut store = Store::new(&self.shared.engine, state);
         store.limiter(|s| &mut s.memory);
@@ -334,6 +357,12 @@ impl LoadedTool {
 fn run_end_of(err: &anyhow::Error) -> RunEnd {
     if let Some(exit) = err.downcast_ref::<I32Exit>() {
         return RunEnd::Exited(exit.0);
+    }
+    if err.downcast_ref::<guard::HostWaitTimedOut>().is_some() {
+        return RunEnd::Trapped {
+            kind: TrapKind::Interrupted,
+            message: format!("{err:#}"),
+        };
     }
     let kind = match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => TrapKind::Interrupted,

@@ -163,7 +163,12 @@ pub(crate) fn wasi_builder(
         stdout: MemoryOutputPipe::new(cap + 1),
         stderr: KeptStderr::default(),
     };
-    let env = setup.policy.environment(std::env::vars());
+    // `vars_os`, not `vars`: a variable that is not UTF-8 must not panic
+    // the node; such a variable cannot be granted anyway.
+    let env = setup.policy.environment(
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+    );
     let mut builder = WasiCtxBuilder::new();
     builder
         .args(&[setup.program, setup.tool])
@@ -242,6 +247,8 @@ pub(crate) struct CallState {
     /// Host name of each pending lookup stream, by resource rep.
     pub(crate) lookups: HashMap<u32, String>,
     pub(crate) memory: MemoryCap,
+    /// When the call's time limit passes: host waits give up then.
+    pub(crate) deadline: std::time::Instant,
 }
 
 impl IoView for CallState {

@@ -104,6 +104,51 @@ fn sign_then_verify_round_trip() {
     assert!(other.public_key().verify(b"hello", b"app", &sig).is_err());
 }
 
+#[test]
+fn deterministic_signatures_repeat_and_verify() {
+    let key = SigningKey::generate();
+    let a = key.sign_deterministic(b"package", b"app").expect("sign");
+    let b = key.sign_deterministic(b"package", b"app").expect("sign");
+    assert_eq!(a.as_bytes(), b.as_bytes(), "same input, same bytes");
+    key.public_key()
+        .verify(b"package", b"app", &a)
+        .expect("the randomized-path verifier accepts it");
+    let other_message = key.sign_deterministic(b"packagf", b"app").expect("sign");
+    assert_ne!(a.as_bytes(), other_message.as_bytes());
+    let other_ctx = key.sign_deterministic(b"package", b"apq").expect("sign");
+    assert_ne!(a.as_bytes(), other_ctx.as_bytes());
+    assert!(key.public_key().verify(b"package", b"apq", &a).is_err());
+    // The hedged signer draws fresh randomness: it differs in the ML-DSA half
+    // only (Ed25519 is deterministic either way).
+    let hedged = key.sign(b"package", b"app").expect("sign");
+    assert_ne!(
+        a.as_bytes()[..MLDSA_SIGNATURE_LEN],
+        hedged.as_bytes()[..MLDSA_SIGNATURE_LEN]
+    );
+    assert_eq!(
+        a.as_bytes()[MLDSA_SIGNATURE_LEN..],
+        hedged.as_bytes()[MLDSA_SIGNATURE_LEN..]
+    );
+}
+
+#[test]
+fn out_of_range_secret_coefficients_are_refused() {
+    let key = SigningKey::generate();
+    let sk = key.to_secret_bytes();
+    let ml_sk = &sk[..MLDSA_SECRET_KEY_LEN];
+    assert!(secret_coefficients_in_range(ml_sk));
+    for at in [128, 128 + 639, 128 + 640, 128 + 1407] {
+        let mut bad = ml_sk.to_vec();
+        bad[at] = 0x9f;
+        assert!(!secret_coefficients_in_range(&bad), "byte {at}");
+    }
+    // t0 is not range-limited: a high nibble there is fine.
+    let mut t0 = ml_sk.to_vec();
+    t0[128 + 1408] = 0xff;
+    assert!(secret_coefficients_in_range(&t0));
+    assert!(!secret_coefficients_in_range(&ml_sk[1..]));
+}
+
 /// Splices the halves of two signatures over different messages.
 fn spliced(mldsa_from: &CompositeSignature, ed_from: &CompositeSignature) -> Vec<u8> {
     let mut out = mldsa_from.as_bytes()[..MLDSA_SIGNATURE_LEN].to_vec();

@@ -3,16 +3,21 @@
 //! are replaced in the linker by `Guarded` implementations that ask the
 //! [`Policy`](crate::sandbox::policy::Policy), record into the call's
 //! [`UseLog`](crate::sandbox::report::UseLog), and then delegate to
-//! wasmtime-wasi. Socket connections and wasi:http requests are checked by
+//! wasmtime-wasi. The blocking `wasi:io` calls are shadowed too, so that a
+//! tool waiting on the host still stops at its deadline. Socket connections and wasi:http requests are checked by
 //! the hooks wasmtime-wasi offers for them (see `state`).
 
+mod blocking;
 mod filesystem;
 mod sockets;
+
+pub(crate) use blocking::HostWaitTimedOut;
 
 use wasmtime::component::{HasData, Linker};
 use wasmtime_wasi::p2::bindings::cli::environment;
 use wasmtime_wasi::p2::{IoImpl, WasiImpl};
 
+use super::report::Resource;
 use super::state::CallState;
 
 /// A call's store data seen through the guard.
@@ -43,6 +48,14 @@ impl environment::Host for Guarded<'_> {
         self.state
             .log
             .exposed_env(env.iter().map(|(k, _)| k.as_str()));
+        let host_names = std::env::vars_os().map(|(k, _)| k.to_string_lossy().into_owned());
+        for name in self.state.policy.withheld_env(host_names) {
+            self.state.log.denied(
+                Resource::Env,
+                &name,
+                "not in the manifest's env grant: withheld when the tool read its environment",
+            );
+        }
         Ok(env)
     }
 
@@ -67,6 +80,8 @@ pub(crate) fn component_linker(engine: &wasmtime::Engine) -> anyhow::Result<Link
     p2::filesystem::preopens::add_to_linker::<CallState, HasGuard>(&mut linker, guarded)?;
     p2::sockets::ip_name_lookup::add_to_linker::<CallState, HasGuard>(&mut linker, guarded)?;
     p2::cli::environment::add_to_linker::<CallState, HasGuard>(&mut linker, guarded)?;
+    p2::sync::io::poll::add_to_linker::<CallState, HasGuard>(&mut linker, guarded)?;
+    p2::sync::io::streams::add_to_linker::<CallState, HasGuard>(&mut linker, guarded)?;
     linker.allow_shadowing(false);
     Ok(linker)
 }

@@ -37,6 +37,8 @@ fn main() {
             "connect-wrong-port" => lookup_and_connect(&args, 1),
             "connect-unlooked-address" => connect_literal(&args),
             "endless-loop" => endless_loop(),
+            "sleep-forever" => sleep_forever(),
+            "wait-on-silent-peer" => wait_on_silent_peer(&args),
             "memory-bomb" => memory_bomb(),
             "recursion" => Ok(format!("depth {}", recurse(black_box(u64::MAX)))),
             "output-flood" => output_flood(),
@@ -117,6 +119,24 @@ fn socket_address(ip: IpAddress, port: u16) -> IpSocketAddress {
 }
 
 fn connect(address: IpSocketAddress) -> Result<String, String> {
+    let (socket, input, output) = open_connection(address)?;
+    // Streams are children of the socket: they go first.
+    drop((input, output));
+    drop(socket);
+    Ok(format!("connected to {address:?}"))
+}
+
+/// Connects and returns the socket with its input and output streams.
+fn open_connection(
+    address: IpSocketAddress,
+) -> Result<
+    (
+        wasip2::sockets::tcp::TcpSocket,
+        wasip2::io::streams::InputStream,
+        wasip2::io::streams::OutputStream,
+    ),
+    String,
+> {
     let family = match address {
         IpSocketAddress::Ipv4(_) => IpAddressFamily::Ipv4,
         IpSocketAddress::Ipv6(_) => IpAddressFamily::Ipv6,
@@ -128,7 +148,7 @@ fn connect(address: IpSocketAddress) -> Result<String, String> {
         .map_err(|e| format!("connect {address:?}: {e:?}"))?;
     loop {
         match socket.finish_connect() {
-            Ok(_) => return Ok(format!("connected to {address:?}")),
+            Ok((input, output)) => return Ok((socket, input, output)),
             Err(ErrorCode::WouldBlock) => socket.subscribe().block(),
             Err(e) => return Err(format!("connect {address:?}: {e:?}")),
         }
@@ -172,6 +192,32 @@ fn endless_loop() -> Result<String, String> {
     let mut spins = 0u64;
     loop {
         spins = black_box(spins.wrapping_add(1));
+    }
+}
+
+/// Blocks in the host (a clock wait), where no wasm code runs to interrupt.
+fn sleep_forever() -> Result<String, String> {
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+/// Connects to a declared peer that accepts and then never sends, and
+/// blocks reading from it.
+fn wait_on_silent_peer(args: &Value) -> Result<String, String> {
+    let host = str_arg(args, "host")?;
+    let port = port_arg(args)?;
+    let ip = lookup(host)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("{host} has no address"))?;
+    let (_socket, input, _output) = open_connection(socket_address(ip, port))?;
+    loop {
+        match input.blocking_read(4096) {
+            Ok(bytes) if bytes.is_empty() => continue,
+            Ok(bytes) => return Ok(format!("the peer sent {} bytes", bytes.len())),
+            Err(e) => return Err(format!("read: {e:?}")),
+        }
     }
 }
 
