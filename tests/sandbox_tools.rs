@@ -47,6 +47,49 @@ fn a_preview1_module_runs_too() {
     assert_eq!(ok_value(&outcome)["echo"]["p1"], true);
 }
 
+/// The smallest preview 1 module that imports `poll_oneoff` (the one p1
+/// call that can wait on a clock): types, import, one `_start`, a memory.
+fn p1_module_importing_poll_oneoff() -> Vec<u8> {
+    let mut m = b"\0asm\x01\0\0\0".to_vec();
+    // type 0: (i32 i32 i32 i32) -> i32; type 1: () -> ()
+    m.extend([
+        1, 12, 2, 0x60, 4, 0x7f, 0x7f, 0x7f, 0x7f, 1, 0x7f, 0x60, 0, 0,
+    ]);
+    let (module, name) = (b"wasi_snapshot_preview1", b"poll_oneoff");
+    m.extend([2, 38, 1, module.len() as u8]);
+    m.extend(module);
+    m.push(name.len() as u8);
+    m.extend(name);
+    m.extend([0, 0]); // func of type 0
+    m.extend([3, 2, 1, 1]); // one function of type 1
+    m.extend([5, 3, 1, 0, 1]); // one memory, min 1 page
+    m.extend([7, 19, 2, 6]);
+    m.extend(b"_start");
+    m.extend([0, 1, 6]);
+    m.extend(b"memory");
+    m.extend([2, 0]);
+    m.extend([10, 4, 1, 2, 0, 0x0b]); // _start: no locals, end
+    m
+}
+
+#[test]
+fn a_preview1_module_that_can_wait_on_clocks_is_refused() {
+    let sandbox = shared_sandbox();
+    let wasm = p1_module_importing_poll_oneoff();
+    let package = vigil::sandbox::ToolPackage {
+        program: "sleepy",
+        wasm: &wasm,
+        capabilities: &Capabilities::default(),
+        limits: Limits::default(),
+    };
+    let err = sandbox.load(&package).err().expect("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("poll_oneoff") && text.contains("wasm32-wasip2"),
+        "{text}"
+    );
+}
+
 #[test]
 fn wordcount_reads_a_granted_directory_and_nothing_without_the_grant() {
     let tmp = temp_dir();

@@ -66,6 +66,8 @@ pub enum SandboxError {
     Policy(#[from] PolicyError),
     #[error("the package's memory cap of {asked} MiB is over the node's ceiling of {ceiling} MiB")]
     MemoryCeiling { asked: u32, ceiling: u32 },
+    #[error("the package is a WASI preview 1 module that imports `poll_oneoff`: its waits could not be stopped at the time limit; build the tool for wasm32-wasip2 instead")]
+    UnboundedWait,
     #[error("the package cannot be linked against WASI (does it import something the node does not offer?): {0:#}")]
     Link(anyhow::Error),
 }
@@ -196,11 +198,21 @@ impl Sandbox {
                     .map_err(SandboxError::Link)?;
                 Pre::Component(CommandPre::new(pre).map_err(SandboxError::Link)?)
             }
-            Compiled::Module(module) => Pre::Module(
-                self.module_linker
-                    .instantiate_pre(&module)
-                    .map_err(SandboxError::Link)?,
-            ),
+            Compiled::Module(module) => {
+                // A preview 1 module blocked in `poll_oneoff` (a sleep) could
+                // not be stopped at its time limit: refuse such modules.
+                if module
+                    .imports()
+                    .any(|i| i.module() == "wasi_snapshot_preview1" && i.name() == "poll_oneoff")
+                {
+                    return Err(SandboxError::UnboundedWait);
+                }
+                Pre::Module(
+                    self.module_linker
+                        .instantiate_pre(&module)
+                        .map_err(SandboxError::Link)?,
+                )
+            }
         };
         Ok(LoadedTool {
             shared: Arc::clone(&self.shared),
