@@ -9,7 +9,7 @@ mod mcp_support;
 use std::time::Duration;
 
 use serde_json::json;
-use vigil::mcp::pipeline::QueueOnly;
+use vigil::mcp::pipeline::{Approver, Asked, QueueOnly};
 use vigil::mcp::{Catalog, Pipeline};
 use vigil::node::audit::Auditor;
 use vigil::node::config::Config;
@@ -37,11 +37,26 @@ fn pipeline(node: &mcp_support::Node) -> Pipeline {
     )
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
+use mcp_support::runtime;
+
+/// Answers the next held call from another thread, as `operator:test`.
+fn operator(
+    queue: ApprovalQueue,
+    answer: Answer,
+    reason: &'static str,
+) -> std::thread::JoinHandle<vigil::policy::ApprovalRequest> {
+    std::thread::spawn(move || loop {
+        if let Some(r) = queue.pending().expect("pending").into_iter().next() {
+            let d = Decision {
+                answer,
+                by: "operator:test".into(),
+                reason: reason.into(),
+            };
+            queue.decide(&r.id, &d).expect("decide");
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    })
 }
 
 #[test]
@@ -132,19 +147,7 @@ fn a_held_call_resumes_when_the_operator_approves_and_stops_when_denied() {
     let rt = runtime();
     let queue = ApprovalQueue::new(Home::at(node.home()).approvals_dir());
     for (answer, reason) in [(Answer::Approve, "fine"), (Answer::Deny, "not today")] {
-        let q = queue.clone();
-        let operator = std::thread::spawn(move || loop {
-            if let Some(r) = q.pending().expect("pending").into_iter().next() {
-                let d = Decision {
-                    answer,
-                    by: "operator:test".into(),
-                    reason: reason.into(),
-                };
-                q.decide(&r.id, &d).expect("decide");
-                return r;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        });
+        let operator = operator(queue.clone(), answer, reason);
         let before = p.auditor().ledger().size();
         let reply =
             rt.block_on(p.call("alice", "vault_read", json!({"text": "vault"}), &QueueOnly));
@@ -170,4 +173,47 @@ fn a_held_call_resumes_when_the_operator_approves_and_stops_when_denied() {
         }
         assert!(queue.pending().expect("pending").is_empty());
     }
+}
+
+/// An approver standing for a client whose elicitation cannot be used
+/// (`Unavailable`) or whose human answers (`Answered`).
+struct Client(Asked);
+
+impl Approver for Client {
+    async fn ask(&self, _: &str, _: &str, _: &serde_json::Value) -> Asked {
+        self.0.clone()
+    }
+}
+
+#[test]
+fn failed_elicitation_falls_back_to_the_queue_but_a_human_no_is_final() {
+    let node = mcp_support::Node::new("[mcp]\napproval_timeout_seconds = 30\n");
+    let p = pipeline(&node);
+    let rt = runtime();
+    let queue = ApprovalQueue::new(Home::at(node.home()).approvals_dir());
+    let operator = operator(queue.clone(), Answer::Approve, "fine");
+    let failing = Client(Asked::Unavailable(
+        "elicitation failed: server-to-client requests are not allowed".into(),
+    ));
+    let reply = rt.block_on(p.call("alice", "vault_read", json!({"text": "v"}), &failing));
+    operator.join().expect("operator");
+    assert_eq!(reply.result, Ok(json!({"echo": {"text": "v"}})));
+    let index = reply.ledger_index.expect("recorded");
+    let entry = p
+        .auditor()
+        .ledger()
+        .entry(index)
+        .expect("read")
+        .expect("entry");
+    assert!(entry.details.contains("operator:test"), "{}", entry.details);
+
+    let declined = Client(Asked::Answered(Decision {
+        answer: Answer::Deny,
+        by: "elicitation:alice".into(),
+        reason: "the user answered decline".into(),
+    }));
+    let reply = rt.block_on(p.call("alice", "vault_read", json!({"text": "v"}), &declined));
+    let refusal = reply.result.expect_err("declined by the human");
+    assert_eq!(refusal.code(), "approval-denied", "{refusal}");
+    assert!(queue.pending().expect("pending").is_empty());
 }

@@ -41,7 +41,7 @@ pub struct CatalogTool {
     pub package: String,
     pub loaded: Arc<LoadedTool>,
     pub input: SchemaCheck,
-    pub output: Option<SchemaCheck>,
+    pub output: Option<Arc<SchemaCheck>>,
 }
 
 impl std::fmt::Debug for CatalogTool {
@@ -66,7 +66,9 @@ impl CatalogTool {
         };
         let input = SchemaCheck::new(&spec.input_schema).map_err(|e| bad("input_schema", e))?;
         let output = match &spec.output_schema {
-            Some(s) => Some(SchemaCheck::new(s).map_err(|e| bad("output_schema", e))?),
+            Some(s) => Some(Arc::new(
+                SchemaCheck::new(s).map_err(|e| bad("output_schema", e))?,
+            )),
             None => None,
         };
         Ok(Self {

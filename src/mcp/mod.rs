@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 pub use catalog::{Catalog, CatalogError, CatalogTool};
-pub use pipeline::{Approver, CallReply, Pipeline};
+pub use pipeline::{Approver, Asked, CallReply, Pipeline};
 pub use server::{serve_stdio, VigilServer};
 
 /// `[mcp]` settings.

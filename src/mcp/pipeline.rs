@@ -20,18 +20,24 @@ use crate::node::audit::{AuditEvent, Auditor, EventKind, Verdict};
 use crate::node::config::Config;
 use crate::policy::{Agents, Answer, ApprovalQueue, Decision, RateLimits, Refusal};
 use crate::privacy::{PiiKind, PrivacyConfig, Redactions, Redactor};
-use crate::sandbox::CallResult;
+use crate::sandbox::{CallResult, CapabilityReport};
+
+/// What asking the human at the agent's client gave.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Asked {
+    /// The human answered: approved, or declined / dismissed the request.
+    Answered(Decision),
+    /// The client could not ask: it has no elicitation, its protocol
+    /// version forbids server-to-client requests, or the request failed or
+    /// went unanswered. The call then waits in the approval queue.
+    Unavailable(String),
+}
 
 /// Asks a human about one call through the agent's client.
 pub trait Approver: Send + Sync {
-    /// `None` when this client cannot ask (no elicitation capability): the
-    /// call then waits in the approval queue. `Some(Err)` when asking failed.
-    fn ask(
-        &self,
-        agent: &str,
-        tool: &str,
-        arguments: &Value,
-    ) -> impl Future<Output = Option<Result<Decision, String>>> + Send;
+    /// Asks; [`Asked::Unavailable`] sends the call to the approval queue.
+    fn ask(&self, agent: &str, tool: &str, arguments: &Value)
+        -> impl Future<Output = Asked> + Send;
 }
 
 /// An approver for clients that cannot ask: every approval goes to the queue.
@@ -39,8 +45,8 @@ pub trait Approver: Send + Sync {
 pub struct QueueOnly;
 
 impl Approver for QueueOnly {
-    async fn ask(&self, _: &str, _: &str, _: &Value) -> Option<Result<Decision, String>> {
-        None
+    async fn ask(&self, _: &str, _: &str, _: &Value) -> Asked {
+        Asked::Unavailable("the client cannot ask its user".into())
     }
 }
 
@@ -56,6 +62,8 @@ pub struct CallReply {
     pub redactions: Redactions,
     /// Index of the call's ledger entry (None: recording failed).
     pub ledger_index: Option<u64>,
+    /// What the tool used and was denied (None: it did not run).
+    pub capabilities: Option<CapabilityReport>,
 }
 
 /// Everything a call needs, shared by all connections of a node.
@@ -67,7 +75,7 @@ pub struct Pipeline {
     approval_timeout: Duration,
     approval_poll: Duration,
     auditor: Auditor,
-    redactor: Redactor,
+    redactor: Arc<Redactor>,
     privacy: PrivacyConfig,
     sandbox_slots: Arc<tokio::sync::Semaphore>,
 }
@@ -136,7 +144,7 @@ impl Pipeline {
             approval_timeout: Duration::from_secs(config.mcp.approval_timeout_seconds),
             approval_poll: Duration::from_millis(100),
             auditor,
-            redactor: Redactor::new(),
+            redactor: Arc::new(Redactor::new()),
             privacy: config.privacy.clone(),
             sandbox_slots: Arc::new(tokio::sync::Semaphore::new(sandbox_slots.max(1))),
         }
@@ -206,6 +214,7 @@ impl Pipeline {
                     structured: false,
                     redactions: Redactions::default(),
                     ledger_index,
+                    capabilities: None,
                 }
             }
             Ok((entry, approval)) => self.run(agent, entry, arguments, approval).await,
@@ -277,15 +286,10 @@ impl Pipeline {
         arguments: &Value,
         approver: &impl Approver,
     ) -> Result<Decision, Early> {
-        if let Some(asked) = approver.ask(agent, tool, arguments).await {
-            return asked.map_err(|message| {
-                Refusal::ApprovalUnavailable {
-                    tool: tool.to_string(),
-                    message,
-                }
-                .into()
-            });
-        }
+        let why = match approver.ask(agent, tool, arguments).await {
+            Asked::Answered(decision) => return Ok(decision),
+            Asked::Unavailable(why) => why,
+        };
         let unavailable = |message: String| {
             Early::from(Refusal::ApprovalUnavailable {
                 tool: tool.to_string(),
@@ -297,7 +301,7 @@ impl Pipeline {
             .submit(agent, tool, arguments, self.approval_timeout)
             .map_err(|e| unavailable(e.to_string()))?;
         eprintln!(
-            "vigil: call of `{tool}` by agent `{agent}` is held for approval {}: run `vigil approve {}` or `vigil deny {} --reason ...`",
+            "vigil: call of `{tool}` by agent `{agent}` is held for approval {} ({why}): run `vigil approve {}` or `vigil deny {} --reason ...`",
             request.id, request.id, request.id
         );
         let queue = self.approvals.clone();
@@ -308,7 +312,9 @@ impl Pipeline {
             .map_err(|e| unavailable(e.to_string()))
     }
 
-    /// Sandbox, output schema, privacy filter, ledger.
+    /// Sandbox, output schema, privacy filter, ledger: one hop to a
+    /// blocking thread for all of it (the sandbox and the durable ledger
+    /// append both block), so a call costs one thread handoff, not two.
     async fn run(
         &self,
         agent: &str,
@@ -317,107 +323,31 @@ impl Pipeline {
         approval: Option<Decision>,
     ) -> CallReply {
         let tool = entry.spec.name.clone();
-        let outcome = {
-            let _slot = self.sandbox_slots.acquire().await;
-            let loaded = Arc::clone(&entry.loaded);
-            let (name, args) = (tool.clone(), arguments.clone());
-            match tokio::task::spawn_blocking(move || loaded.call(&name, &args)).await {
-                Ok(o) => o,
-                Err(e) => crate::sandbox::CallOutcome {
-                    tool: tool.clone(),
-                    result: CallResult::Crashed {
-                        message: e.to_string(),
-                    },
-                    report: Default::default(),
-                    stderr: String::new(),
-                    stderr_truncated: false,
-                    elapsed_us: 0,
-                },
-            }
+        let slot = Arc::clone(&self.sandbox_slots).acquire_owned().await.ok();
+        let work = Run {
+            agent: agent.to_string(),
+            tool: tool.clone(),
+            package: entry.package.clone(),
+            loaded: Arc::clone(&entry.loaded),
+            output: entry.output.clone(),
+            redactor: Arc::clone(&self.redactor),
+            kinds: self.privacy.kinds_for(&tool),
+            auditor: self.auditor.clone(),
+            arguments,
+            approval,
         };
-        let kinds: BTreeSet<PiiKind> = self.privacy.kinds_for(&tool);
-        let mut redactions = Redactions::default();
-        let mut result = match outcome.result.clone() {
-            CallResult::Ok { value } => match &entry.output {
-                Some(check) => {
-                    let problems = check.problems(&value);
-                    if problems.is_empty() {
-                        Ok(value)
-                    } else {
-                        Err(Refusal::InvalidOutput {
-                            tool: tool.clone(),
-                            problems,
-                        })
-                    }
-                }
-                None => Ok(value),
-            },
-            CallResult::ToolFailed {
-                exit_code, message, ..
-            } => Err(Refusal::ToolFailed {
-                tool: tool.clone(),
-                message: format!("exit code {exit_code}: {message}"),
-            }),
-            CallResult::BadOutput { message }
-            | CallResult::Crashed { message }
-            | CallResult::NotRun { message } => Err(Refusal::ToolFailed {
-                tool: tool.clone(),
-                message,
-            }),
-            CallResult::Stopped { message, .. } => Err(Refusal::ToolFailed {
-                tool: tool.clone(),
-                message,
-            }),
-        };
-        if let Ok(value) = &mut result {
-            redactions = self.redactor.redact_json(value, &kinds);
-        }
-        // Refusal messages may quote tool output: filter them too.
-        if let Err(r) = &mut result {
-            redact_refusal(&self.redactor, r, &kinds);
-        }
-        let mut args_stored = arguments.clone();
-        self.redactor.redact_json(&mut args_stored, &kinds);
-        let status = match &result {
-            Ok(_) => "ok".to_string(),
-            Err(r) => r.code().to_string(),
-        };
-        let details = json!({
-            "tool": tool,
-            "package": entry.package,
-            "status": status,
-            "error": result.as_ref().err().map(|r| r.to_string()),
-            "arguments_sha256": digest(&arguments),
-            "redactions": redactions,
-            "approval": approval,
-            "elapsed_us": outcome.elapsed_us,
-            "capabilities": outcome.report,
-        });
-        let payload = json!({ "arguments": args_stored, "output": result.as_ref().ok() });
-        let event = AuditEvent::new(
-            EventKind::ToolCall,
-            format!("agent:{agent}"),
-            format!("tool:{tool}"),
-            Verdict::Allow,
-        )
-        .details(details)
-        .payload(payload.to_string().into_bytes());
-        let recorded = self.record(event).await;
-        let (result, ledger_index) = match recorded {
-            Ok(i) => (result, Some(i)),
-            Err(message) => (
-                Err(Refusal::AuditUnavailable {
-                    tool: tool.clone(),
-                    message,
+        match tokio::task::spawn_blocking(move || work.run(slot)).await {
+            Ok(reply) => reply,
+            Err(e) => CallReply {
+                result: Err(Refusal::AuditUnavailable {
+                    tool,
+                    message: format!("the call's worker thread failed: {e}"),
                 }),
-                None,
-            ),
-        };
-        CallReply {
-            result,
-            structured: entry.output.is_some(),
-            redactions,
-            ledger_index,
+                structured: false,
+                redactions: Redactions::default(),
+                ledger_index: None,
+                capabilities: None,
+            },
         }
     }
 
@@ -455,6 +385,120 @@ impl Pipeline {
             Ok(Ok(i)) => Ok(i),
             Ok(Err(e)) => Err(e.to_string()),
             Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// One admitted call, from the sandbox to its ledger entry, on a blocking
+/// thread.
+struct Run {
+    agent: String,
+    tool: String,
+    package: String,
+    loaded: Arc<crate::sandbox::LoadedTool>,
+    output: Option<Arc<crate::policy::SchemaCheck>>,
+    redactor: Arc<Redactor>,
+    kinds: BTreeSet<PiiKind>,
+    auditor: Auditor,
+    arguments: Value,
+    approval: Option<Decision>,
+}
+
+impl Run {
+    /// Runs the tool (releasing `slot` once it is done), checks and
+    /// filters its output and records the one ledger entry.
+    fn run(self, slot: Option<tokio::sync::OwnedSemaphorePermit>) -> CallReply {
+        let Self {
+            agent,
+            tool,
+            package,
+            loaded,
+            output,
+            redactor,
+            kinds,
+            auditor,
+            arguments,
+            approval,
+        } = self;
+        let outcome = loaded.call(&tool, &arguments);
+        drop(slot);
+        let mut redactions = Redactions::default();
+        let mut result = match outcome.result {
+            CallResult::Ok { value } => match &output {
+                Some(check) => {
+                    let problems = check.problems(&value);
+                    if problems.is_empty() {
+                        Ok(value)
+                    } else {
+                        Err(Refusal::InvalidOutput {
+                            tool: tool.clone(),
+                            problems,
+                        })
+                    }
+                }
+                None => Ok(value),
+            },
+            CallResult::ToolFailed {
+                exit_code, message, ..
+            } => Err(Refusal::ToolFailed {
+                tool: tool.clone(),
+                message: format!("exit code {exit_code}: {message}"),
+            }),
+            CallResult::BadOutput { message }
+            | CallResult::Crashed { message }
+            | CallResult::NotRun { message }
+            | CallResult::Stopped { message, .. } => Err(Refusal::ToolFailed {
+                tool: tool.clone(),
+                message,
+            }),
+        };
+        match &mut result {
+            Ok(value) => redactions = redactor.redact_json(value, &kinds),
+            // Refusal messages may quote tool output: filter them too.
+            Err(r) => redact_refusal(&redactor, r, &kinds),
+        }
+        let mut args_stored = arguments.clone();
+        redactor.redact_json(&mut args_stored, &kinds);
+        let status = match &result {
+            Ok(_) => "ok".to_string(),
+            Err(r) => r.code().to_string(),
+        };
+        let details = json!({
+            "tool": tool,
+            "package": package,
+            "status": status,
+            "error": result.as_ref().err().map(|r| r.to_string()),
+            "arguments_sha256": digest(&arguments),
+            "redactions": redactions,
+            "approval": approval,
+            "elapsed_us": outcome.elapsed_us,
+            "capabilities": outcome.report,
+        });
+        let payload = json!({ "arguments": args_stored, "output": result.as_ref().ok() });
+        let event = AuditEvent::new(
+            EventKind::ToolCall,
+            format!("agent:{agent}"),
+            format!("tool:{tool}"),
+            Verdict::Allow,
+        )
+        .details(details)
+        .payload(payload.to_string().into_bytes());
+        let (result, ledger_index) = match auditor.record(event) {
+            Ok(i) => (result, Some(i)),
+            Err(e) => (
+                Err(Refusal::AuditUnavailable {
+                    tool: tool.clone(),
+                    message: e.to_string(),
+                }),
+                None,
+            ),
+        };
+        CallReply {
+            result,
+            structured: output.is_some(),
+            redactions,
+            ledger_index,
+            capabilities: Some(outcome.report),
         }
     }
 }

@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequestParams,
-    ElicitationAction, ElicitationSchema, Implementation, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig, Tool,
+    ElicitResult, ElicitationAction, ElicitationSchema, Implementation, ListToolsResult,
+    PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{ElicitationMode, RequestContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, ServiceExt as _};
 use serde_json::Value;
 
-use crate::mcp::pipeline::{Approver, CallReply, Pipeline};
+use crate::mcp::pipeline::{Approver, Asked, CallReply, Pipeline};
 use crate::policy::{Answer, Decision};
 
 /// How the handler learns the calling agent.
@@ -82,26 +82,44 @@ pub fn tool_result(reply: CallReply) -> CallToolResult {
     }
 }
 
-/// Asks the human at the agent's client through MCP elicitation, when the
-/// client declared that capability.
+/// Asks the human at the agent's client through MCP elicitation. Only a
+/// human's answer decides here; whenever the request cannot actually be
+/// made or does not come back with an answer, the call goes to the approval
+/// queue instead ([`Asked::Unavailable`]).
 struct Elicitation {
     peer: Peer<RoleServer>,
+    /// The protocol version of the call's request (or session).
+    protocol: Option<ProtocolVersion>,
     timeout: Duration,
 }
 
-impl Approver for Elicitation {
-    async fn ask(
-        &self,
-        agent: &str,
-        tool: &str,
-        arguments: &Value,
-    ) -> Option<Result<Decision, String>> {
+impl Elicitation {
+    /// Why elicitation cannot be used for this call, if it cannot.
+    fn unavailable(&self) -> Option<String> {
+        // From 2026-07-28 on the protocol forbids server-to-client requests
+        // (rmcp refuses to send them), whatever the client declared.
+        if let Some(v) = &self.protocol {
+            if v.as_str() >= ProtocolVersion::V_2026_07_28.as_str() {
+                return Some(format!(
+                    "the client speaks MCP {v}, which has no server-initiated elicitation"
+                ));
+            }
+        }
         if !self
             .peer
             .supported_elicitation_modes()
             .contains(&ElicitationMode::Form)
         {
-            return None;
+            return Some("the client did not declare form elicitation".into());
+        }
+        None
+    }
+}
+
+impl Approver for Elicitation {
+    async fn ask(&self, agent: &str, tool: &str, arguments: &Value) -> Asked {
+        if let Some(why) = self.unavailable() {
+            return Asked::Unavailable(why);
         }
         let schema = ElicitationSchema::builder()
             .required_bool("approve")
@@ -114,35 +132,42 @@ impl Approver for Elicitation {
             ),
             requested_schema: schema,
         };
-        let by = format!("elicitation:{agent}");
         let asked = self
             .peer
             .create_elicitation_with_timeout(params, Some(self.timeout))
             .await;
-        Some(match asked {
-            Err(e) => Err(format!("elicitation failed: {e}")),
-            Ok(result) => {
-                let content = result.content.unwrap_or(Value::Null);
-                let reason = content
-                    .get("reason")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                let approved = result.action == ElicitationAction::Accept
-                    && content.get("approve").and_then(Value::as_bool) == Some(true);
-                let answer = if approved {
-                    Answer::Approve
-                } else {
-                    Answer::Deny
-                };
-                let reason = if reason.is_empty() && !approved {
-                    format!("the user answered {:?}", result.action).to_lowercase()
-                } else {
-                    reason
-                };
-                Ok(Decision { answer, by, reason })
-            }
-        })
+        match asked {
+            Err(e) => Asked::Unavailable(format!("elicitation failed: {e}")),
+            Ok(result) => Asked::Answered(decision(agent, result)),
+        }
+    }
+}
+
+/// The human's answer to an elicitation: approved only when accepted with
+/// `approve: true`; declining or dismissing the form denies the call.
+fn decision(agent: &str, result: ElicitResult) -> Decision {
+    let content = result.content.unwrap_or(Value::Null);
+    let reason = content
+        .get("reason")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let approved = result.action == ElicitationAction::Accept
+        && content.get("approve").and_then(Value::as_bool) == Some(true);
+    let answer = if approved {
+        Answer::Approve
+    } else {
+        Answer::Deny
+    };
+    let reason = if reason.is_empty() && !approved {
+        format!("the user answered {:?}", result.action).to_lowercase()
+    } else {
+        reason
+    };
+    Decision {
+        answer,
+        by: format!("elicitation:{agent}"),
+        reason,
     }
 }
 
@@ -194,6 +219,7 @@ impl ServerHandler for VigilServer {
         let arguments = Value::Object(request.arguments.unwrap_or_default());
         let approver = Elicitation {
             peer: context.peer.clone(),
+            protocol: context.protocol_version(),
             timeout: self.pipeline.approval_timeout(),
         };
         let reply = self

@@ -119,6 +119,14 @@ impl Node {
     }
 }
 
+/// A multi-threaded tokio runtime for driving clients and the pipeline.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// Runs a command and panics with its output unless it succeeds.
 pub trait AssertOk {
     fn assert_ok(&mut self) -> std::process::Output;
