@@ -22,4 +22,5 @@ for tool in echo wordcount notes fetch hostile; do
     install_tool "$CARGO_TARGET_DIR/wasm32-wasip2/release/$tool.wasm" "$tool.wasm"
 done
 install_tool "$CARGO_TARGET_DIR/wasm32-wasip1/release/echo.wasm" echo-p1.wasm
+install_tool "$CARGO_TARGET_DIR/wasm32-wasip2/release/lookup.wasm" lookup.wasm
 echo "tools built into $here/out: $(cd "$here/out" && ls | tr '\n' ' ')"

@@ -119,7 +119,10 @@ pub fn secret_value_ok(value: &str) -> bool {
     }
     let digits = value.chars().filter(char::is_ascii_digit).count();
     let letters = value.chars().filter(char::is_ascii_alphabetic).count();
-    if digits == len || (letters == len && value.chars().all(|c| c.is_ascii_lowercase())) {
+    // A plain word ("operation", "Operation") is prose, not a secret: an
+    // error message like "passwd: Operation not permitted" must survive.
+    let plain_word = letters == len && value.chars().skip(1).all(|c| c.is_ascii_lowercase());
+    if digits == len || plain_word {
         return false;
     }
     let redacted = value.starts_with("[REDACTED:");
@@ -137,6 +140,14 @@ mod tests {
         assert!(card_ok("378282246310005"));
         assert!(!card_ok("4111 1111 1111 1112"));
         assert!(!card_ok("1234567890123456"));
+    }
+
+    #[test]
+    fn plain_words_are_not_secrets() {
+        assert!(!secret_value_ok("Operation"));
+        assert!(!secret_value_ok("permitted"));
+        assert!(secret_value_ok("Xk9#mPq2Lw7z"));
+        assert!(secret_value_ok("hunter2Pass!x"));
     }
 
     #[test]
