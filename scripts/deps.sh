@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building and testing vigil needs beyond cargo's own
 # dependencies. Idempotent; safe to run on a fresh machine.
+# `--bench` also installs what the benchmarks compare against (OpenSSH for
+# the `ssh -L` column of the link bench).
 set -euo pipefail
+bench=false
+[ "${1:-}" = "--bench" ] && bench=true
 
 if command -v rustup >/dev/null 2>&1; then
   if ! rustup target list --installed | grep -qx wasm32-wasip2; then
@@ -13,6 +17,10 @@ fi
 need_apt=()
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+if $bench; then
+  [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+  command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "deps: installing ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
