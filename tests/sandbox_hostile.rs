@@ -273,32 +273,36 @@ fn calls_beyond_the_pool_wait_for_a_slot_or_are_refused_clearly() {
     let mut config = vigil::sandbox::SandboxConfig::new(dir.path().join("compiled"));
     config.max_concurrent_calls = 1;
     let sandbox = std::sync::Arc::new(Sandbox::new(&config).expect("sandbox"));
-    // The one slot is held by a tool sleeping until its 2 s limit ...
-    let hog = {
-        let sandbox = std::sync::Arc::clone(&sandbox);
-        std::thread::spawn(move || {
-            let limits = Limits {
-                timeout_ms: 2_000,
-                ..Limits::default()
-            };
-            load(&sandbox, "hostile", &Capabilities::default(), limits)
-                .call("sleep-forever", &json!({}))
-        })
+    // Both tools are compiled before the race starts.
+    let hog_limits = Limits {
+        timeout_ms: 3_000,
+        ..Limits::default()
     };
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    // ... so a call that may wait only 50 ms is refused with a reason ...
+    let hog_tool = load(&sandbox, "hostile", &Capabilities::default(), hog_limits);
     let impatient = Limits {
         timeout_ms: 50,
         ..Limits::default()
     };
-    let o = load(&sandbox, "echo", &Capabilities::default(), impatient).call("echo", &json!({}));
-    match &o.result {
-        vigil::sandbox::CallResult::NotRun { message } => {
-            assert!(message.contains("maximum of 1 concurrent"), "{message}")
+    let echo = load(&sandbox, "echo", &Capabilities::default(), impatient);
+    // The one slot is held by a tool sleeping until its 3 s limit ...
+    let hog = std::thread::spawn(move || hog_tool.call("sleep-forever", &json!({})));
+    // ... so a call that may wait only 50 ms is refused with a reason (once
+    // the hog holds the slot: until then the echo call simply runs).
+    let started = std::time::Instant::now();
+    let refusal = loop {
+        let o = echo.call("echo", &json!({}));
+        if let vigil::sandbox::CallResult::NotRun { message } = &o.result {
+            break message.clone();
         }
-        other => panic!("expected a refusal for lack of a slot, got {other:?}"),
-    }
-    // ... while one with the default limit waits for the slot and runs.
+        assert!(o.result.is_ok(), "{o:#?}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(2_500),
+            "the sleeping tool never held the only slot"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(refusal.contains("maximum of 1 concurrent"), "{refusal}");
+    // ... while one with the default limit (5 s) waits for the slot and runs.
     echo_still_works(&sandbox);
     let hogged = hog.join().expect("hog thread");
     assert_eq!(hogged.result.limit(), Some(Limit::Timeout), "{hogged:#?}");
