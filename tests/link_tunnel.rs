@@ -21,13 +21,18 @@ fn vigil(home: &Path) -> Command {
     cmd
 }
 
-fn init(home: &Path) {
-    let out = vigil(home).arg("init").output().unwrap();
+/// Runs `cmd` and expects success (stderr in the failure message).
+fn succeeds(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+fn init(home: &Path) {
+    succeeds(vigil(home).arg("init"));
 }
 
 /// A TCP echo server on its own thread.
@@ -177,15 +182,10 @@ fn tunnel_between_two_nodes_is_policed_and_audited() {
     assert_eq!(refused.subject, format!("target:{forbidden}"));
 
     // After revocation new links are refused as revoked.
-    let out = vigil(&home_a)
-        .args(["trust", "peer", "revoke", &b_key.key_id().to_string()])
-        .args(["--reason", "decommissioned"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeds(
+        vigil(&home_a)
+            .args(["trust", "peer", "revoke", &b_key.key_id().to_string()])
+            .args(["--reason", "decommissioned"]),
     );
     drop(tunnel);
     drop(wrong);
@@ -209,16 +209,11 @@ fn two_homes() -> (tempfile::TempDir, [std::path::PathBuf; 2]) {
 
 /// `vigil trust peer add` on `home`: `peer` may reach `target` only.
 fn trust_peer(home: &Path, peer: &Home, target: &SocketAddr) {
-    let out = vigil(home)
-        .args(["trust", "peer", "add"])
-        .arg(peer.node_pub_path())
-        .args(["--name", "node-b", "--allow-target", &target.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeds(
+        vigil(home)
+            .args(["trust", "peer", "add"])
+            .arg(peer.node_pub_path())
+            .args(["--name", "node-b", "--allow-target", &target.to_string()]),
     );
 }
 
