@@ -1,18 +1,23 @@
 //! End-to-end tool calls through the whole pipeline (caller, allow-list,
 //! schema, rate limit, sandbox, output check, privacy filter, durable
-//! ledger entry) over streamable HTTP (`vigil serve`) and stdio (`vigil
-//! mcp`) at 1, 8 and 64 concurrent clients, printed next to calling the
-//! sandbox directly in the same run. Prints calls/s and p50/p99 latency.
+//! ledger entry with its payload) over streamable HTTP (`vigil serve`) and
+//! stdio (`vigil mcp`) at 1, 8 and 64 concurrent clients, printed next to
+//! calling the sandbox directly and calling the pipeline in-process, all in
+//! the same run: calls/s, p50/p99 latency, and the ratios to the sandbox.
 //!
 //! Over HTTP each client is its own MCP session. Over stdio there is one
 //! `vigil mcp` process (the ledger has one writer), so the clients are
 //! concurrent requests on that one connection.
 //!
-//! `VIGIL_BENCH_SECONDS` sets the time per point (default 3).
+//! `cargo bench --bench mcp` runs the full measurement (`VIGIL_BENCH_SECONDS`
+//! per point, default 3). Without `--bench` (`cargo test --all-targets`) it
+//! is a smoke run: 1 and 8 clients, a fraction of a second per point.
 
 #[path = "../tests/mcp_support/mod.rs"]
 mod mcp_support;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,15 +27,53 @@ use rmcp::service::RunningService;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{RoleClient, ServiceExt as _};
+use vigil::mcp::pipeline::QueueOnly;
+use vigil::mcp::{Catalog, Pipeline};
+use vigil::node::audit::Auditor;
+use vigil::node::config::Config;
+use vigil::node::home::Home;
+use vigil::policy::ApprovalQueue;
 use vigil::sandbox::capabilities::{Capabilities, Limits};
 use vigil::sandbox::{Sandbox, SandboxConfig, ToolPackage};
 
-const CONCURRENCY: [usize; 3] = [1, 8, 64];
+/// How long and at which concurrency each point runs.
+#[derive(Clone)]
+struct Plan {
+    clients: Vec<usize>,
+    per_point: Duration,
+    /// The full measurement (`--bench`), judged against the targets.
+    full: bool,
+}
+
+impl Plan {
+    fn from_args() -> Self {
+        if std::env::args().any(|a| a == "--bench") {
+            let s = std::env::var("VIGIL_BENCH_SECONDS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(3.0);
+            Self {
+                clients: vec![1, 8, 64],
+                per_point: Duration::from_secs_f64(s),
+                full: true,
+            }
+        } else {
+            Self {
+                clients: vec![1, 8],
+                per_point: Duration::from_millis(250),
+                full: false,
+            }
+        }
+    }
+}
 
 struct Figures {
     calls: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    /// CPU time of the serving process (`vigil serve` / `vigil mcp`) and of
+    /// this process (the clients, or the in-process pipeline) per call.
+    cpu_per_call: Option<(Duration, Duration)>,
 }
 
 impl Figures {
@@ -40,6 +83,7 @@ impl Figures {
             calls: latencies.len(),
             elapsed,
             latencies,
+            cpu_per_call: None,
         }
     }
     fn pct(&self, p: f64) -> Duration {
@@ -49,23 +93,45 @@ impl Figures {
         let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
         self.latencies[i]
     }
-    fn print(&self, label: &str, clients: usize) {
-        println!(
-            "{label:<16} clients {clients:>3}  {:>8.0} calls/s  p50 {:>8.3} ms  p99 {:>8.3} ms  ({} calls)",
-            self.calls as f64 / self.elapsed.as_secs_f64(),
-            self.pct(0.50).as_secs_f64() * 1e3,
-            self.pct(0.99).as_secs_f64() * 1e3,
-            self.calls
-        );
+    fn rate(&self) -> f64 {
+        self.calls as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 }
 
-fn seconds() -> Duration {
-    let s = std::env::var("VIGIL_BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3.0);
-    Duration::from_secs_f64(s)
+/// user + system CPU time of a process so far (Linux /proc; zero elsewhere).
+fn cpu_time(pid: Option<u32>) -> Duration {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
+    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let ticks = fields.get(11).unwrap_or(&0) + fields.get(12).unwrap_or(&0);
+    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
+}
+
+/// Measures `run` and adds the CPU time per call of `server` and of this
+/// process.
+async fn with_cpu(server: Option<u32>, run: impl Future<Output = Figures>) -> Figures {
+    let (s0, c0) = (server.map(|p| cpu_time(Some(p))), cpu_time(None));
+    let mut f = run.await;
+    let (s1, c1) = (server.map(|p| cpu_time(Some(p))), cpu_time(None));
+    let calls = f.calls.max(1) as u32;
+    let server = match (s0, s1) {
+        (Some(a), Some(b)) => b.saturating_sub(a) / calls,
+        _ => Duration::ZERO,
+    };
+    f.cpu_per_call = Some((server, c1.saturating_sub(c0) / calls));
+    f
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 fn args() -> serde_json::Map<String, serde_json::Value> {
@@ -78,7 +144,7 @@ fn args() -> serde_json::Map<String, serde_json::Value> {
 }
 
 /// The echo tool called straight on the sandbox from `clients` threads.
-fn direct(clients: usize) -> Figures {
+fn direct(clients: usize, per_point: Duration) -> Figures {
     let dir = tempfile::tempdir().expect("tempdir");
     let sandbox = Sandbox::new(&SandboxConfig::new(dir.path().join("cache"))).expect("sandbox");
     let wasm = std::fs::read(mcp_support::echo_wasm()).expect("echo.wasm");
@@ -94,9 +160,11 @@ fn direct(clients: usize) -> Figures {
             .expect("load echo"),
     );
     let value = serde_json::Value::Object(args());
-    let _ = tool.call("echo", &value);
-    let until = Instant::now() + seconds();
+    for _ in 0..20 {
+        let _ = tool.call("echo", &value);
+    }
     let started = Instant::now();
+    let until = started + per_point;
     let threads: Vec<_> = (0..clients)
         .map(|_| {
             let (tool, value) = (Arc::clone(&tool), value.clone());
@@ -119,21 +187,42 @@ fn direct(clients: usize) -> Figures {
     Figures::from(lat, started.elapsed())
 }
 
-async fn drive(clients: Vec<rmcp::Peer<RoleClient>>) -> Figures {
-    let until = Instant::now() + seconds();
+/// The node's pipeline in this process (no MCP transport): what the
+/// transports add on top of it shows in the difference.
+fn in_process(node: &Node) -> Arc<Pipeline> {
+    let home = Home::at(node.home());
+    let config = Config::load(&home.config_path()).expect("config");
+    let sandbox_config = SandboxConfig::new(home.cache_dir().join("wasm"));
+    let slots = sandbox_config.max_concurrent_calls as usize;
+    let sandbox = Sandbox::new(&sandbox_config).expect("sandbox");
+    let (catalog, _) = Catalog::load(&home, &config, &sandbox).expect("catalog");
+    let key = home.node_signing_key(None).expect("node key");
+    let auditor = Auditor::open(&home, &config, Some(key)).expect("auditor");
+    Arc::new(Pipeline::new(
+        catalog,
+        &config,
+        |_| None,
+        ApprovalQueue::new(home.approvals_dir()),
+        auditor,
+        slots,
+    ))
+}
+
+/// One client's call, repeated by [`timed`].
+type Call = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// Runs each caller in its own task, calling in a loop for `per_point`.
+async fn timed(callers: Vec<Call>, per_point: Duration) -> Figures {
     let started = Instant::now();
-    let tasks: Vec<_> = clients
+    let until = started + per_point;
+    let tasks: Vec<_> = callers
         .into_iter()
-        .map(|peer| {
+        .map(|call| {
             tokio::spawn(async move {
                 let mut lat = Vec::new();
                 while Instant::now() < until {
                     let t = Instant::now();
-                    let r = peer
-                        .call_tool(CallToolRequestParams::new("echo").with_arguments(args()))
-                        .await
-                        .expect("call");
-                    assert_ne!(r.is_error, Some(true), "{r:?}");
+                    call().await;
                     lat.push(t.elapsed());
                 }
                 lat
@@ -147,7 +236,52 @@ async fn drive(clients: Vec<rmcp::Peer<RoleClient>>) -> Figures {
     Figures::from(lat, started.elapsed())
 }
 
-async fn http(url: &str, clients: usize) -> Figures {
+async fn drive_pipeline(pipeline: &Arc<Pipeline>, clients: usize, per_point: Duration) -> Figures {
+    let callers = (0..clients)
+        .map(|_| {
+            let pipeline = Arc::clone(pipeline);
+            let call: Call = Arc::new(move || {
+                let pipeline = Arc::clone(&pipeline);
+                Box::pin(async move {
+                    let value = serde_json::Value::Object(args());
+                    let reply = pipeline.call("local", "echo", value, &QueueOnly).await;
+                    assert!(reply.result.is_ok(), "{reply:?}");
+                })
+            });
+            call
+        })
+        .collect();
+    timed(callers, per_point).await
+}
+
+async fn drive(clients: Vec<rmcp::Peer<RoleClient>>, per_point: Duration) -> Figures {
+    // One warm-up call per client (first use of a session).
+    for peer in &clients {
+        let _ = peer
+            .call_tool(CallToolRequestParams::new("echo").with_arguments(args()))
+            .await;
+    }
+    let callers = clients
+        .into_iter()
+        .map(|peer| {
+            let call: Call = Arc::new(move || {
+                let peer = peer.clone();
+                Box::pin(async move {
+                    let r = peer
+                        .call_tool(CallToolRequestParams::new("echo").with_arguments(args()))
+                        .await
+                        .expect("call");
+                    assert_ne!(r.is_error, Some(true), "{r:?}");
+                })
+            });
+            call
+        })
+        .collect();
+    timed(callers, per_point).await
+}
+
+async fn http(served: &Served, clients: usize, per_point: Duration) -> Figures {
+    let url = &served.url;
     let mut running: Vec<RunningService<RoleClient, ()>> = Vec::new();
     for _ in 0..clients {
         let config =
@@ -156,60 +290,168 @@ async fn http(url: &str, clients: usize) -> Figures {
         running.push(().serve(transport).await.expect("connect"));
     }
     let peers = running.iter().map(|r| r.peer().clone()).collect();
-    let figures = drive(peers).await;
+    let figures = with_cpu(Some(served.child.id()), drive(peers, per_point)).await;
     for r in running {
         let _ = r.cancel().await;
     }
     figures
 }
 
-async fn stdio(node: &Node, clients: usize) -> Figures {
+async fn stdio(node: &Node, clients: usize, per_point: Duration) -> Figures {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_vigil"));
-    cmd.arg("--home")
+    cmd.env_remove("VIGIL_HOME")
+        .arg("--home")
         .arg(node.home())
         .args(["mcp", "--agent", "local"]);
-    let running = ().serve(TokioChildProcess::new(cmd).expect("spawn")).await.expect("connect");
+    let child = TokioChildProcess::new(cmd).expect("spawn");
+    let pid = child.id();
+    let running = ().serve(child).await.expect("connect");
     let peers = (0..clients).map(|_| running.peer().clone()).collect();
-    let figures = drive(peers).await;
+    let figures = with_cpu(pid, drive(peers, per_point)).await;
     let _ = running.cancel().await;
     figures
 }
 
-fn main() {
-    // `cargo test --benches` runs bench binaries with --bench absent: skip.
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
+/// One printed row: a path at a concurrency, with ratios to the sandbox.
+struct Row {
+    path: &'static str,
+    clients: usize,
+    figures: Figures,
+}
+
+fn print(rows: &[Row]) {
+    println!(
+        "{:<20} {:>7} {:>9} {:>8} {:>8} {:>11} {:>12} {:>16}",
+        "path",
+        "clients",
+        "calls/s",
+        "p50 ms",
+        "p99 ms",
+        "p50/sandbox",
+        "rate/sandbox",
+        "CPU/call srv+cli"
+    );
+    for row in rows {
+        let base = rows
+            .iter()
+            .find(|r| r.path == "sandbox direct" && r.clients == row.clients)
+            .map(|r| (r.figures.pct(0.5), r.figures.rate()));
+        let (p50_ratio, rate_ratio) = match base {
+            Some((p50, rate)) => (
+                format!("{:.2}x", ms(row.figures.pct(0.5)) / ms(p50).max(1e-9)),
+                format!("{:.2}x", row.figures.rate() / rate.max(1e-9)),
+            ),
+            None => ("-".into(), "-".into()),
+        };
+        let cpu = match row.figures.cpu_per_call {
+            Some((srv, cli)) => format!("{:.2}+{:.2} ms", ms(srv), ms(cli)),
+            None => "-".into(),
+        };
+        println!(
+            "{:<20} {:>7} {:>9.0} {:>8.3} {:>8.3} {:>11} {:>12} {:>16}",
+            row.path,
+            row.clients,
+            row.figures.rate(),
+            ms(row.figures.pct(0.5)),
+            ms(row.figures.pct(0.99)),
+            p50_ratio,
+            rate_ratio,
+            cpu
+        );
     }
+}
+
+fn main() {
+    let plan = Plan::from_args();
     let node = Node::new("");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    println!("== MCP tools/call of `echo`, audit durable (one fsync'd ledger entry per call)");
-    let mut direct_p50 = Vec::new();
-    for c in CONCURRENCY {
-        let f = direct(c);
-        f.print("sandbox direct", c);
-        direct_p50.push(f.pct(0.5));
+    let mut rows = Vec::new();
+    for &c in &plan.clients {
+        rows.push(Row {
+            path: "sandbox direct",
+            clients: c,
+            figures: direct(c, plan.per_point),
+        });
+    }
+    {
+        let pipeline = in_process(&node);
+        for &c in &plan.clients {
+            let run = drive_pipeline(&pipeline, c, plan.per_point);
+            let figures = runtime.block_on(with_cpu(None, run));
+            rows.push(Row {
+                path: "pipeline in-process",
+                clients: c,
+                figures,
+            });
+        }
+    }
+    {
+        // The same without payload storage: what the per-call payload file
+        // (written and fsynced on its own) costs.
+        let bare = Node::new("[ledger]\npayloads = \"none\"\n");
+        let pipeline = in_process(&bare);
+        for &c in &plan.clients {
+            let run = drive_pipeline(&pipeline, c, plan.per_point);
+            let figures = runtime.block_on(with_cpu(None, run));
+            rows.push(Row {
+                path: "  ... payloads none",
+                clients: c,
+                figures,
+            });
+        }
     }
     let served = Served::start(&node);
-    for (i, c) in CONCURRENCY.into_iter().enumerate() {
-        let f = runtime.block_on(http(&served.url, c));
-        f.print("http pipeline", c);
-        println!(
-            "{:<16} p50 ratio pipeline/sandbox: {:.2}x",
-            "",
-            f.pct(0.5).as_secs_f64() / direct_p50[i].as_secs_f64().max(1e-9)
-        );
+    for &c in &plan.clients {
+        rows.push(Row {
+            path: "http pipeline",
+            clients: c,
+            figures: runtime.block_on(http(&served, c, plan.per_point)),
+        });
     }
     served.stop();
-    for (i, c) in CONCURRENCY.into_iter().enumerate() {
-        let f = runtime.block_on(stdio(&node, c));
-        f.print("stdio pipeline", c);
+    for &c in &plan.clients {
+        rows.push(Row {
+            path: "stdio pipeline",
+            clients: c,
+            figures: runtime.block_on(stdio(&node, c, plan.per_point)),
+        });
+    }
+    rows.sort_by_key(|r| r.clients);
+    println!(
+        "== MCP tools/call of `echo`, {:.1} s per point, audit durable (fsync'd ledger entry + payload per call)",
+        plan.per_point.as_secs_f64()
+    );
+    print(&rows);
+    if !plan.full {
+        println!("(smoke run; `cargo bench --bench mcp` measures and checks the targets)");
+        return;
+    }
+    let http_rate = |c| {
+        rows.iter()
+            .find(|r| r.path == "http pipeline" && r.clients == c)
+            .map(|r| r.figures.rate())
+    };
+    if let Some(rate) = http_rate(64) {
         println!(
-            "{:<16} p50 ratio pipeline/sandbox: {:.2}x",
-            "",
-            f.pct(0.5).as_secs_f64() / direct_p50[i].as_secs_f64().max(1e-9)
+            "target: >= 2000 calls/s at 64 clients over HTTP: {rate:.0} calls/s -> {}",
+            if rate >= 2000.0 { "met" } else { "MISSED" }
         );
+    }
+    for path in ["http pipeline", "stdio pipeline"] {
+        let at = |p: &str| {
+            rows.iter()
+                .find(|r| r.path == p && r.clients == 1)
+                .map(|r| r.figures.pct(0.5))
+        };
+        if let (Some(pipe), Some(sandbox)) = (at(path), at("sandbox direct")) {
+            let ratio = ms(pipe) / ms(sandbox).max(1e-9);
+            println!(
+                "target: {path} p50 <= 2x the sandbox alone (1 client): {ratio:.2}x -> {}",
+                if ratio <= 2.0 { "met" } else { "MISSED" }
+            );
+        }
     }
 }

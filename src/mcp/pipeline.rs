@@ -312,9 +312,9 @@ impl Pipeline {
             .map_err(|e| unavailable(e.to_string()))
     }
 
-    /// Sandbox, output schema, privacy filter, ledger: one hop to a
-    /// blocking thread for all of it (the sandbox and the durable ledger
-    /// append both block), so a call costs one thread handoff, not two.
+    /// Sandbox (on a blocking thread, holding a sandbox slot), output
+    /// schema, privacy filter, then the durable ledger entry (on a blocking
+    /// thread again: it waits for the group commit).
     async fn run(
         &self,
         agent: &str,
@@ -323,32 +323,40 @@ impl Pipeline {
         approval: Option<Decision>,
     ) -> CallReply {
         let tool = entry.spec.name.clone();
-        let slot = Arc::clone(&self.sandbox_slots).acquire_owned().await.ok();
-        let work = Run {
-            agent: agent.to_string(),
-            tool: tool.clone(),
-            package: entry.package.clone(),
-            loaded: Arc::clone(&entry.loaded),
-            output: entry.output.clone(),
-            redactor: Arc::clone(&self.redactor),
+        let outcome = {
+            let _slot = self.sandbox_slots.acquire().await;
+            let loaded = Arc::clone(&entry.loaded);
+            let (name, args) = (tool.clone(), arguments.clone());
+            match tokio::task::spawn_blocking(move || loaded.call(&name, &args)).await {
+                Ok(o) => o,
+                Err(e) => crate::sandbox::CallOutcome {
+                    tool: tool.clone(),
+                    result: CallResult::Crashed {
+                        message: e.to_string(),
+                    },
+                    report: Default::default(),
+                    stderr: String::new(),
+                    stderr_truncated: false,
+                    elapsed_us: 0,
+                },
+            }
+        };
+        let work = Finish {
+            agent,
+            tool: &tool,
+            package: &entry.package,
+            output: entry.output.as_deref(),
+            redactor: &self.redactor,
             kinds: self.privacy.kinds_for(&tool),
-            auditor: self.auditor.clone(),
             arguments,
             approval,
         };
-        match tokio::task::spawn_blocking(move || work.run(slot)).await {
-            Ok(reply) => reply,
-            Err(e) => CallReply {
-                result: Err(Refusal::AuditUnavailable {
-                    tool,
-                    message: format!("the call's worker thread failed: {e}"),
-                }),
-                structured: false,
-                redactions: Redactions::default(),
-                ledger_index: None,
-                capabilities: None,
-            },
+        let (mut reply, event) = work.finish(outcome);
+        match self.record(event).await {
+            Ok(i) => reply.ledger_index = Some(i),
+            Err(message) => reply.result = Err(Refusal::AuditUnavailable { tool, message }),
         }
+        reply
     }
 
     async fn record_refusal(
@@ -389,42 +397,36 @@ impl Pipeline {
     }
 }
 
-/// One admitted call, from the sandbox to its ledger entry, on a blocking
-/// thread.
-struct Run {
-    agent: String,
-    tool: String,
-    package: String,
-    loaded: Arc<crate::sandbox::LoadedTool>,
-    output: Option<Arc<crate::policy::SchemaCheck>>,
-    redactor: Arc<Redactor>,
+/// What follows the sandbox for one call: output check, privacy filter and
+/// the ledger event to record.
+struct Finish<'a> {
+    agent: &'a str,
+    tool: &'a str,
+    package: &'a str,
+    output: Option<&'a crate::policy::SchemaCheck>,
+    redactor: &'a Redactor,
     kinds: BTreeSet<PiiKind>,
-    auditor: Auditor,
     arguments: Value,
     approval: Option<Decision>,
 }
 
-impl Run {
-    /// Runs the tool (releasing `slot` once it is done), checks and
-    /// filters its output and records the one ledger entry.
-    fn run(self, slot: Option<tokio::sync::OwnedSemaphorePermit>) -> CallReply {
+impl Finish<'_> {
+    /// The reply (not yet recorded) and its ledger event.
+    fn finish(self, outcome: crate::sandbox::CallOutcome) -> (CallReply, AuditEvent) {
         let Self {
             agent,
             tool,
             package,
-            loaded,
             output,
             redactor,
             kinds,
-            auditor,
             arguments,
             approval,
         } = self;
-        let outcome = loaded.call(&tool, &arguments);
-        drop(slot);
+        let tool = tool.to_string();
         let mut redactions = Redactions::default();
         let mut result = match outcome.result {
-            CallResult::Ok { value } => match &output {
+            CallResult::Ok { value } => match output {
                 Some(check) => {
                     let problems = check.problems(&value);
                     if problems.is_empty() {
@@ -455,7 +457,7 @@ impl Run {
         match &mut result {
             Ok(value) => redactions = redactor.redact_json(value, &kinds),
             // Refusal messages may quote tool output: filter them too.
-            Err(r) => redact_refusal(&redactor, r, &kinds),
+            Err(r) => redact_refusal(redactor, r, &kinds),
         }
         let mut args_stored = arguments.clone();
         redactor.redact_json(&mut args_stored, &kinds);
@@ -483,23 +485,14 @@ impl Run {
         )
         .details(details)
         .payload(payload.to_string().into_bytes());
-        let (result, ledger_index) = match auditor.record(event) {
-            Ok(i) => (result, Some(i)),
-            Err(e) => (
-                Err(Refusal::AuditUnavailable {
-                    tool: tool.clone(),
-                    message: e.to_string(),
-                }),
-                None,
-            ),
-        };
-        CallReply {
+        let reply = CallReply {
             result,
             structured: output.is_some(),
             redactions,
-            ledger_index,
+            ledger_index: None,
             capabilities: Some(outcome.report),
-        }
+        };
+        (reply, event)
     }
 }
 
