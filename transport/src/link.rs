@@ -125,6 +125,51 @@ impl LinkIdentity {
             .sign(&self.key)
             .map_err(|e| LinkError::Protocol(format!("could not sign binding: {e}")))
     }
+
+    /// Signs this side's binding statement for a session (our `role`, the
+    /// session's `exporter`, the peer's TLS certificate and composite key)
+    /// on a blocking thread, so the caller can read and verify the peer's
+    /// binding meanwhile. Signing starts at once, before the result is
+    /// awaited.
+    fn sign_binding(
+        self: &Arc<Self>,
+        role: Role,
+        exporter: [u8; EXPORTER_LEN],
+        peer_certificate: Vec<u8>,
+        peer_key: CompositePublicKey,
+    ) -> impl std::future::Future<Output = Result<vigil_crypto::CompositeSignature, LinkError>>
+    {
+        let identity = Arc::clone(self);
+        let task = tokio::task::spawn_blocking(move || {
+            let own_certificate = identity.transport().certificate();
+            let (client_certificate, server_certificate, client_key, server_key) = match role {
+                Role::Client => (
+                    own_certificate,
+                    &peer_certificate[..],
+                    identity.public_key(),
+                    &peer_key,
+                ),
+                Role::Server => (
+                    &peer_certificate[..],
+                    own_certificate,
+                    &peer_key,
+                    identity.public_key(),
+                ),
+            };
+            identity.sign(&BindingStatement {
+                role,
+                exporter,
+                client_certificate,
+                server_certificate,
+                client_key,
+                server_key,
+            })
+        });
+        async move {
+            task.await
+                .map_err(|e| LinkError::Protocol(format!("signing task failed: {e}")))?
+        }
+    }
 }
 
 /// An open link: a QUIC connection whose peer proved its composite identity.
@@ -357,25 +402,14 @@ impl Dialer {
             },
         )
         .await?;
-        let signer = {
-            let identity = Arc::clone(&self.identity);
-            let server_certificate = server_certificate.clone();
-            let expected = expected.clone();
-            tokio::task::spawn_blocking(move || {
-                identity.sign(&BindingStatement {
-                    role: Role::Client,
-                    exporter,
-                    client_certificate: identity.transport().certificate(),
-                    server_certificate: &server_certificate,
-                    client_key: identity.public_key(),
-                    server_key: &expected,
-                })
-            })
-        };
+        let signer = self.identity.sign_binding(
+            Role::Client,
+            exporter,
+            server_certificate.clone(),
+            expected.clone(),
+        );
         let ours = async {
-            let signature = signer
-                .await
-                .map_err(|e| LinkError::Protocol(format!("signing task failed: {e}")))??;
+            let signature = signer.await?;
             write_message(
                 &mut send,
                 &LinkMessage::Binding {
@@ -557,27 +591,14 @@ async fn bind_server(
     // another thread and sent as soon as it is ready, while the client's
     // binding is read and verified here. Nothing but the binding messages
     // flows before the client's binding verified and its key is trusted.
-    let signer = {
-        let identity = Arc::clone(identity);
-        let client_certificate = client_certificate.clone();
-        let client_key = client_key.clone();
-        tokio::task::spawn_blocking(move || {
-            identity.sign(&BindingStatement {
-                role: Role::Server,
-                exporter,
-                client_certificate: &client_certificate,
-                server_certificate: identity.transport().certificate(),
-                client_key: &client_key,
-                server_key: identity.public_key(),
-            })
-        })
-    };
+    let signer = identity.sign_binding(
+        Role::Server,
+        exporter,
+        client_certificate.clone(),
+        (*client_key).clone(),
+    );
     let ours = async {
-        let signature = match signer.await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(e) => return Err(format!("signing task failed: {e}")),
-        };
+        let signature = signer.await.map_err(|e| e.to_string())?;
         let reply = LinkMessage::Binding {
             role: Role::Server,
             key: Box::new(identity.public_key().clone()),
