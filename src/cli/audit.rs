@@ -152,8 +152,7 @@ pub fn run(home: &Home, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
 
 fn open(home: &Home, config: &Config, with_key: bool) -> anyhow::Result<Auditor> {
     let key = if with_key {
-        let pass = passphrase::from_env(config.node.passphrase_env.as_deref())?;
-        Some(home.node_signing_key(pass.as_deref().map(|p| p.as_slice()))?)
+        Some(passphrase::node_key(home, config)?)
     } else {
         None
     };

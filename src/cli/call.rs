@@ -98,11 +98,8 @@ fn record(
     outcome: &CallOutcome,
 ) -> anyhow::Result<u64> {
     use crate::node::audit::{AuditEvent, Auditor, EventKind, Verdict};
-    use sha2::Digest as _;
-    let pass = super::passphrase::from_env(config.node.passphrase_env.as_deref())?;
-    let key = home
-        .node_signing_key(pass.as_deref().map(|p| p.as_slice()))
-        .ok();
+    // Without the node key the entry is still written; only checkpoints wait.
+    let key = super::passphrase::node_key(home, config).ok();
     let auditor = Auditor::open(home, config, key).context(
         "opening the audit ledger (is `vigil serve` running on this home?); \
          the call ran but its result is withheld because it could not be recorded",
@@ -117,20 +114,13 @@ fn record(
         },
     });
     redactor.redact_json(&mut stored, &kinds);
-    let status = match &outcome.result {
-        CallResult::Ok { .. } => "ok".to_string(),
-        CallResult::Stopped { limit, .. } => format!("stopped:{limit:?}").to_lowercase(),
-        CallResult::ToolFailed { .. } => "tool-failed".into(),
-        CallResult::BadOutput { .. } => "bad-output".into(),
-        CallResult::Crashed { .. } => "crashed".into(),
-        CallResult::NotRun { .. } => "not-run".into(),
-    };
     let details = serde_json::json!({
         "tool": outcome.tool,
         "package": package,
         "via": "vigil call",
-        "status": status,
-        "arguments_sha256": hex::encode(sha2::Sha256::digest(arguments.to_string().as_bytes())),
+        "status": outcome.result.status(),
+        "limit": outcome.result.limit(),
+        "arguments_sha256": crate::mcp::pipeline::digest(arguments),
         "elapsed_us": outcome.elapsed_us,
         "capabilities": outcome.report,
     });

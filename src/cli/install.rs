@@ -39,10 +39,7 @@ pub(super) fn now() -> u64 {
 /// node key can be loaded (a sealed key needs `[node] passphrase_env`).
 pub(super) fn audit(home: &Home, record: &AuditRecord) -> anyhow::Result<()> {
     let config = Config::load(&home.config_path())?;
-    let pass = super::passphrase::from_env(config.node.passphrase_env.as_deref())?;
-    let key = home
-        .node_signing_key(pass.as_deref().map(|p| p.as_slice()))
-        .ok();
+    let key = super::passphrase::node_key(home, &config).ok();
     let auditor = Auditor::open(home, &config, key).context(
         "opening the audit ledger (is `vigil serve` running on this home?); the decision was not recorded, so it does not take effect",
     )?;

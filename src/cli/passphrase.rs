@@ -1,5 +1,7 @@
 //! Reading passphrases for sealed key files from an environment variable
-//! named on the command line (`--passphrase-env NAME`), never from argv.
+//! named on the command line (`--passphrase-env NAME`) or in `vigil.toml`
+//! (`[node] passphrase_env`), never from argv; and loading the node key
+//! with it.
 
 use anyhow::{bail, Context as _};
 use zeroize::Zeroizing;
@@ -14,4 +16,14 @@ pub fn from_env(name: Option<&str>) -> anyhow::Result<Option<Zeroizing<Vec<u8>>>
         bail!("{name} is set but empty; an empty passphrase is not allowed");
     }
     Ok(Some(bytes))
+}
+
+/// Loads the node's signing key, unsealing it with the passphrase from
+/// `[node] passphrase_env` when the config names one.
+pub fn node_key(
+    home: &crate::node::home::Home,
+    config: &crate::node::config::Config,
+) -> anyhow::Result<vigil_crypto::SigningKey> {
+    let pass = from_env(config.node.passphrase_env.as_deref())?;
+    Ok(home.node_signing_key(pass.as_deref().map(|p| p.as_slice()))?)
 }

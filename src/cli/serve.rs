@@ -32,8 +32,7 @@ pub struct ServeArgs {
 /// admitted tools into the sandbox and builds the call pipeline.
 pub fn start_pipeline(home: &Home, config: &Config) -> anyhow::Result<Arc<Pipeline>> {
     home.require_initialized()?;
-    let pass = passphrase::from_env(config.node.passphrase_env.as_deref())?;
-    let key = home.node_signing_key(pass.as_deref().map(|p| p.as_slice()))?;
+    let key = passphrase::node_key(home, config)?;
     let auditor = Auditor::open(home, config, Some(key)).context(
         "opening the audit ledger (is another `vigil serve` or `vigil mcp` running on this home?)",
     )?;
@@ -119,8 +118,7 @@ async fn start_links(home: &Home, config: &Config, auditor: Auditor) -> anyhow::
     use crate::node::audit::{AuditEvent, EventKind, Verdict};
     use crate::node::links::{start_listener, LinkAuditEntry, LinkAuditSink};
 
-    let pass = passphrase::from_env(config.node.passphrase_env.as_deref())?;
-    let load_key = || home.node_signing_key(pass.as_deref().map(|p| p.as_slice()));
+    let load_key = || passphrase::node_key(home, config);
     let server = match &config.links.listen {
         None => None,
         Some(listen) => {

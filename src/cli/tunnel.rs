@@ -67,8 +67,7 @@ pub fn run(home: &Home, args: TunnelArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&home.config_path())?;
     let target = Target::parse(&args.target).map_err(|e| anyhow!("--target: {e}"))?;
     let peer_key = read_peer_key(&args.peer_key)?;
-    let pass = passphrase::from_env(config.node.passphrase_env.as_deref())?;
-    let key = home.node_signing_key(pass.as_deref().map(|p| p.as_slice()))?;
+    let key = passphrase::node_key(home, &config)?;
     let lifetime = args
         .link_lifetime
         .unwrap_or(config.links.link_lifetime_seconds);

@@ -92,7 +92,7 @@ impl std::fmt::Debug for Pipeline {
 }
 
 /// Hex SHA-256 of the canonical JSON text of `value`.
-fn digest(value: &Value) -> String {
+pub(crate) fn digest(value: &Value) -> String {
     hex::encode(Sha256::digest(value.to_string().as_bytes()))
 }
 

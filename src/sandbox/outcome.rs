@@ -45,6 +45,18 @@ pub enum CallResult {
 }
 
 impl CallResult {
+    /// The `status` tag this result serializes with (`ok`, `tool_failed`, ...).
+    pub fn status(&self) -> &'static str {
+        match self {
+            Self::Ok { .. } => "ok",
+            Self::ToolFailed { .. } => "tool_failed",
+            Self::BadOutput { .. } => "bad_output",
+            Self::Stopped { .. } => "stopped",
+            Self::Crashed { .. } => "crashed",
+            Self::NotRun { .. } => "not_run",
+        }
+    }
+
     /// True for [`CallResult::Ok`].
     pub fn is_ok(&self) -> bool {
         matches!(self, Self::Ok { .. })
@@ -179,6 +191,33 @@ pub fn classify(facts: &RunFacts<'_>) -> CallResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_is_the_serialized_tag() {
+        let message = String::new();
+        for r in [
+            CallResult::Ok { value: Value::Null },
+            CallResult::ToolFailed {
+                exit_code: 1,
+                output: None,
+                message: message.clone(),
+            },
+            CallResult::BadOutput {
+                message: message.clone(),
+            },
+            CallResult::Stopped {
+                limit: Limit::Timeout,
+                message: message.clone(),
+            },
+            CallResult::Crashed {
+                message: message.clone(),
+            },
+            CallResult::NotRun { message },
+        ] {
+            let json = serde_json::to_value(&r).expect("serialize");
+            assert_eq!(json["status"], r.status(), "{json}");
+        }
+    }
 
     fn facts(end: RunEnd, stdout: &[u8]) -> RunFacts<'_> {
         RunFacts {
