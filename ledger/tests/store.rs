@@ -1,9 +1,11 @@
 //! The ledger on a real sled directory: appends, group commit, checkpoints,
 //! proofs, export and verification, erasure.
 
+mod support;
+
 use std::sync::Arc;
 
-use vigil_crypto::SigningKey;
+use support::{key, open_sled};
 use vigil_ledger::bundle::{export, verify_bundle, ExportOptions};
 use vigil_ledger::proof::EntryProof;
 use vigil_ledger::verify::{verify_ledger, VerifyError};
@@ -14,27 +16,6 @@ const ORIGIN: &str = "test.example/ledger";
 fn entry(i: u64) -> NewEntry {
     NewEntry::new("tool.call", "agent:a", format!("tool:{i}"), "allow")
         .details(serde_json::json!({ "i": i, "args": "x" }))
-}
-
-/// Opens the ledger's sled database directly. sled lets go of its file lock
-/// a moment after the last handle is dropped (its background threads still
-/// hold the file), so retry briefly, as `Ledger::open` does.
-fn open_sled(path: &std::path::Path) -> sled::Db {
-    for _ in 0..40 {
-        match sled::open(path) {
-            Ok(db) => return db,
-            Err(e) if e.to_string().contains("could not acquire lock") => {
-                std::thread::sleep(std::time::Duration::from_millis(50))
-            }
-            Err(e) => panic!("sled open: {e}"),
-        }
-    }
-    panic!("sled stayed locked")
-}
-
-fn key() -> &'static SigningKey {
-    static KEY: std::sync::OnceLock<SigningKey> = std::sync::OnceLock::new();
-    KEY.get_or_init(SigningKey::generate)
 }
 
 #[test]
@@ -336,7 +317,7 @@ fn export_verify_prove_and_erase() {
     assert_eq!((r.entries, r.payloads_absent), (13, 1));
 
     // Wrong pinned key.
-    let other = SigningKey::generate();
+    let other = vigil_crypto::SigningKey::generate();
     match verify_bundle(&bundle[..], other.public_key()) {
         Err(VerifyError::Failed(f)) => assert!(f.to_string().contains("pinned key"), "{f}"),
         other => panic!("expected a failure, got {other:?}"),

@@ -2,9 +2,11 @@
 //! and truncated entries, a forged checkpoint) is detected both in place and
 //! in an export, naming the right entry index or checkpoint size.
 
+mod support;
+
 use std::path::Path;
 
-use vigil_crypto::SigningKey;
+use support::{key, open_sled};
 use vigil_ledger::bundle::{export, verify_bundle, ExportOptions};
 use vigil_ledger::checkpoint::Checkpoint;
 use vigil_ledger::verify::{verify_ledger, Failure, Location, VerifyError};
@@ -12,27 +14,6 @@ use vigil_ledger::{Ledger, NewEntry};
 
 const ORIGIN: &str = "tamper.example/ledger";
 const N: u64 = 50;
-
-/// Opens the ledger's sled database directly. sled lets go of its file lock
-/// a moment after the last handle is dropped (its background threads still
-/// hold the file), so retry briefly, as `Ledger::open` does.
-fn open_sled(path: &std::path::Path) -> sled::Db {
-    for _ in 0..40 {
-        match sled::open(path) {
-            Ok(db) => return db,
-            Err(e) if e.to_string().contains("could not acquire lock") => {
-                std::thread::sleep(std::time::Duration::from_millis(50))
-            }
-            Err(e) => panic!("sled open: {e}"),
-        }
-    }
-    panic!("sled stayed locked")
-}
-
-fn key() -> &'static SigningKey {
-    static KEY: std::sync::OnceLock<SigningKey> = std::sync::OnceLock::new();
-    KEY.get_or_init(SigningKey::generate)
-}
 
 /// 50 entries appended one by one, so each sled chunk holds one entry
 /// (`count:u32 | len:u32 | entry`); every 7th has a payload; checkpoints at
@@ -224,7 +205,7 @@ fn truncated_tail_with_rewritten_state_is_named() {
 fn forged_checkpoint_is_named() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
-    let forger = SigningKey::generate();
+    let forger = vigil_crypto::SigningKey::generate();
     tamper(dir.path(), |db| {
         let forged = Checkpoint {
             origin: ORIGIN.into(),
