@@ -9,6 +9,7 @@ use assert_cmd::prelude::*;
 use base64::Engine as _;
 use predicates::prelude::*;
 use rand::RngCore as _;
+use vigil_ledger::payloads::{scan_segment, RECORD_HEADER_LEN};
 
 fn vigil(home: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
@@ -68,10 +69,11 @@ fn erased_payload_and_salt_are_nowhere_under_the_home() {
             .stdout(format!("{i}\n"));
     }
 
-    // Learn the salt of entry 1's payload from its file before erasing.
+    // Learn the salt of entry 1's payload from its segment record before
+    // erasing (docs/ledger-format.md §6).
     let mut before = Vec::new();
     files_under(&home.join("payloads"), &mut before);
-    assert_eq!(before.len(), 3, "one file per payload: {before:?}");
+    assert_eq!(before.len(), 1, "one segment for all payloads: {before:?}");
     let out = vigil(&home)
         .args(["audit", "tail", "--json", "-n", "3"])
         .output()
@@ -89,9 +91,14 @@ fn erased_payload_and_salt_are_nowhere_under_the_home() {
                 .to_string()
         })
         .collect();
-    let salt = std::fs::read(home.join("payloads").join(&commitments[1])).expect("payload file")
-        [..32]
-        .to_vec();
+    let segment = std::fs::read(&before[0]).expect("payload segment");
+    let digest = hex::decode(&commitments[1]).expect("hex commitment");
+    let record = scan_segment(&segment)
+        .into_iter()
+        .find(|r| r.commitment.digest[..] == digest[..])
+        .expect("entry 1's payload record");
+    let at = record.offset as usize + RECORD_HEADER_LEN;
+    let salt = segment[at..at + 32].to_vec();
 
     // Make entry 1's payload unique so the search can tell it from the
     // identical payloads of entries 0 and 2: erase those too, then check.

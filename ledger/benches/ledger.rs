@@ -1,6 +1,9 @@
 //! Ledger benchmark, printed side by side in one run:
 //! - durable appends/s at batch sizes 1, 64 and 1024 with 256-byte entries,
 //!   next to a plain file write + fdatasync at the same batch sizes;
+//! - durable appends/s of entries carrying a 1 KiB payload, one entry per
+//!   call, from 1 thread and from 64 concurrent threads (next to the same
+//!   entries without payload);
 //! - offline verification of an exported bundle (entries/s) next to plain
 //!   SHA-256 over the same bytes;
 //! - inclusion proof time at 1,000,000 entries (from the sled store);
@@ -98,6 +101,56 @@ fn bench_appends(batch: usize, batches: usize) -> (f64, f64) {
     (ledger_rate, file_rate)
 }
 
+const PAYLOAD_BYTES: usize = 1024;
+
+/// Appends/s of single-entry calls from `threads` threads, `calls` calls in
+/// all, each entry carrying a fresh random-looking 1 KiB payload when
+/// `payload` is set. Reads a sample of the payloads back after reopening.
+fn bench_payload_appends(threads: usize, calls: usize, payload: bool) -> f64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Ledger::open(dir.path()).expect("open");
+    let per_thread = calls.div_ceil(threads);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let ledger = ledger.clone();
+            s.spawn(move || {
+                for i in 0..per_thread {
+                    let n = (t * per_thread + i) as u64;
+                    let mut e = entry(n);
+                    if payload {
+                        e = e.payload(payload_bytes(n));
+                    }
+                    ledger.append(e).expect("append");
+                }
+            });
+        }
+    });
+    let rate = per_sec((per_thread * threads) as u64, start.elapsed());
+    drop(ledger);
+    if payload {
+        let ledger = Ledger::open(dir.path()).expect("reopen");
+        for i in (0..ledger.size()).step_by(97) {
+            let e = ledger.entry(i).expect("read").expect("entry");
+            let p = ledger.payload_of(&e).expect("payload").expect("stored");
+            assert_eq!(p.data.len(), PAYLOAD_BYTES);
+        }
+    }
+    rate
+}
+
+fn payload_bytes(n: u64) -> Vec<u8> {
+    let mut x = n.wrapping_mul(0x9e3779b97f4a7c15) | 1;
+    (0..PAYLOAD_BYTES)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         println!("ledger: bench");
@@ -120,6 +173,21 @@ fn main() {
     for (batch, batches) in [(1usize, 300usize), (64, 100), (1024, 60)] {
         let (l, f) = bench_appends(batch, (batches / rounds).max(2));
         println!("{batch:>8} {l:>16.0} {f:>16.0} {:>8.2}", l / f);
+    }
+
+    println!("\n== durable single-entry appends/s with a {PAYLOAD_BYTES}-byte payload per entry");
+    println!(
+        "{:>8} {:>16} {:>16} {:>8}",
+        "threads", "with payload/s", "without/s", "ratio"
+    );
+    for (threads, calls) in [(1usize, 300usize), (64, 6400)] {
+        let calls = (calls / rounds).max(threads * 2);
+        let with = bench_payload_appends(threads, calls, true);
+        let without = bench_payload_appends(threads, calls, false);
+        println!(
+            "{threads:>8} {with:>16.0} {without:>16.0} {:>8.2}",
+            with / without
+        );
     }
 
     let big_batch: u64 = std::env::var("VIGIL_BENCH_BATCH")

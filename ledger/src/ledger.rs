@@ -2,33 +2,44 @@
 //! sled tree, payloads beside it, and group-committed durable appends.
 //!
 //! # Layout
-//! `<dir>/sled/` is the sled database; `<dir>/payloads/` holds payload files
-//! ([`crate::payloads`]). The keys of the single sled tree are described in
-//! [`crate::storage`]: entry chunks, complete tiles of Merkle nodes,
-//! checkpoints and the state record. Nothing stored is rewritten as the
-//! ledger grows: each batch adds its own chunk(s), the tiles it completed and
-//! a new state record; the nodes of the incomplete tiles at the tree's right
-//! edge are kept in memory ([`crate::edge`]) and recomputed on open.
+//! `<dir>/sled/` is the sled database; `<dir>/payloads/` holds the payload
+//! segment files `seg-<16 hex digits>` ([`crate::payloads`]; ledgers written
+//! before segments also have one file per payload there). The keys of the
+//! single sled tree are described in [`crate::storage`]: entry chunks,
+//! complete tiles of Merkle nodes, checkpoints, the payload index and the
+//! state records. Nothing stored is rewritten as the ledger grows: each batch
+//! adds its own chunk(s), the tiles it completed, the index keys of its
+//! payloads and new state records; the nodes of the incomplete tiles at the
+//! tree's right edge are kept in memory ([`crate::edge`]) and recomputed on
+//! open.
 //!
-//! Every batch of entries, their new tiles and the new state go into sled in
-//! one atomic `apply_batch`, so after a crash the store holds a prefix of the
-//! batches.
+//! Every batch of entries, their new tiles, their payloads' index keys, the
+//! payload segments' new end and the new state go into sled in one atomic
+//! `apply_batch`, so after a crash the store holds a prefix of the batches;
+//! payload bytes past the recorded end are destroyed on open.
 //!
 //! # Group commit and durability
-//! An appender prepares its entries (checks, canonical JSON, payload files),
-//! queues them and takes the writer lock. Whoever holds the writer lock takes
-//! *every* queued job, writes them as one batch, calls sled's `flush()` and
-//! then [`crate::durability::SledSync::sync`] (fdatasync of sled's files,
-//! because sled's own flush ends in `sync_file_range`, which survives a
-//! process crash but not a power cut). Only after that are the jobs' results
-//! filled in; appenders that were queued behind a running commit find their
-//! result already there when they get the lock. So N concurrent appenders
-//! cost about one fsync per batch, and nobody is acknowledged before the
-//! batch is durable.
+//! An appender prepares its entries (checks, canonical JSON, the salted
+//! commitment and segment record of its payload; nothing is written) and
+//! queues them. When no commit is running it becomes the leader: it takes
+//! *every* queued job, takes the writer lock and writes them as one batch:
+//! first all the batch's payload records, appended to the current payload
+//! segment with one write and one fdatasync; then the sled batch, sled's
+//! `flush()` and [`crate::durability::SledSync::sync`] (fdatasync of sled's
+//! files, because sled's own flush ends in `sync_file_range`, which survives
+//! a process crash but not a power cut). Only after that are the jobs'
+//! results filled in and the waiting appenders woken; appenders that queued
+//! during a commit wait for it on a condition variable (not on the writer
+//! lock, which would make each of them wait through the next leaders'
+//! commits in turn) and one of them leads the next batch. So N concurrent
+//! appenders cost about two fsyncs per batch (one without payloads), and
+//! nobody is acknowledged before the batch, its payloads and their index are
+//! durable. Checkpoints and payload erasure also run under the writer lock,
+//! so they never overlap a commit.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use vigil_crypto::SigningKey;
@@ -40,7 +51,7 @@ use crate::entry::{canonical_json, Entry, EntryError, NewEntry, KIND_PAYLOAD_ERA
 use crate::error::LedgerError;
 use crate::hash::{leaf_hash, Hash};
 use crate::merkle::{self, Frontier, NodeSource};
-use crate::payloads::{PayloadStore, StoredPayload};
+use crate::payloads::{self, PayloadStore, PayloadWriter, PreparedPayload, StoredPayload};
 use crate::storage::{
     checkpoint_key, chunk_entry, chunk_key, chunk_start, decode_chunk, encode_chunk, tile_key,
     tile_node, CHUNK_BYTES, CHUNK_ENTRIES, LEGACY_TILE_PREFIX, TILE_NODES, TILE_PREFIX,
@@ -100,13 +111,23 @@ type JobResult = Result<Range<u64>, String>;
 
 struct Job {
     entries: Vec<Entry>,
-    has_payload: bool,
-    slot: Arc<Mutex<Option<JobResult>>>,
+    /// The payloads the entries commit to, in entry order.
+    payloads: Vec<PreparedPayload>,
+    slot: Slot,
+}
+
+/// Appends waiting to be committed, and whether a leader is committing.
+#[derive(Default)]
+struct Queue {
+    jobs: Vec<Job>,
+    leading: bool,
 }
 
 struct Writer {
     state: State,
     sync: SledSync,
+    /// Appends to the payload segments and erases payloads.
+    payloads: PayloadWriter,
     /// Why every append is refused: set when a commit failed half-way (the
     /// in-memory state can no longer be trusted until the ledger is reopened)
     /// or when the tree's edge could not be recomputed on open.
@@ -126,8 +147,11 @@ struct View {
 struct Inner {
     dir: PathBuf,
     db: sled::Db,
+    /// Reads payloads; writing them belongs to [`Writer::payloads`].
     payloads: PayloadStore,
-    queue: Mutex<Vec<Job>>,
+    queue: Mutex<Queue>,
+    /// Signalled under `queue` when a leader has filled in its jobs' results.
+    committed: Condvar,
     writer: Mutex<Writer>,
     /// Locked only briefly (never while holding it, take `writer`), so
     /// readers do not wait for a commit's fsync.
@@ -149,6 +173,28 @@ impl std::fmt::Debug for Ledger {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+type Slot = Arc<Mutex<Option<JobResult>>>;
+
+/// The leader role of a group commit over the jobs whose result slots it
+/// holds. Ends when dropped, also if the commit panicked: a job left without
+/// a result gets an error, then every waiting appender is woken, so none
+/// waits for a leader that is gone.
+struct Leading<'a> {
+    inner: &'a Inner,
+    slots: Vec<Slot>,
+}
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        for slot in &self.slots {
+            lock(slot)
+                .get_or_insert_with(|| Err("the commit was interrupted; reopen the ledger".into()));
+        }
+        lock(&self.inner.queue).leading = false;
+        self.inner.committed.notify_all();
+    }
 }
 
 /// Reads complete-subtree hashes of the committed tree of `view.size`
@@ -294,6 +340,35 @@ fn find_entry(tree: &sled::Tree, index: u64) -> Result<Option<Vec<u8>>, LedgerEr
     Ok(i.and_then(|i| entries.get(i)).map(|e| e.to_vec()))
 }
 
+/// Checks an entry to append and prepares its payload's record (written
+/// later, by the group-commit leader).
+fn prepare(e: NewEntry, payloads: &mut Vec<PreparedPayload>) -> Result<Entry, LedgerError> {
+    if !e.details.is_object() {
+        return Err(EntryError("details must be a JSON object".into()).into());
+    }
+    let mut entry = Entry {
+        index: 0,
+        timestamp_ns: 0,
+        prev: [0; 32],
+        kind: e.kind,
+        actor: e.actor,
+        subject: e.subject,
+        decision: e.decision,
+        details: canonical_json(&e.details),
+        payload: None,
+    };
+    entry.check_fields()?;
+    if entry.kind == KIND_PAYLOAD_ERASED && e.payload.is_some() {
+        return Err(EntryError("a payload.erased entry cannot carry a payload".into()).into());
+    }
+    if let Some(p) = e.payload {
+        let prepared = payloads::prepare(&p)?;
+        entry.payload = Some(prepared.commitment);
+        payloads.push(prepared);
+    }
+    Ok(entry)
+}
+
 fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -309,7 +384,7 @@ impl Ledger {
     }
 
     /// Opens (creating if needed) the ledger whose sled database is in
-    /// `sled_dir` and whose payload files are in `payloads_dir`.
+    /// `sled_dir` and whose payloads are in `payloads_dir`.
     pub fn open_at(sled_dir: &Path, payloads_dir: &Path) -> Result<Self, LedgerError> {
         let dir = sled_dir;
         std::fs::create_dir_all(sled_dir).map_err(LedgerError::io(sled_dir))?;
@@ -342,7 +417,7 @@ impl Ledger {
                 Err(other) => return Err(LedgerError::Sled(other)),
             }
         };
-        let payloads = PayloadStore::open(payloads_dir)?;
+        let (payloads, payload_writer) = PayloadStore::open(payloads_dir, &db)?;
         let mut sync = SledSync::open(&sled_dir)?;
         if migrate_legacy_tiles(&db)? {
             db.flush()?;
@@ -379,10 +454,12 @@ impl Ledger {
                 dir: dir.to_path_buf(),
                 db,
                 payloads,
-                queue: Mutex::new(Vec::new()),
+                queue: Mutex::new(Queue::default()),
+                committed: Condvar::new(),
                 writer: Mutex::new(Writer {
                     state,
                     sync,
+                    payloads: payload_writer,
                     poisoned: edge.err(),
                 }),
                 view: Mutex::new(Arc::new(view)),
@@ -399,11 +476,6 @@ impl Ledger {
         &self.inner.dir
     }
 
-    /// The payload store beside this ledger.
-    pub fn payloads(&self) -> &PayloadStore {
-        &self.inner.payloads
-    }
-
     /// Number of entries (the index the next append gets).
     pub fn size(&self) -> u64 {
         self.view().size
@@ -418,54 +490,42 @@ impl Ledger {
     /// all are durable. Runs from concurrent callers are committed together.
     pub fn append_batch(&self, entries: Vec<NewEntry>) -> Result<Range<u64>, LedgerError> {
         let mut prepared = Vec::with_capacity(entries.len());
-        let mut has_payload = false;
+        let mut payloads = Vec::new();
         for e in entries {
-            prepared.push(self.prepare(e, &mut has_payload)?);
+            prepared.push(prepare(e, &mut payloads)?);
         }
         let slot = Arc::new(Mutex::new(None));
-        lock(&self.inner.queue).push(Job {
+        let mut queue = lock(&self.inner.queue);
+        queue.jobs.push(Job {
             entries: prepared,
-            has_payload,
+            payloads,
             slot: slot.clone(),
         });
-        let mut writer = lock(&self.inner.writer);
-        if lock(&slot).is_none() {
-            let jobs = std::mem::take(&mut *lock(&self.inner.queue));
-            self.commit(&mut writer, jobs);
-        }
-        drop(writer);
-        let result = lock(&slot).take();
-        match result {
-            Some(Ok(range)) => Ok(range),
-            Some(Err(e)) => Err(LedgerError::Commit(e)),
-            None => Err(LedgerError::Commit("the batch was lost".into())),
-        }
-    }
-
-    fn prepare(&self, e: NewEntry, has_payload: &mut bool) -> Result<Entry, LedgerError> {
-        if !e.details.is_object() {
-            return Err(EntryError("details must be a JSON object".into()).into());
-        }
-        let mut entry = Entry {
-            index: 0,
-            timestamp_ns: 0,
-            prev: [0; 32],
-            kind: e.kind,
-            actor: e.actor,
-            subject: e.subject,
-            decision: e.decision,
-            details: canonical_json(&e.details),
-            payload: None,
+        let result = loop {
+            if let Some(result) = lock(&slot).take() {
+                break result;
+            }
+            if queue.leading {
+                queue = self
+                    .inner
+                    .committed
+                    .wait(queue)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                continue;
+            }
+            queue.leading = true;
+            let jobs = std::mem::take(&mut queue.jobs);
+            drop(queue);
+            let lead = Leading {
+                inner: &self.inner,
+                slots: jobs.iter().map(|j| j.slot.clone()).collect(),
+            };
+            self.commit(&mut lock(&self.inner.writer), jobs);
+            drop(lead);
+            queue = lock(&self.inner.queue);
         };
-        entry.check_fields()?;
-        if entry.kind == KIND_PAYLOAD_ERASED && e.payload.is_some() {
-            return Err(EntryError("a payload.erased entry cannot carry a payload".into()).into());
-        }
-        if let Some(p) = e.payload {
-            entry.payload = Some(self.inner.payloads.put(&p)?);
-            *has_payload = true;
-        }
-        Ok(entry)
+        drop(queue);
+        result.map_err(LedgerError::Commit)
     }
 
     fn commit(&self, writer: &mut Writer, jobs: Vec<Job>) {
@@ -542,16 +602,24 @@ impl Ledger {
             batch.insert(&chunk_key(chunk_start_index)[..], encode_chunk(&chunk));
         }
         batch.insert(STATE_KEY, st.encode());
-        let result = (|| -> Result<(), LedgerError> {
-            if jobs.iter().any(|j| j.has_payload) {
-                self.inner.payloads.sync()?;
-            }
+        let payloads: Vec<&PreparedPayload> = jobs.iter().flat_map(|j| &j.payloads).collect();
+        let result = (|| -> Result<_, LedgerError> {
+            // Payloads first: their index goes into sled with the entries.
+            let appended = if payloads.is_empty() {
+                None
+            } else {
+                Some(writer.payloads.append(&payloads, &mut batch)?)
+            };
             self.inner.db.apply_batch(batch)?;
             self.inner.db.flush()?;
-            writer.sync.sync()
+            writer.sync.sync()?;
+            Ok(appended)
         })();
         match result {
-            Ok(()) => {
+            Ok(appended) => {
+                if let Some(a) = appended {
+                    writer.payloads.committed(a);
+                }
                 *lock(&self.inner.view) = Arc::new(View {
                     size: st.size,
                     root: st.frontier.root(),
@@ -804,8 +872,11 @@ impl Ledger {
             .find(|(size, _)| *size > index))
     }
 
-    /// Erases the payload of entry `index` (overwrite, fsync, unlink) and
-    /// appends a `payload.erased` entry naming it. Returns the new entry's index.
+    /// Erases the payload of entry `index` (its record, salt included, is
+    /// overwritten with zeros and fsynced, then its index key is removed
+    /// durably) and appends a `payload.erased` entry naming it. Returns the
+    /// new entry's index. Runs under the writer lock, so it never overlaps a
+    /// commit; refused, erasing nothing, while appends are refused.
     pub fn erase_payload(&self, index: u64, actor: &str, reason: &str) -> Result<u64, LedgerError> {
         let entry = self
             .entry(index)?
@@ -813,10 +884,19 @@ impl Ledger {
         let commitment = entry.payload.ok_or_else(|| {
             LedgerError::NotFound(format!("entry {index} has no payload to erase"))
         })?;
-        if !self.inner.payloads.erase(&commitment)? {
-            return Err(LedgerError::NotFound(format!(
-                "the payload of entry {index} is not stored (already erased?)"
-            )));
+        {
+            let mut writer = lock(&self.inner.writer);
+            if let Some(why) = &writer.poisoned {
+                return Err(LedgerError::Commit(format!(
+                    "the erasure could not be recorded, so the payload of entry {index} was kept: {why}"
+                )));
+            }
+            if !writer.payloads.erase(&commitment)? {
+                return Err(LedgerError::NotFound(format!(
+                    "the payload of entry {index} is not stored (already erased?)"
+                )));
+            }
+            self.make_durable(&mut writer)?;
         }
         self.append(
             NewEntry::new(

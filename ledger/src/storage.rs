@@ -26,8 +26,15 @@
 //!   complete or not, under `n`; [`LEGACY_TILE_PREFIX`] tiles are moved on
 //!   open.)
 //! - **checkpoints**: key `c` + tree size (u64 BE); value the signed note.
+//! - **payload index**: key `p/` + commitment digest (32 bytes); value
+//!   `segment:u64 | offset:u64 | payload length:u64` (BE), where the
+//!   payload's record is in its segment file ([`crate::payloads`]). Written
+//!   in the batch of the entry that commits to the payload, removed when the
+//!   payload is erased.
 //! - **metadata**: `m/state` (size, last entry hash, last timestamp,
-//!   frontier) and `m/origin`.
+//!   frontier), `m/origin`, and `m/payload-end` (`segment:u64 | end:u64`,
+//!   BE: how far the payload segments are committed; written by every batch
+//!   that carries payloads).
 
 use crate::hash::Hash;
 
@@ -112,6 +119,20 @@ pub fn tile_key(level: u8, index: u64) -> [u8; 10] {
 pub fn tile_node(tile: &[u8], index: u64) -> Option<Hash> {
     let at = (index % TILE_NODES) as usize * 32;
     tile.get(at..at + 32)?.try_into().ok()
+}
+
+/// First bytes of payload index keys.
+pub const PAYLOAD_INDEX_PREFIX: &[u8] = b"p/";
+/// Key of the committed end of the payload segments.
+pub const PAYLOAD_END_KEY: &[u8] = b"m/payload-end";
+
+/// Key of the index record of the payload whose commitment digest is
+/// `digest`.
+pub fn payload_key(digest: &Hash) -> [u8; 34] {
+    let mut k = [0u8; 34];
+    k[..2].copy_from_slice(PAYLOAD_INDEX_PREFIX);
+    k[2..].copy_from_slice(digest);
+    k
 }
 
 /// Key of the checkpoint of `size` entries.

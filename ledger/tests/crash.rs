@@ -1,7 +1,7 @@
 //! Crash test: a child process appends from several threads and prints
 //! every acknowledged index; it is SIGKILLed at random moments, 20 times.
-//! After each kill every acknowledged entry is present, the ledger verifies,
-//! and the next child continues from the right index.
+//! After each kill every acknowledged entry is present with its payload,
+//! the ledger verifies, and the next child continues from the right index.
 //!
 //! The child is this test binary re-run with `--ignored --exact
 //! crash_child` and `VIGIL_CRASH_DIR` set.
@@ -129,6 +129,12 @@ fn crash_test_sigkill_cycles() {
                 panic!("cycle {cycle} (seed {seed}): acknowledged entry {idx} is missing")
             });
             assert_eq!(e.index, *idx);
+            if let Some(c) = e.payload {
+                let p = ledger.payload_of(&e).unwrap().unwrap_or_else(|| {
+                    panic!("cycle {cycle} (seed {seed}): the payload of acknowledged entry {idx} is missing")
+                });
+                assert!(c.opens(&p.salt, &p.data), "cycle {cycle}: payload of {idx}");
+            }
         }
         assert!(size >= expected_start);
         if size > 0 {
@@ -137,6 +143,7 @@ fn crash_test_sigkill_cycles() {
                 panic!("cycle {cycle} (seed {seed}): ledger does not verify: {e}")
             });
             assert_eq!(report.entries, size);
+            assert_eq!(report.payloads_absent, 0, "cycle {cycle} (seed {seed})");
         }
         total_acked += acked.len();
         expected_start = size;
