@@ -77,7 +77,10 @@ pub struct Pipeline {
     auditor: Auditor,
     redactor: Arc<Redactor>,
     privacy: PrivacyConfig,
-    sandbox_slots: Arc<tokio::sync::Semaphore>,
+    /// Calls on blocking threads at once: in the sandbox or waiting for
+    /// their ledger entry (twice the sandbox's slots, so that calls waiting
+    /// for a group commit do not keep others out of the sandbox).
+    call_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -114,8 +117,8 @@ impl From<Refusal> for Early {
 impl Pipeline {
     /// A pipeline over `catalog` with the `[mcp]`, `[privacy]` and
     /// `[[agents]]` settings of `config`; bearer tokens given by env var are
-    /// read through `env`. `approvals` is the queue directory; at most
-    /// `sandbox_slots` calls run in the sandbox at once.
+    /// read through `env`. `approvals` is the queue directory;
+    /// `sandbox_slots` is how many calls the sandbox runs at once.
     pub fn new(
         catalog: Catalog,
         config: &Config,
@@ -146,7 +149,7 @@ impl Pipeline {
             auditor,
             redactor: Arc::new(Redactor::new()),
             privacy: config.privacy.clone(),
-            sandbox_slots: Arc::new(tokio::sync::Semaphore::new(sandbox_slots.max(1))),
+            call_slots: Arc::new(tokio::sync::Semaphore::new(sandbox_slots.max(1) * 2)),
         }
     }
 
@@ -312,9 +315,9 @@ impl Pipeline {
             .map_err(|e| unavailable(e.to_string()))
     }
 
-    /// Sandbox (on a blocking thread, holding a sandbox slot), output
-    /// schema, privacy filter, then the durable ledger entry (on a blocking
-    /// thread again: it waits for the group commit).
+    /// Sandbox, output schema, privacy filter, then the durable ledger
+    /// entry: one job on one blocking thread (holding a call slot), so a call
+    /// costs a single hand-off to the blocking pool and back.
     async fn run(
         &self,
         agent: &str,
@@ -323,40 +326,52 @@ impl Pipeline {
         approval: Option<Decision>,
     ) -> CallReply {
         let tool = entry.spec.name.clone();
-        let outcome = {
-            let _slot = self.sandbox_slots.acquire().await;
-            let loaded = Arc::clone(&entry.loaded);
-            let (name, args) = (tool.clone(), arguments.clone());
-            match tokio::task::spawn_blocking(move || loaded.call(&name, &args)).await {
-                Ok(o) => o,
-                Err(e) => crate::sandbox::CallOutcome {
-                    tool: tool.clone(),
-                    result: CallResult::Crashed {
-                        message: e.to_string(),
-                    },
-                    report: Default::default(),
-                    stderr: String::new(),
-                    stderr_truncated: false,
-                    elapsed_us: 0,
-                },
-            }
-        };
         let work = Finish {
-            agent,
-            tool: &tool,
-            package: &entry.package,
-            output: entry.output.as_deref(),
-            redactor: &self.redactor,
+            agent: agent.to_string(),
+            tool: tool.clone(),
+            package: entry.package.clone(),
+            output: entry.output.clone(),
+            redactor: Arc::clone(&self.redactor),
             kinds: self.privacy.kinds_for(&tool),
             arguments,
             approval,
         };
-        let (mut reply, event) = work.finish(outcome);
-        match self.record(event).await {
-            Ok(i) => reply.ledger_index = Some(i),
-            Err(message) => reply.result = Err(Refusal::AuditUnavailable { tool, message }),
+        let loaded = Arc::clone(&entry.loaded);
+        let auditor = self.auditor.clone();
+        let job = move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                loaded.call(&work.tool, &work.arguments)
+            }))
+            .unwrap_or_else(|panic| crashed(&work.tool, &panic_text(panic.as_ref())));
+            let tool = work.tool.clone();
+            let (mut reply, event) = work.finish(outcome);
+            match auditor.record(event) {
+                Ok(i) => reply.ledger_index = Some(i),
+                Err(e) => {
+                    reply.result = Err(Refusal::AuditUnavailable {
+                        tool,
+                        message: e.to_string(),
+                    })
+                }
+            }
+            reply
+        };
+        let _slot = self.call_slots.acquire().await;
+        match tokio::task::spawn_blocking(job).await {
+            Ok(reply) => reply,
+            // Only recording can get here (a sandbox panic is caught above):
+            // the call's entry may not exist, so the result is withheld.
+            Err(e) => CallReply {
+                result: Err(Refusal::AuditUnavailable {
+                    tool,
+                    message: format!("the call's ledger entry was not recorded: {e}"),
+                }),
+                structured: false,
+                redactions: Redactions::default(),
+                ledger_index: None,
+                capabilities: None,
+            },
         }
-        reply
     }
 
     async fn record_refusal(
@@ -399,18 +414,18 @@ impl Pipeline {
 
 /// What follows the sandbox for one call: output check, privacy filter and
 /// the ledger event to record.
-struct Finish<'a> {
-    agent: &'a str,
-    tool: &'a str,
-    package: &'a str,
-    output: Option<&'a crate::policy::SchemaCheck>,
-    redactor: &'a Redactor,
+struct Finish {
+    agent: String,
+    tool: String,
+    package: String,
+    output: Option<Arc<crate::policy::SchemaCheck>>,
+    redactor: Arc<Redactor>,
     kinds: BTreeSet<PiiKind>,
     arguments: Value,
     approval: Option<Decision>,
 }
 
-impl Finish<'_> {
+impl Finish {
     /// The reply (not yet recorded) and its ledger event.
     fn finish(self, outcome: crate::sandbox::CallOutcome) -> (CallReply, AuditEvent) {
         let Self {
@@ -423,10 +438,9 @@ impl Finish<'_> {
             arguments,
             approval,
         } = self;
-        let tool = tool.to_string();
         let mut redactions = Redactions::default();
         let mut result = match outcome.result {
-            CallResult::Ok { value } => match output {
+            CallResult::Ok { value } => match &output {
                 Some(check) => {
                     let problems = check.problems(&value);
                     if problems.is_empty() {
@@ -457,7 +471,7 @@ impl Finish<'_> {
         match &mut result {
             Ok(value) => redactions = redactor.redact_json(value, &kinds),
             // Refusal messages may quote tool output: filter them too.
-            Err(r) => redact_refusal(redactor, r, &kinds),
+            Err(r) => redact_refusal(&redactor, r, &kinds),
         }
         let mut args_stored = arguments.clone();
         redactor.redact_json(&mut args_stored, &kinds);
@@ -494,6 +508,28 @@ impl Finish<'_> {
         };
         (reply, event)
     }
+}
+
+/// The outcome of a call whose sandbox run panicked.
+fn crashed(tool: &str, message: &str) -> crate::sandbox::CallOutcome {
+    crate::sandbox::CallOutcome {
+        tool: tool.to_string(),
+        result: CallResult::Crashed {
+            message: format!("the sandbox failed: {message}"),
+        },
+        report: Default::default(),
+        stderr: String::new(),
+        stderr_truncated: false,
+        elapsed_us: 0,
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_string())
 }
 
 fn redact_refusal(redactor: &Redactor, refusal: &mut Refusal, kinds: &BTreeSet<PiiKind>) {
