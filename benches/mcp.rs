@@ -226,6 +226,20 @@ fn audit_alone(clients: usize, per_point: Duration) -> Figures {
     })
 }
 
+/// 256 bytes appended to a file and fdatasynced, on the filesystem the
+/// nodes' homes are on: what any durable write costs on this disk at least.
+fn fdatasync_alone(per_point: Duration) -> Figures {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = std::fs::File::create(dir.path().join("sync")).expect("file");
+    let file = Arc::new(std::sync::Mutex::new(file));
+    on_threads(1, per_point, move || {
+        let mut f = file.lock().expect("file lock");
+        f.write_all(&[7u8; 256]).expect("write");
+        f.sync_data().expect("fdatasync");
+    })
+}
+
 /// The node's pipeline in this process (no MCP transport): what the
 /// transports add on top of it shows in the difference.
 fn in_process(node: &Node) -> Arc<Pipeline> {
@@ -415,6 +429,11 @@ fn main() {
             figures: direct(c, plan.per_point),
         });
     }
+    rows.push(Row {
+        path: "fdatasync alone",
+        clients: 1,
+        figures: fdatasync_alone(plan.per_point),
+    });
     for &c in &plan.clients {
         rows.push(Row {
             path: "audit entry alone",
@@ -491,6 +510,13 @@ fn main() {
             .find(|r| r.path == p && r.clients == 1)
             .map(|r| r.figures.pct(0.5))
     };
+    if let (Some(sync), Some(sandbox)) = (at("fdatasync alone"), at("sandbox direct")) {
+        println!(
+            "budget of the 2x target: {:.3} ms for everything but the sandbox; one fdatasync of 256 bytes here takes {:.3} ms (p50)",
+            ms(sandbox),
+            ms(sync)
+        );
+    }
     if let (Some(audit), Some(sandbox)) = (at("audit entry alone"), at("sandbox direct")) {
         // A call is answered only after its entry is durable, so no pipeline
         // is faster than the sandbox call plus one durable entry.
