@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use vigil::node::home::Home;
 use vigil::node::links::{start_listener, LinkAuditEntry, LinkAuditSink};
 use vigil_crypto::keyfile;
+use vigil_transport::LinkServer;
 
 fn vigil(home: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
@@ -145,20 +146,7 @@ fn tunnel_between_two_nodes_is_policed_and_audited() {
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let entries: Entries = Arc::default();
-    let sink: LinkAuditSink = {
-        let entries = entries.clone();
-        Box::new(move |e| entries.lock().unwrap().push(e))
-    };
-    let server = {
-        let _guard = runtime.enter();
-        start_listener(
-            "127.0.0.1:0".parse().unwrap(),
-            a.node_signing_key(None).unwrap(),
-            a.trust_path(),
-            sink,
-        )
-        .unwrap()
-    };
+    let server = serve(&runtime, &a, recording_sink(&entries, None));
     let peer = server.local_addr().unwrap();
 
     let tunnel = Tunnel::start(&home_b, peer, &a.node_pub_path(), allowed);
@@ -197,6 +185,68 @@ fn tunnel_between_two_nodes_is_policed_and_audited() {
 
     drop(after);
     runtime.shutdown_background();
+}
+
+#[test]
+fn a_link_the_ledger_cannot_record_is_refused() {
+    let (_dir, [home_a, home_b]) = two_homes();
+    let (a, b) = (Home::at(&home_a), Home::at(&home_b));
+    let allowed = echo_target();
+    trust_peer(&home_a, &b, &allowed);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let entries: Entries = Arc::default();
+    // A ledger that takes refusals but fails on the link.opened entry.
+    let server = serve(&runtime, &a, recording_sink(&entries, Some("link.opened")));
+    let tunnel = Tunnel::start(
+        &home_b,
+        server.local_addr().unwrap(),
+        &a.node_pub_path(),
+        allowed,
+    );
+    let got = tunnel.round_trip(b"unrecorded").unwrap_or_default();
+    assert!(got.is_empty(), "bytes crossed an unrecorded link");
+    let refused = wait_for_entry(&entries, "link.refused", "deny");
+    assert_eq!(refused.details["refusal"], "audit-unavailable");
+    assert!(
+        refused.details["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no space left on device"),
+        "{refused:?}"
+    );
+    assert!(!entries
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| e.kind == "tunnel.opened"));
+    drop(tunnel);
+    runtime.shutdown_background();
+}
+
+/// A sink that keeps entries in `entries`, failing every entry of kind
+/// `failing` as a full disk would.
+fn recording_sink(entries: &Entries, failing: Option<&'static str>) -> LinkAuditSink {
+    let entries = entries.clone();
+    Box::new(move |e| {
+        if Some(e.kind) == failing {
+            return Err("no space left on device".into());
+        }
+        entries.lock().unwrap().push(e);
+        Ok(())
+    })
+}
+
+/// Node A's link listener on 127.0.0.1, recording into `sink`.
+fn serve(runtime: &tokio::runtime::Runtime, a: &Home, sink: LinkAuditSink) -> LinkServer {
+    let _guard = runtime.enter();
+    start_listener(
+        "127.0.0.1:0".parse().unwrap(),
+        a.node_signing_key(None).unwrap(),
+        a.trust_path(),
+        sink,
+    )
+    .unwrap()
 }
 
 /// Two initialized node homes in one temporary directory.

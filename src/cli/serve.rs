@@ -131,9 +131,10 @@ async fn start_links(home: &Home, config: &Config, auditor: Auditor) -> anyhow::
                 let event =
                     AuditEvent::new(EventKind::External, e.actor, e.subject, Verdict::Record)
                         .details(e.details);
-                if let Err(err) = auditor.record_raw(e.kind, e.decision, event) {
-                    eprintln!("error: a {} decision could not be recorded: {err}", e.kind);
-                }
+                auditor
+                    .record_raw(e.kind, e.decision, event)
+                    .map(|_| ())
+                    .map_err(|err| err.to_string())
             });
             let server = start_listener(addr, load_key()?, home.trust_path(), sink)
                 .with_context(|| format!("starting the link listener on {addr}"))?;

@@ -14,7 +14,7 @@ use serde_json::json;
 use vigil_crypto::{CompositePublicKey, SigningKey};
 use vigil_transport::{
     LinkConfig, LinkError, LinkEvent, LinkIdentity, LinkObserver, LinkRefusal, LinkServer,
-    PeerInfo, PeerPolicy, PeerStatus, ServerContext, Target,
+    PeerInfo, PeerPolicy, PeerStatus, Recorded, ServerContext, Target,
 };
 
 use crate::trust::{file, TrustError};
@@ -115,23 +115,45 @@ pub struct LinkAuditEntry {
     pub details: serde_json::Value,
 }
 
-/// Where link entries go: the node's ledger writer (its `Auditor`).
-pub type LinkAuditSink = Box<dyn Fn(LinkAuditEntry) + Send>;
+/// Where link entries go: the node's ledger writer (its `Auditor`). Returns
+/// once the entry is durable, or why it could not be recorded.
+pub type LinkAuditSink = Box<dyn Fn(LinkAuditEntry) -> Result<(), String> + Send>;
+
+/// An event for the recording thread, with where to report the outcome when
+/// the transport waits for it (allow decisions).
+type Job = (
+    LinkEvent,
+    Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+);
 
 /// Hands link events to a thread that turns each into one
-/// [`LinkAuditEntry`] for the sink, so the transport's tasks never wait for
-/// a ledger commit.
+/// [`LinkAuditEntry`] for the sink. Refusals and closings are recorded
+/// without the transport waiting; an allow decision (link or tunnel opened)
+/// takes effect only after its entry is durable, and is refused when the
+/// entry cannot be recorded.
 pub struct LedgerObserver {
-    events: mpsc::Sender<LinkEvent>,
+    events: mpsc::Sender<Job>,
 }
 
 impl LedgerObserver {
     /// Starts the recording thread; it ends when the observer is dropped.
     pub fn start(sink: LinkAuditSink) -> Self {
-        let (events, rx) = mpsc::channel::<LinkEvent>();
+        let (events, rx) = mpsc::channel::<Job>();
         std::thread::spawn(move || {
-            for event in rx {
-                sink(ledger_entry(&event));
+            for (event, done) in rx {
+                let entry = ledger_entry(&event);
+                let kind = entry.kind;
+                let outcome = sink(entry);
+                match done {
+                    Some(done) => {
+                        let _ = done.send(outcome);
+                    }
+                    None => {
+                        if let Err(e) = outcome {
+                            eprintln!("error: a {kind} decision could not be recorded: {e}");
+                        }
+                    }
+                }
             }
         });
         Self { events }
@@ -141,7 +163,21 @@ impl LedgerObserver {
 impl LinkObserver for LedgerObserver {
     fn record(&self, event: LinkEvent) {
         // The receiver lives as long as the thread, which outlives senders.
-        let _ = self.events.send(event);
+        let _ = self.events.send((event, None));
+    }
+
+    fn record_allow(&self, event: LinkEvent) -> Recorded {
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        if self.events.send((event, Some(done))).is_err() {
+            return Box::pin(std::future::ready(Err(
+                "the ledger recorder has stopped".to_string()
+            )));
+        }
+        Box::pin(async move {
+            outcome
+                .await
+                .unwrap_or_else(|_| Err("the ledger recorder has stopped".to_string()))
+        })
     }
 }
 
@@ -247,6 +283,7 @@ fn refusal_name(refusal: &LinkRefusal) -> &'static str {
         R::ClassicalOnlyOffer => "classical-only-offer",
         R::Handshake { .. } => "handshake",
         R::Protocol { .. } => "protocol",
+        R::AuditUnavailable { .. } => "audit-unavailable",
     }
 }
 

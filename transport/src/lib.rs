@@ -29,7 +29,7 @@ pub mod wire;
 pub use error::LinkError;
 pub use link::{Dialer, Link, LinkConfig, LinkIdentity};
 pub use policy::{
-    IgnoreEvents, LinkEvent, LinkObserver, LinkRefusal, PeerInfo, PeerPolicy, PeerStatus,
+    IgnoreEvents, LinkEvent, LinkObserver, LinkRefusal, PeerInfo, PeerPolicy, PeerStatus, Recorded,
     TunnelRefusal, TunnelStats,
 };
 pub use server::{LinkServer, ServerContext};

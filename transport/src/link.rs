@@ -22,7 +22,7 @@ use vigil_crypto::{CompositePublicKey, SigningKey};
 use crate::binding::{BindingStatement, Role, EXPORTER_LABEL, EXPORTER_LEN};
 use crate::error::LinkError;
 use crate::message::{LinkMessage, LinkRefusalCode};
-use crate::policy::{LinkRefusal, PeerInfo, PeerPolicy, PeerStatus};
+use crate::policy::{LinkEvent, LinkObserver, LinkRefusal, PeerInfo, PeerPolicy, PeerStatus};
 use crate::target::Target;
 use crate::tls::{self, KeyExchange, TransportIdentity};
 use crate::udp::SplitGso;
@@ -494,12 +494,15 @@ pub fn peer_certificate(connection: &Connection) -> Result<Vec<u8>, LinkError> {
 }
 
 /// Takes an incoming connection through TLS, the identity binding and the
-/// trust decision. On refusal the peer is told why and the connection is
-/// closed; the caller records the returned refusal.
+/// trust decision. An admitted link is recorded through `observer`
+/// ([`LinkObserver::record_allow`]) before the peer is told it is accepted.
+/// On refusal the peer is told why and the connection is closed; the caller
+/// records the returned refusal.
 pub async fn admit(
     incoming: quinn::Incoming,
     identity: &Arc<LinkIdentity>,
     policy: &dyn PeerPolicy,
+    observer: &dyn LinkObserver,
     config: &LinkConfig,
 ) -> Result<Link, (SocketAddr, LinkRefusal)> {
     let remote = incoming.remote_address();
@@ -516,7 +519,8 @@ pub async fn admit(
         Ok(Err(e)) => return Err((remote, classify_handshake_error(&e))),
         Ok(Ok(c)) => c,
     };
-    let outcome = tokio::time::timeout(limit, bind_server(&connection, identity, policy)).await;
+    let outcome =
+        tokio::time::timeout(limit, bind_server(&connection, identity, policy, observer)).await;
     let (refusal, answer) = match outcome {
         Ok(Ok(link)) => return Ok(link),
         Ok(Err(pair)) => pair,
@@ -547,6 +551,7 @@ async fn bind_server(
     connection: &Connection,
     identity: &Arc<LinkIdentity>,
     policy: &dyn PeerPolicy,
+    observer: &dyn LinkObserver,
 ) -> Result<Link, Refused> {
     let protocol = |detail: String| (LinkRefusal::Protocol { detail }, None);
     let (mut send, mut recv) = connection
@@ -679,16 +684,25 @@ async fn bind_server(
     if let Err(detail) = ours {
         return Err(fail(detail, send));
     }
+    let peer = PeerInfo {
+        key_id: client_key.key_id(),
+        name: Some(name),
+        remote: connection.remote_address(),
+    };
+    let recorded = observer.record_allow(LinkEvent::LinkOpened { peer: peer.clone() });
+    if let Err(detail) = recorded.await {
+        return Err(refuse(
+            LinkRefusal::AuditUnavailable { detail },
+            LinkRefusalCode::AuditUnavailable,
+            send,
+        ));
+    }
     if let Err(e) = write_message(&mut send, &LinkMessage::LinkAccepted).await {
         return Err(protocol(format!("could not accept the link: {e}")));
     }
     let _ = send.finish();
     Ok(Link {
-        peer: PeerInfo {
-            key_id: client_key.key_id(),
-            name: Some(name),
-            remote: connection.remote_address(),
-        },
+        peer,
         connection: connection.clone(),
         peer_key: *client_key,
     })

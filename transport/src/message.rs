@@ -73,6 +73,8 @@ pub enum LinkRefusalCode {
     FailedBinding = 3,
     /// (4) The peer broke the protocol (wrong message, malformed bytes).
     ProtocolViolation = 4,
+    /// (5) The serving node could not record its decision in its ledger.
+    AuditUnavailable = 5,
 }
 
 /// Why the serving node refused a tunnel (code on the wire in parentheses).
@@ -87,6 +89,8 @@ pub enum TunnelRefusalCode {
     PeerNotTrusted = 3,
     /// (4) The open request was malformed.
     BadRequest = 4,
+    /// (5) The serving node could not record its decision in its ledger.
+    AuditUnavailable = 5,
 }
 
 macro_rules! code_from_byte {
@@ -103,13 +107,15 @@ code_from_byte!(LinkRefusalCode {
     UnknownKey,
     RevokedKey,
     FailedBinding,
-    ProtocolViolation
+    ProtocolViolation,
+    AuditUnavailable
 });
 code_from_byte!(TunnelRefusalCode {
     TargetNotAllowed,
     TargetUnreachable,
     PeerNotTrusted,
-    BadRequest
+    BadRequest,
+    AuditUnavailable
 });
 
 /// One link protocol message.

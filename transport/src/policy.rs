@@ -1,10 +1,13 @@
 //! What the transport asks of the node and tells it: [`PeerPolicy`] answers
 //! whether a composite key is trusted and which targets it may reach;
 //! [`LinkObserver`] receives every link and tunnel decision, so the node can
-//! write exactly one ledger entry per decision. The transport never depends
-//! on the node.
+//! write exactly one ledger entry per decision; an allow decision takes
+//! effect only once the observer reports it recorded. The transport never
+//! depends on the node.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
 use vigil_crypto::{CompositePublicKey, KeyId};
@@ -55,6 +58,9 @@ pub enum LinkRefusal {
     Handshake { detail: String },
     /// The peer broke the link protocol or timed out before binding.
     Protocol { detail: String },
+    /// The peer would have been admitted, but the serving node could not
+    /// record the decision; nothing is allowed unrecorded.
+    AuditUnavailable { detail: String },
 }
 
 impl std::fmt::Display for LinkRefusal {
@@ -74,6 +80,10 @@ impl std::fmt::Display for LinkRefusal {
             }
             Self::Handshake { detail } => write!(f, "TLS handshake failed: {detail}"),
             Self::Protocol { detail } => write!(f, "link protocol violation: {detail}"),
+            Self::AuditUnavailable { detail } => write!(
+                f,
+                "the serving node could not record the link in its ledger ({detail}); it allows nothing unrecorded"
+            ),
         }
     }
 }
@@ -82,9 +92,18 @@ impl std::fmt::Display for LinkRefusal {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TunnelRefusal {
     TargetNotAllowed,
-    TargetUnreachable { detail: String },
+    TargetUnreachable {
+        detail: String,
+    },
     PeerNotTrusted,
-    BadRequest { detail: String },
+    BadRequest {
+        detail: String,
+    },
+    /// The tunnel would have been opened, but the serving node could not
+    /// record the decision.
+    AuditUnavailable {
+        detail: String,
+    },
 }
 
 impl std::fmt::Display for TunnelRefusal {
@@ -96,6 +115,10 @@ impl std::fmt::Display for TunnelRefusal {
             Self::TargetUnreachable { detail } => write!(f, "target could not be reached: {detail}"),
             Self::PeerNotTrusted => f.write_str("peer key is no longer trusted"),
             Self::BadRequest { detail } => write!(f, "malformed tunnel request: {detail}"),
+            Self::AuditUnavailable { detail } => write!(
+                f,
+                "the serving node could not record the tunnel in its ledger ({detail}); it allows nothing unrecorded"
+            ),
         }
     }
 }
@@ -140,9 +163,25 @@ pub enum LinkEvent {
     },
 }
 
+/// Resolves once an allow decision is recorded; `Err` says why it could not
+/// be, and the decision must then not take effect.
+pub type Recorded = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
 /// Receives link and tunnel events. Called from async tasks: keep it quick.
 pub trait LinkObserver: Send + Sync + 'static {
+    /// Records a refusal or a state change; returns at once.
     fn record(&self, event: LinkEvent);
+
+    /// Records an allow decision ([`LinkEvent::LinkOpened`],
+    /// [`LinkEvent::TunnelOpened`]) before it takes effect: the serving side
+    /// answers the peer only after the returned future resolved `Ok`, and
+    /// refuses the link or tunnel when it resolves `Err`. The default hands
+    /// the event to [`LinkObserver::record`] and does not wait (for
+    /// observers that keep no durable record).
+    fn record_allow(&self, event: LinkEvent) -> Recorded {
+        self.record(event);
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// An observer that drops every event (for tools that audit nothing).

@@ -87,6 +87,7 @@ async fn accept_links(endpoint: Endpoint, context: ServerContext) {
                 incoming,
                 &context.identity,
                 context.policy.as_ref(),
+                context.observer.as_ref(),
                 &context.config,
             )
             .await
@@ -103,11 +104,10 @@ async fn accept_links(endpoint: Endpoint, context: ServerContext) {
     }
 }
 
+/// Serves the tunnel streams of an admitted link (its `link.opened` was
+/// recorded by [`admit`]).
 async fn serve_link(link: Link, context: ServerContext) {
     tracing::info!(peer = %link.peer().key_id, remote = %link.peer().remote, "link opened");
-    context.observer.record(LinkEvent::LinkOpened {
-        peer: link.peer().clone(),
-    });
     loop {
         match link.connection().accept_bi().await {
             Ok((send, recv)) => {
@@ -181,16 +181,32 @@ async fn serve_target(
             return refuse(&link, &context, send, Some(target), refusal).await;
         }
     };
+    let recorded = context.observer.record_allow(LinkEvent::TunnelOpened {
+        peer: link.peer().clone(),
+        target: target.clone(),
+    });
+    if let Err(detail) = recorded.await {
+        drop(tcp);
+        let refusal = TunnelRefusal::AuditUnavailable { detail };
+        return refuse(&link, &context, send, Some(target), refusal).await;
+    }
     if write_message(&mut send, &LinkMessage::TunnelAccepted)
         .await
         .is_err()
     {
+        // Recorded as opened: close the record too (nothing was carried).
+        context.observer.record(LinkEvent::TunnelClosed {
+            peer: link.peer().clone(),
+            target,
+            stats: TunnelStats {
+                bytes_to_target: 0,
+                bytes_from_target: 0,
+                duration: Duration::ZERO,
+                clean: false,
+            },
+        });
         return;
     }
-    context.observer.record(LinkEvent::TunnelOpened {
-        peer: link.peer().clone(),
-        target: target.clone(),
-    });
     let stats = splice(tcp, send, recv).await;
     context.observer.record(LinkEvent::TunnelClosed {
         peer: link.peer().clone(),
@@ -228,6 +244,7 @@ async fn refuse(
         TunnelRefusal::TargetUnreachable { .. } => TunnelRefusalCode::TargetUnreachable,
         TunnelRefusal::PeerNotTrusted => TunnelRefusalCode::PeerNotTrusted,
         TunnelRefusal::BadRequest { .. } => TunnelRefusalCode::BadRequest,
+        TunnelRefusal::AuditUnavailable { .. } => TunnelRefusalCode::AuditUnavailable,
     };
     let message = LinkMessage::TunnelRefused {
         code,

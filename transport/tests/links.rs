@@ -173,6 +173,80 @@ async fn revoked_key_is_refused_and_its_open_link_gets_no_new_tunnels() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_allowed_that_the_node_cannot_record() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let node = ServingNode::new();
+    let server = node.start(localhost());
+    let target = echo_target().await;
+    let client = dialer();
+    node.policy
+        .trust(client.identity().public_key(), "edge-9", &[&target]);
+
+    // A trusted peer whose link.opened cannot be recorded gets no link.
+    node.recorder.fail_link_allows.store(true, SeqCst);
+    let err = client
+        .dial(server.local_addr().unwrap(), &node.key)
+        .await
+        .unwrap_err();
+    let refused = matches!(&err, LinkError::Refused { code, .. }
+        if *code == LinkRefusalCode::AuditUnavailable);
+    assert!(
+        refused && err.to_string().contains("could not record"),
+        "{err}"
+    );
+    node.recorder
+        .wait_for(|e| matches!(e, LinkEvent::LinkRefused { refusal, .. } if is_audit(refusal)))
+        .await;
+
+    // With the ledger back, the link opens; an unrecordable tunnel is refused.
+    node.recorder.fail_link_allows.store(false, SeqCst);
+    node.recorder.fail_tunnel_allows.store(true, SeqCst);
+    let link = client
+        .dial(server.local_addr().unwrap(), &node.key)
+        .await
+        .unwrap();
+    let err = link.open_tunnel(&target).await.unwrap_err();
+    let refused = matches!(&err, LinkError::TunnelRefused { code, .. }
+        if *code == TunnelRefusalCode::AuditUnavailable);
+    assert!(refused, "{err}");
+    node.recorder
+        .wait_for(|e| {
+            let audit = TunnelRefusal::AuditUnavailable {
+                detail: "ledger unavailable (test)".into(),
+            };
+            matches!(e, LinkEvent::TargetRefused { refusal, .. } if *refusal == audit)
+        })
+        .await;
+    let events = node.recorder.events();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, LinkEvent::LinkOpened { .. }))
+            .count(),
+        1,
+        "only the recordable link opened: {events:#?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, LinkEvent::TunnelOpened { .. })),
+        "{events:#?}"
+    );
+
+    // And once tunnels can be recorded again, the same link carries one.
+    node.recorder.fail_tunnel_allows.store(false, SeqCst);
+    let (mut send, mut recv) = link.open_tunnel(&target).await.unwrap();
+    send.write_all(b"ok").await.unwrap();
+    send.finish().unwrap();
+    assert_eq!(recv.read_to_end(16).await.unwrap(), b"ok");
+}
+
+/// A link refusal because the node could not record the link.
+fn is_audit(refusal: &LinkRefusal) -> bool {
+    matches!(refusal, LinkRefusal::AuditUnavailable { detail } if detail.contains("test"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn target_not_allowed_is_refused() {
     let node = ServingNode::new();
     let server = node.start(localhost());

@@ -13,7 +13,7 @@ use vigil_crypto::{CompositePublicKey, SigningKey};
 use vigil_transport::link::client_endpoint;
 use vigil_transport::{
     Dialer, LinkConfig, LinkEvent, LinkIdentity, LinkObserver, LinkServer, PeerPolicy, PeerStatus,
-    ServerContext, Target,
+    Recorded, ServerContext, Target,
 };
 
 /// A peer's status and allowed targets.
@@ -61,10 +61,13 @@ impl PeerPolicy for TestPolicy {
     }
 }
 
-/// Records every event.
+/// Records every event; can be told to fail recording allow decisions, as
+/// a node whose ledger is unavailable does.
 #[derive(Default)]
 pub struct Recorder {
     events: Mutex<Vec<LinkEvent>>,
+    pub fail_link_allows: std::sync::atomic::AtomicBool,
+    pub fail_tunnel_allows: std::sync::atomic::AtomicBool,
 }
 
 impl Recorder {
@@ -109,6 +112,20 @@ impl Recorder {
 impl LinkObserver for Recorder {
     fn record(&self, event: LinkEvent) {
         self.events.lock().unwrap().push(event);
+    }
+
+    fn record_allow(&self, event: LinkEvent) -> Recorded {
+        use std::sync::atomic::Ordering::SeqCst;
+        let fail = match &event {
+            LinkEvent::LinkOpened { .. } => self.fail_link_allows.load(SeqCst),
+            LinkEvent::TunnelOpened { .. } => self.fail_tunnel_allows.load(SeqCst),
+            _ => false,
+        };
+        if fail {
+            return Box::pin(std::future::ready(Err("ledger unavailable (test)".into())));
+        }
+        self.record(event);
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 
