@@ -1,5 +1,6 @@
 //! TCP tunnels over links on real sockets on 127.0.0.1: bulk integrity,
-//! half-close, reset, re-keying, and a serving node killed mid-transfer.
+//! half-close, reset, backpressure, re-keying, and a serving node killed
+//! mid-transfer.
 
 mod common;
 
@@ -264,4 +265,89 @@ async fn killed_node_gives_a_clean_error_and_the_tunnel_recovers_after_restart()
     // first one is dead: these bytes went over a redialled link.
     let (sent, echoed, len) = echo_through(tunnel.local_addr(), 7, 2 * MIB).await;
     assert_eq!((sent, len), (echoed, 2 * MIB));
+}
+
+/// A target that accepts one connection, reads nothing until `go` is
+/// notified, then reads to EOF and sends back the SHA-256 of what it got.
+async fn paused_target(
+    go: Arc<tokio::sync::Notify>,
+) -> (Target, tokio::sync::oneshot::Receiver<([u8; 32], usize)>) {
+    let listener = tokio::net::TcpListener::bind(localhost()).await.unwrap();
+    let target = Target::parse(&listener.local_addr().unwrap().to_string()).unwrap();
+    let (done, result) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        go.notified().await;
+        let (mut hash, mut got, mut buf) = (Sha256::new(), 0, vec![0u8; 256 * 1024]);
+        loop {
+            let n = tcp.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            hash.update(&buf[..n]);
+            got += n;
+        }
+        let _ = done.send((hash.finalize().into(), got));
+    });
+    (target, result)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_stops_reading_stalls_the_sender_and_loses_nothing() {
+    const TOTAL: usize = 512 * MIB;
+    // What may sit in buffers while the target reads nothing: the four TCP
+    // sockets' buffers (a few MiB each at most), the stream's 4 MiB flow
+    // control window and the splice buffers. About 13 MiB was seen here.
+    const BOUND: usize = 48 * MIB;
+    let node = ServingNode::new();
+    let server = node.start(localhost());
+    let go = Arc::new(tokio::sync::Notify::new());
+    let (target, result) = paused_target(go.clone()).await;
+    let tunnel = start_tunnel(&node, server.local_addr().unwrap(), &target).await;
+
+    let written = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tcp = TcpStream::connect(tunnel.local_addr()).await.unwrap();
+    let writer = {
+        let written = written.clone();
+        tokio::spawn(async move {
+            let (_r, mut w) = tcp.into_split();
+            let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+            let (mut hash, mut chunk) = (Sha256::new(), vec![0u8; 256 * 1024]);
+            while written.load(std::sync::atomic::Ordering::SeqCst) < TOTAL {
+                rng.fill_bytes(&mut chunk);
+                hash.update(&chunk);
+                w.write_all(&chunk).await.unwrap();
+                written.fetch_add(chunk.len(), std::sync::atomic::Ordering::SeqCst);
+            }
+            w.shutdown().await.unwrap();
+            <[u8; 32]>::from(hash.finalize())
+        })
+    };
+
+    // The writer fills the buffers, then stalls: the amount accepted stops
+    // growing, well short of everything.
+    let mut stalled_at = 0;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = written.load(std::sync::atomic::Ordering::SeqCst);
+        if now == stalled_at && now > 0 {
+            break;
+        }
+        stalled_at = now;
+    }
+    assert!(
+        stalled_at > 0 && stalled_at <= BOUND,
+        "the sender got {} MiB accepted while the target read nothing",
+        stalled_at / MIB
+    );
+    assert!(!writer.is_finished());
+
+    // Once the target reads, every byte arrives, in order.
+    go.notify_one();
+    let sent = tokio::time::timeout(Duration::from_secs(120), writer)
+        .await
+        .expect("the writer finishes once the target reads")
+        .unwrap();
+    let (received, len) = result.await.unwrap();
+    assert_eq!((received, len), (sent, TOTAL));
 }
