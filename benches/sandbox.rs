@@ -215,6 +215,12 @@ fn main() {
     let rate = (2 * per_thread) as f64 / t.elapsed().as_secs_f64();
     println!("{:<28} {rate:.0} calls/s", "vigil, 2 threads");
     let ratio = vigil_p50.as_secs_f64() / floor_p50.as_secs_f64();
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this as a
+    // smoke test of an unoptimized build, whose figures judge nothing.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("(smoke run: `cargo bench --bench sandbox` checks the targets)");
+        return;
+    }
     let verdict = |met: bool| if met { "met" } else { "MISSED" };
     println!(
         "target: warm p50 / floor p50 = {ratio:.2}x (at most 1.5x) -> {}",

@@ -317,7 +317,8 @@ impl Pipeline {
 
     /// Sandbox, output schema, privacy filter, then the durable ledger
     /// entry: one job on one blocking thread (holding a call slot), so a call
-    /// costs a single hand-off to the blocking pool and back.
+    /// costs a single hand-off to the blocking pool and back, and a caller
+    /// that goes away mid-call does not stop its entry being recorded.
     async fn run(
         &self,
         agent: &str,
@@ -359,8 +360,9 @@ impl Pipeline {
         let _slot = self.call_slots.acquire().await;
         match tokio::task::spawn_blocking(job).await {
             Ok(reply) => reply,
-            // Only recording can get here (a sandbox panic is caught above):
-            // the call's entry may not exist, so the result is withheld.
+            // A panic after the sandbox (output checks, privacy filter,
+            // recording; a sandbox panic is caught above): the call's entry
+            // may not exist, so the result is withheld.
             Err(e) => CallReply {
                 result: Err(Refusal::AuditUnavailable {
                     tool,
