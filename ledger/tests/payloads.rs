@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rand::{Rng as _, RngCore as _};
-use support::{key, open_sled};
-use vigil_ledger::bundle::{export, verify_bundle, ExportOptions};
+use support::{export_bundle, key, open_sled};
+use vigil_ledger::bundle::verify_bundle;
 use vigil_ledger::payloads::{scan_segment, segment_name, segment_number};
 use vigil_ledger::verify::verify_ledger;
 use vigil_ledger::{Ledger, NewEntry};
@@ -216,15 +216,7 @@ fn erase_overwrites_payload_and_salt_on_disk() {
         (r.erasures, r.payloads_checked, r.payloads_absent),
         (1, 3, 1)
     );
-    let mut bundle = Vec::new();
-    export(
-        &l,
-        key().public_key(),
-        &mut bundle,
-        &ExportOptions::default(),
-        &mut |_, _| {},
-    )
-    .unwrap();
+    let bundle = export_bundle(&l);
     assert!(!contains(&bundle, &secret) && !contains(&bundle, &salt));
     let r = verify_bundle(&bundle[..], key().public_key()).unwrap();
     assert_eq!((r.erasures, r.payloads_checked), (1, 3));

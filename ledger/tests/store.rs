@@ -5,7 +5,7 @@ mod support;
 
 use std::sync::Arc;
 
-use support::{key, open_sled};
+use support::{export_bundle, key, open_sled};
 use vigil_ledger::bundle::{export, verify_bundle, ExportOptions};
 use vigil_ledger::proof::EntryProof;
 use vigil_ledger::verify::{verify_ledger, VerifyError};
@@ -349,15 +349,7 @@ fn export_verify_prove_and_erase() {
         (r.erasures, r.payloads_checked, r.payloads_absent),
         (1, 0, 1)
     );
-    let mut bundle = Vec::new();
-    export(
-        &l,
-        key().public_key(),
-        &mut bundle,
-        &ExportOptions::default(),
-        &mut |_, _| {},
-    )
-    .unwrap();
+    let bundle = export_bundle(&l);
     verify_bundle(&bundle[..], key().public_key()).unwrap();
 }
 

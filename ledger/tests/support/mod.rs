@@ -24,3 +24,18 @@ pub fn key() -> &'static SigningKey {
     static KEY: std::sync::OnceLock<SigningKey> = std::sync::OnceLock::new();
     KEY.get_or_init(SigningKey::generate)
 }
+
+/// The whole ledger exported as a bundle with default options, signed
+/// checkpoints under the test key.
+pub fn export_bundle(l: &vigil_ledger::Ledger) -> Vec<u8> {
+    let mut bundle = Vec::new();
+    vigil_ledger::bundle::export(
+        l,
+        key().public_key(),
+        &mut bundle,
+        &vigil_ledger::bundle::ExportOptions::default(),
+        &mut |_, _| {},
+    )
+    .expect("export");
+    bundle
+}
