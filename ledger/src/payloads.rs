@@ -118,22 +118,16 @@ struct Location {
 }
 
 impl Location {
-    fn encode(&self) -> [u8; 24] {
-        let mut out = [0u8; 24];
-        out[..8].copy_from_slice(&self.segment.to_be_bytes());
-        out[8..16].copy_from_slice(&self.offset.to_be_bytes());
-        out[16..].copy_from_slice(&self.length.to_be_bytes());
-        out
+    fn encode(&self) -> Vec<u8> {
+        encode_u64s(&[self.segment, self.offset, self.length])
     }
 
     fn decode(b: &[u8]) -> Option<Self> {
-        if b.len() != 24 {
-            return None;
-        }
+        let [segment, offset, length] = decode_u64s(b)?;
         Some(Self {
-            segment: u64::from_be_bytes(b[..8].try_into().ok()?),
-            offset: u64::from_be_bytes(b[8..16].try_into().ok()?),
-            length: u64::from_be_bytes(b[16..].try_into().ok()?),
+            segment,
+            offset,
+            length,
         })
     }
 
@@ -151,22 +145,31 @@ struct SegmentEnd {
 }
 
 impl SegmentEnd {
-    fn encode(&self) -> [u8; 16] {
-        let mut out = [0u8; 16];
-        out[..8].copy_from_slice(&self.segment.to_be_bytes());
-        out[8..].copy_from_slice(&self.end.to_be_bytes());
-        out
+    fn encode(&self) -> Vec<u8> {
+        encode_u64s(&[self.segment, self.end])
     }
 
     fn decode(b: &[u8]) -> Option<Self> {
-        if b.len() != 16 {
-            return None;
-        }
-        Some(Self {
-            segment: u64::from_be_bytes(b[..8].try_into().ok()?),
-            end: u64::from_be_bytes(b[8..].try_into().ok()?),
-        })
+        let [segment, end] = decode_u64s(b)?;
+        Some(Self { segment, end })
     }
+}
+
+/// `values` as consecutive big-endian u64s.
+fn encode_u64s(values: &[u64]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_be_bytes()).collect()
+}
+
+/// Exactly `N` big-endian u64s, or None for any other length.
+fn decode_u64s<const N: usize>(b: &[u8]) -> Option<[u64; N]> {
+    if b.len() != N * 8 {
+        return None;
+    }
+    let mut out = [0u64; N];
+    for (v, chunk) in out.iter_mut().zip(b.chunks_exact(8)) {
+        *v = u64::from_be_bytes(chunk.try_into().ok()?);
+    }
+    Some(out)
 }
 
 /// The file name of segment `n`.
