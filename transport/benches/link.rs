@@ -2,7 +2,10 @@
 //!
 //! 1. link setup: a vigil link (QUIC handshake with X25519MLKEM768, then the
 //!    composite identity binding) next to a classical quinn handshake (X25519
-//!    only, no binding), median over many dials, and their ratio, with the
+//!    only, no binding), median over many dials, and their ratio; vigil both
+//!    to a peer whose path MTU an earlier link measured (re-keys, redials:
+//!    one probe each way) and as a first link to a peer (the full MTU search
+//!    runs during the binding); with the
 //!    floor any exporter-signing binding has on this machine: a hybrid
 //!    handshake plus one request/response round trip on a fresh connection
 //!    plus one composite sign and one verify;
@@ -99,7 +102,7 @@ async fn run() {
         observer: Arc::new(IgnoreEvents),
         config: LinkConfig::default(),
     };
-    let server = LinkServer::start(localhost(), context).expect("link server");
+    let server = LinkServer::start(localhost(), context.clone()).expect("link server");
     let server_addr = server.local_addr().expect("server address");
     let dialer = Dialer::new(
         client_endpoint(localhost()).expect("endpoint"),
@@ -110,7 +113,32 @@ async fn run() {
 
     let part = std::env::var("VIGIL_BENCH_PART").unwrap_or_default();
     if part != "throughput" {
-        setup_figures(&dialer, server_addr, node.public_key()).await;
+        // The same node and client, but every link searches its path MTU
+        // from scratch, as a first link to a peer does.
+        let forgetful = LinkConfig {
+            remember_path_mtu: false,
+            ..LinkConfig::default()
+        };
+        let cold_server = LinkServer::start(
+            localhost(),
+            ServerContext {
+                config: forgetful.clone(),
+                ..context.clone()
+            },
+        )
+        .expect("link server");
+        let cold_dialer = Dialer::new(
+            client_endpoint(localhost()).expect("endpoint"),
+            dialer.identity().clone(),
+            forgetful,
+        )
+        .expect("dialer");
+        let cold = Cold {
+            dialer: &cold_dialer,
+            server: cold_server.local_addr().expect("server address"),
+        };
+        setup_figures(&dialer, server_addr, node.public_key(), cold).await;
+        cold_server.shutdown().await;
     }
     if part != "setup" {
         throughput_figures(&dialer, server_addr, node.public_key(), mib).await;
@@ -118,17 +146,35 @@ async fn run() {
     server.shutdown().await;
 }
 
-async fn setup_figures(dialer: &Dialer, server_addr: SocketAddr, node_key: &CompositePublicKey) {
+/// A server and dialer that do not remember path MTUs: every link is a
+/// first link to its peer.
+struct Cold<'a> {
+    dialer: &'a Dialer,
+    server: SocketAddr,
+}
+
+async fn setup_figures(
+    dialer: &Dialer,
+    server_addr: SocketAddr,
+    node_key: &CompositePublicKey,
+    cold: Cold<'_>,
+) {
     println!(
         "== link setup ({} dials each, loopback, median) ==",
         setup_rounds()
     );
-    let samples = link_setup(dialer, server_addr, node_key).await;
+    let samples = link_setup(dialer, server_addr, node_key, &cold).await;
     let (pq, bare, classical) = (&samples.vigil, &samples.hybrid, &samples.classical);
     println!(
         "vigil link (X25519MLKEM768 + composite binding): {:>8.3} ms  (mean {:.3} ms)",
         ms(median(pq)),
         ms(mean(pq))
+    );
+    println!(
+        "  first link to a peer (full path MTU search):  {:>8.3} ms  (mean {:.3} ms) = {:.2}x classical",
+        ms(median(&samples.first)),
+        ms(mean(&samples.first)),
+        median(&samples.first).as_secs_f64() / median(classical).as_secs_f64()
     );
     println!(
         "  quinn X25519MLKEM768 handshake alone:          {:>8.3} ms  (mean {:.3} ms)",
@@ -163,7 +209,7 @@ async fn setup_figures(dialer: &Dialer, server_addr: SocketAddr, node_key: &Comp
         (true, true) => "MET",
         (true, false) => "NOT MET",
     };
-    println!("ratio vigil / classical: {ratio:.2}x (target: at most 2x) {verdict}");
+    println!("ratio vigil (peer known) / classical: {ratio:.2}x (target: at most 2x) {verdict}");
 }
 
 async fn throughput_figures(
@@ -253,26 +299,38 @@ async fn throughput_figures(
     );
 }
 
-/// Dials alternately a vigil link and a classical handshake.
+/// Dials in turn a vigil link to a known peer, a first vigil link, a
+/// classical and a bare hybrid handshake.
 async fn link_setup(
     dialer: &Dialer,
     server: SocketAddr,
     node_key: &CompositePublicKey,
+    cold: &Cold<'_>,
 ) -> SetupSamples {
     let classical = BareHandshake::start(KeyExchange::ClassicalOnly);
     let hybrid = BareHandshake::start(KeyExchange::PostQuantum);
-    let (mut pq, mut bare, mut classic, mut trips) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut pq, mut first, mut bare, mut classic, mut trips) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..setup_rounds() + WARMUP {
         let started = Instant::now();
         let link = dialer.dial(server, node_key).await.expect("vigil link");
         let pq_time = started.elapsed();
         link.connection().close(0u32.into(), b"bench");
 
+        let started = Instant::now();
+        let link = cold
+            .dialer
+            .dial(cold.server, node_key)
+            .await
+            .expect("vigil link");
+        let first_time = started.elapsed();
+        link.connection().close(0u32.into(), b"bench");
+
         let (classical_time, _) = classical.handshake().await;
         let (hybrid_time, round_trip) = hybrid.handshake().await;
         if round >= WARMUP {
             pq.push(pq_time);
+            first.push(first_time);
             classic.push(classical_time);
             bare.push(hybrid_time);
             trips.push(round_trip);
@@ -280,6 +338,7 @@ async fn link_setup(
     }
     SetupSamples {
         vigil: pq,
+        first,
         hybrid: bare,
         classical: classic,
         round_trip: trips,
@@ -288,8 +347,11 @@ async fn link_setup(
 
 /// Link setup samples, one per dial.
 struct SetupSamples {
-    /// vigil links: handshake plus identity binding.
+    /// vigil links to a peer whose path MTU is remembered: handshake plus
+    /// identity binding.
     vigil: Vec<Duration>,
+    /// vigil links that search their path MTU from scratch.
+    first: Vec<Duration>,
     /// Bare X25519MLKEM768 handshakes.
     hybrid: Vec<Duration>,
     /// Bare X25519-only handshakes.

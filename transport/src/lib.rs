@@ -12,11 +12,13 @@
 //! - [`tunnel`]: the client side: local TCP listener, link keeper.
 //! - [`splice`]: TCP <-> QUIC stream copying with TCP semantics.
 //! - [`udp`]: the endpoint's UDP socket (large-packet batches split to fit).
+//! - [`mtu`]: path MTU memory, so links to a known peer skip the search.
 
 pub mod binding;
 pub mod error;
 pub mod link;
 pub mod message;
+pub mod mtu;
 pub mod policy;
 pub mod server;
 pub mod splice;

@@ -14,7 +14,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use quinn::{Connection, Endpoint, RecvStream, SendStream, VarInt};
 use vigil_crypto::{CompositePublicKey, SigningKey};
@@ -22,6 +22,7 @@ use vigil_crypto::{CompositePublicKey, SigningKey};
 use crate::binding::{BindingStatement, Role, EXPORTER_LABEL, EXPORTER_LEN};
 use crate::error::LinkError;
 use crate::message::{LinkMessage, LinkRefusalCode};
+use crate::mtu::{PathMtuMemory, BASE_MTU};
 use crate::policy::{LinkEvent, LinkObserver, LinkRefusal, PeerInfo, PeerPolicy, PeerStatus};
 use crate::target::Target;
 use crate::tls::{self, KeyExchange, TransportIdentity};
@@ -54,6 +55,10 @@ pub struct LinkConfig {
     /// allows jumbo frames (and uses them on loopback); bigger packets mean
     /// fewer per-packet costs in bulk transfers.
     pub mtu_upper_bound: u16,
+    /// Start the path MTU search of a link to a peer address an earlier
+    /// link measured with one probe of the size it reached
+    /// ([`PathMtuMemory`]), instead of searching from 1200 bytes.
+    pub remember_path_mtu: bool,
 }
 
 impl Default for LinkConfig {
@@ -66,6 +71,7 @@ impl Default for LinkConfig {
             connection_window: 32 * 1024 * 1024,
             max_tunnels: 256,
             mtu_upper_bound: MAX_UDP_PAYLOAD,
+            remember_path_mtu: true,
         }
     }
 }
@@ -73,6 +79,13 @@ impl Default for LinkConfig {
 impl LinkConfig {
     /// The QUIC transport parameters for this configuration.
     pub fn transport(&self) -> quinn::TransportConfig {
+        self.transport_on_path(None)
+    }
+
+    /// The transport parameters for a link to a peer whose path an earlier
+    /// link measured at `known` bytes ([`PathMtuMemory`]): path MTU
+    /// discovery then sends one probe of that size instead of searching.
+    pub fn transport_on_path(&self, known: Option<u16>) -> quinn::TransportConfig {
         let mut t = quinn::TransportConfig::default();
         t.max_idle_timeout(quinn::IdleTimeout::try_from(self.idle_timeout).ok());
         t.keep_alive_interval(Some(self.keep_alive));
@@ -81,11 +94,31 @@ impl LinkConfig {
         t.send_window(u64::from(self.connection_window));
         t.max_concurrent_bidi_streams(VarInt::from_u32(self.max_tunnels));
         t.max_concurrent_uni_streams(VarInt::from_u32(0));
-        let mut mtu = quinn::MtuDiscoveryConfig::default();
-        mtu.upper_bound(self.mtu_upper_bound);
-        mtu.minimum_change(MTU_SEARCH_STEP);
-        t.mtu_discovery_config(Some(mtu));
+        t.mtu_discovery_config(Some(self.mtu_search(known)));
         t
+    }
+
+    /// quinn's search starts at [`BASE_MTU`] and tries the midpoint of what
+    /// is left, or the upper bound itself once the midpoint is less than
+    /// the minimum change away. With the bound at a remembered size and the
+    /// minimum change the whole distance to it, the first probe is that size
+    /// and the search ends after it, acknowledged or lost.
+    fn mtu_search(&self, known: Option<u16>) -> quinn::MtuDiscoveryConfig {
+        let mut mtu = quinn::MtuDiscoveryConfig::default();
+        match known
+            .map(|m| m.min(self.mtu_upper_bound))
+            .filter(|&m| m > BASE_MTU)
+        {
+            Some(remembered) => {
+                mtu.upper_bound(remembered);
+                mtu.minimum_change(remembered - BASE_MTU);
+            }
+            None => {
+                mtu.upper_bound(self.mtu_upper_bound);
+                mtu.minimum_change(MTU_SEARCH_STEP);
+            }
+        }
+        mtu
     }
 }
 
@@ -175,30 +208,75 @@ impl LinkIdentity {
 /// An open link: a QUIC connection whose peer proved its composite identity.
 #[derive(Clone, Debug)]
 pub struct Link {
+    inner: Arc<LinkInner>,
+}
+
+#[derive(Debug)]
+struct LinkInner {
     connection: Connection,
     peer_key: CompositePublicKey,
     peer: PeerInfo,
+    /// Where the path MTU this link reached is remembered when it ends.
+    paths: Arc<PathMtuMemory>,
+}
+
+impl Drop for LinkInner {
+    fn drop(&mut self) {
+        remember_path(&self.paths, &self.connection);
+    }
+}
+
+fn remember_path(paths: &PathMtuMemory, connection: &Connection) {
+    paths.remember(
+        connection.remote_address().ip(),
+        connection.stats().path.current_mtu,
+        Instant::now(),
+    );
 }
 
 impl Link {
+    fn new(
+        connection: Connection,
+        peer_key: CompositePublicKey,
+        peer: PeerInfo,
+        paths: Arc<PathMtuMemory>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(LinkInner {
+                connection,
+                peer_key,
+                peer,
+                paths,
+            }),
+        }
+    }
+
     /// The QUIC connection.
     pub fn connection(&self) -> &Connection {
-        &self.connection
+        &self.inner.connection
     }
 
     /// The peer's verified composite key.
     pub fn peer_key(&self) -> &CompositePublicKey {
-        &self.peer_key
+        &self.inner.peer_key
     }
 
     /// Who the peer is.
     pub fn peer(&self) -> &PeerInfo {
-        &self.peer
+        &self.inner.peer
+    }
+
+    /// Records the path MTU this link reached so far, for the next link to
+    /// the same peer address. Done anyway when the last handle to the link
+    /// is dropped; the tunnel keeper calls it before re-keying, while the
+    /// old link may still carry tunnels for a while.
+    pub fn remember_path(&self) {
+        remember_path(&self.inner.paths, &self.inner.connection);
     }
 
     /// True once the connection has ended.
     pub fn is_closed(&self) -> bool {
-        self.connection.close_reason().is_some()
+        self.connection().close_reason().is_some()
     }
 
     /// Opens a tunnel stream to `target` and waits for the serving node's
@@ -207,7 +285,7 @@ impl Link {
         &self,
         target: &Target,
     ) -> Result<(SendStream, RecvStream), LinkError> {
-        let (mut send, mut recv) = self.connection.open_bi().await?;
+        let (mut send, mut recv) = self.connection().open_bi().await?;
         write_message(
             &mut send,
             &LinkMessage::OpenTunnel {
@@ -249,10 +327,56 @@ pub fn server_endpoint(
     kx: KeyExchange,
     config: &LinkConfig,
 ) -> Result<Endpoint, LinkError> {
+    Ok(serving_endpoint(addr, identity, kx, config)?.0)
+}
+
+/// Opens a QUIC endpoint that accepts links on `addr`, with what [`admit`]
+/// needs to configure each incoming connection.
+pub fn serving_endpoint(
+    addr: SocketAddr,
+    identity: &LinkIdentity,
+    kx: KeyExchange,
+    config: &LinkConfig,
+) -> Result<(Endpoint, AcceptPaths), LinkError> {
     let crypto = tls::server_crypto(identity.transport(), kx)?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     server.transport_config(Arc::new(config.transport()));
-    open_endpoint(addr, Some(server))
+    let endpoint = open_endpoint(addr, Some(server.clone()))?;
+    let paths = AcceptPaths {
+        base: server,
+        config: config.clone(),
+        memory: Arc::new(PathMtuMemory::new()),
+    };
+    Ok((endpoint, paths))
+}
+
+/// How a serving endpoint configures each incoming connection: like its
+/// base configuration, except that the path MTU search is tailored to
+/// peers an earlier link measured ([`PathMtuMemory`]).
+#[derive(Clone)]
+pub struct AcceptPaths {
+    base: quinn::ServerConfig,
+    config: LinkConfig,
+    memory: Arc<PathMtuMemory>,
+}
+
+impl AcceptPaths {
+    /// The configuration for a connection from `peer`, when it differs
+    /// from the endpoint's own.
+    fn server_config_for(&self, peer: std::net::IpAddr) -> Option<quinn::ServerConfig> {
+        if !self.config.remember_path_mtu {
+            return None;
+        }
+        let known = self.memory.recall(peer, Instant::now())?;
+        let mut tailored = self.base.clone();
+        tailored.transport_config(Arc::new(self.config.transport_on_path(Some(known))));
+        Some(tailored)
+    }
+
+    /// The link configuration incoming connections get.
+    pub fn config(&self) -> &LinkConfig {
+        &self.config
+    }
 }
 
 /// Opens a client-only QUIC endpoint on `bind` (port 0: an ephemeral port).
@@ -316,6 +440,8 @@ pub struct Dialer {
     identity: Arc<LinkIdentity>,
     client: quinn::ClientConfig,
     config: LinkConfig,
+    /// Path MTUs measured by this dialer's earlier links.
+    paths: Arc<PathMtuMemory>,
 }
 
 impl Dialer {
@@ -342,6 +468,7 @@ impl Dialer {
             identity,
             client,
             config,
+            paths: Arc::new(PathMtuMemory::new()),
         })
     }
 
@@ -367,23 +494,31 @@ impl Dialer {
         addr: SocketAddr,
         expected: &CompositePublicKey,
     ) -> Result<Link, LinkError> {
+        let mut client = self.client.clone();
+        let known = self
+            .config
+            .remember_path_mtu
+            .then(|| self.paths.recall(addr.ip(), Instant::now()))
+            .flatten();
+        if let Some(known) = known {
+            client.transport_config(Arc::new(self.config.transport_on_path(Some(known))));
+        }
         let connecting = self
             .endpoint
-            .connect_with(self.client.clone(), addr, tls::SERVER_NAME)
+            .connect_with(client, addr, tls::SERVER_NAME)
             .map_err(|source| LinkError::Connect { addr, source })?;
         let connection = connecting.await?;
         let result = self.bind_client(&connection, expected).await;
         if result.is_err() {
             connection.close(CLOSE_REFUSED, b"link refused");
         }
-        result.map(|peer_key| Link {
-            peer: PeerInfo {
+        result.map(|peer_key| {
+            let peer = PeerInfo {
                 key_id: peer_key.key_id(),
                 name: None,
                 remote: connection.remote_address(),
-            },
-            connection,
-            peer_key,
+            };
+            Link::new(connection, peer_key, peer, self.paths.clone())
         })
     }
 
@@ -506,11 +641,17 @@ pub async fn admit(
     identity: &Arc<LinkIdentity>,
     policy: &dyn PeerPolicy,
     observer: &dyn LinkObserver,
-    config: &LinkConfig,
+    paths: &AcceptPaths,
 ) -> Result<Link, (SocketAddr, LinkRefusal)> {
     let remote = incoming.remote_address();
-    let limit = config.handshake_timeout;
-    let connection = match tokio::time::timeout(limit, async { incoming.accept()?.await }).await {
+    let limit = paths.config.handshake_timeout;
+    let accepting = async {
+        match paths.server_config_for(remote.ip()) {
+            Some(tailored) => incoming.accept_with(Arc::new(tailored))?.await,
+            None => incoming.accept()?.await,
+        }
+    };
+    let connection = match tokio::time::timeout(limit, accepting).await {
         Err(_) => {
             return Err((
                 remote,
@@ -522,8 +663,11 @@ pub async fn admit(
         Ok(Err(e)) => return Err((remote, classify_handshake_error(&e))),
         Ok(Ok(c)) => c,
     };
-    let outcome =
-        tokio::time::timeout(limit, bind_server(&connection, identity, policy, observer)).await;
+    let outcome = tokio::time::timeout(
+        limit,
+        bind_server(&connection, identity, policy, observer, &paths.memory),
+    )
+    .await;
     let (refusal, answer) = match outcome {
         Ok(Ok(link)) => return Ok(link),
         Ok(Err(pair)) => pair,
@@ -555,6 +699,7 @@ async fn bind_server(
     identity: &Arc<LinkIdentity>,
     policy: &dyn PeerPolicy,
     observer: &dyn LinkObserver,
+    paths: &Arc<PathMtuMemory>,
 ) -> Result<Link, Refused> {
     let protocol = |detail: String| (LinkRefusal::Protocol { detail }, None);
     let (mut send, mut recv) = connection
@@ -704,11 +849,12 @@ async fn bind_server(
         return Err(protocol(format!("could not accept the link: {e}")));
     }
     let _ = send.finish();
-    Ok(Link {
+    Ok(Link::new(
+        connection.clone(),
+        *client_key,
         peer,
-        connection: connection.clone(),
-        peer_key: *client_key,
-    })
+        paths.clone(),
+    ))
 }
 
 /// Names a failed TLS handshake: a client without X25519MLKEM768 makes

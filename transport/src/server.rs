@@ -11,7 +11,9 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 use crate::error::LinkError;
-use crate::link::{admit, server_endpoint, Link, LinkConfig, LinkIdentity, CLOSE_DONE};
+use crate::link::{
+    admit, serving_endpoint, AcceptPaths, Link, LinkConfig, LinkIdentity, CLOSE_DONE,
+};
 use crate::message::{LinkMessage, TunnelRefusalCode};
 use crate::policy::{LinkEvent, LinkObserver, PeerPolicy, PeerStatus, TunnelRefusal, TunnelStats};
 use crate::splice::splice;
@@ -50,8 +52,8 @@ impl LinkServer {
         context: ServerContext,
         kx: KeyExchange,
     ) -> Result<Self, LinkError> {
-        let endpoint = server_endpoint(addr, &context.identity, kx, &context.config)?;
-        let accept = tokio::spawn(accept_links(endpoint.clone(), context));
+        let (endpoint, paths) = serving_endpoint(addr, &context.identity, kx, &context.config)?;
+        let accept = tokio::spawn(accept_links(endpoint.clone(), context, paths));
         Ok(Self { endpoint, accept })
     }
 
@@ -79,16 +81,17 @@ impl Drop for LinkServer {
     }
 }
 
-async fn accept_links(endpoint: Endpoint, context: ServerContext) {
+async fn accept_links(endpoint: Endpoint, context: ServerContext, paths: AcceptPaths) {
     while let Some(incoming) = endpoint.accept().await {
         let context = context.clone();
+        let paths = paths.clone();
         tokio::spawn(async move {
             match admit(
                 incoming,
                 &context.identity,
                 context.policy.as_ref(),
                 context.observer.as_ref(),
-                &context.config,
+                &paths,
             )
             .await
             {

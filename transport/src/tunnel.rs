@@ -162,6 +162,9 @@ async fn keep_link(
             () = lifetime => "re-keying: link lifetime reached".to_string(),
         };
         tracing::info!(peer = %link.peer().key_id, %reason, "link ended");
+        // The next link to this peer starts from what this one measured,
+        // even while its tunnels keep it open after a re-key.
+        link.remember_path();
         observer.record(LinkEvent::LinkClosed {
             peer: link.peer().clone(),
             reason,

@@ -2,6 +2,10 @@
 //! 127.0.0.1 that drops every datagram larger than a 1500-byte Ethernet
 //! frame carries (1472 bytes of UDP payload over IPv4), as such a network
 //! does. A link over it must still grow past QUIC's 1200-byte start.
+//!
+//! Also: a second link to a peer confirms the path MTU the first one
+//! measured with a single probe each way, and a remembered size the path no
+//! longer carries costs one failed probe and is then forgotten.
 
 mod common;
 
@@ -11,6 +15,8 @@ use std::time::Duration;
 
 use common::{dialer, localhost, ServingNode};
 use tokio::net::UdpSocket;
+use vigil_transport::link::MAX_UDP_PAYLOAD;
+use vigil_transport::{Dialer, Link, LinkEvent, LinkServer};
 
 /// The largest UDP payload a 1500-byte IPv4 Ethernet path carries.
 const ETHERNET_UDP_PAYLOAD: usize = 1472;
@@ -51,11 +57,7 @@ async fn narrow_relay(server: SocketAddr, limit: usize) -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mtu_discovery_grows_links_on_an_ethernet_sized_path() {
-    let node = ServingNode::new();
-    let server = node.start(localhost());
-    let client = dialer();
-    node.policy
-        .trust(client.identity().public_key(), "edge-mtu", &[]);
+    let (node, server, client) = trusted_client();
     let relay = narrow_relay(server.local_addr().unwrap(), ETHERNET_UDP_PAYLOAD).await;
 
     let link = client.dial(relay, &node.key).await.unwrap();
@@ -72,5 +74,130 @@ async fn mtu_discovery_grows_links_on_an_ethernet_sized_path() {
     assert!(
         (1400..=ETHERNET_UDP_PAYLOAD as u16).contains(&mtu),
         "path MTU stuck at {mtu} bytes on a path that carries {ETHERNET_UDP_PAYLOAD}"
+    );
+}
+
+/// Waits until `done` holds for the link's QUIC statistics (10 s at most)
+/// and returns them.
+async fn wait_for_stats(
+    link: &Link,
+    done: impl Fn(&quinn::ConnectionStats) -> bool,
+) -> quinn::ConnectionStats {
+    let mut stats = link.connection().stats();
+    for _ in 0..200 {
+        if done(&stats) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stats = link.connection().stats();
+    }
+    stats
+}
+
+/// A serving node on 127.0.0.1 and a client it trusts.
+fn trusted_client() -> (ServingNode, LinkServer, Dialer) {
+    let node = ServingNode::new();
+    let server = node.start(localhost());
+    let client = dialer();
+    node.policy
+        .trust(client.identity().public_key(), "edge-mtu", &[]);
+    (node, server, client)
+}
+
+/// A link to `node` at `addr` once its path MTU search reached the largest
+/// size links use (loopback carries it).
+async fn link_at_full_size(client: &Dialer, addr: SocketAddr, node: &ServingNode) -> Link {
+    let link = client.dial(addr, &node.key).await.unwrap();
+    let stats = wait_for_stats(&link, |s| s.path.current_mtu == MAX_UDP_PAYLOAD).await;
+    assert_eq!(stats.path.current_mtu, MAX_UDP_PAYLOAD);
+    link
+}
+
+/// Waits until the serving node has seen `closed` links end (and so
+/// remembered their paths).
+async fn wait_for_closed_links(node: &ServingNode, closed: usize) {
+    for _ in 0..200 {
+        let seen = node
+            .recorder
+            .events()
+            .iter()
+            .filter(|e| matches!(e, LinkEvent::LinkClosed { .. }))
+            .count();
+        if seen >= closed {
+            // The link is dropped (and its path remembered) right after.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the serving node never saw {closed} link(s) close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_link_to_a_peer_confirms_its_path_mtu_with_one_probe_each_way() {
+    let (node, server, client) = trusted_client();
+    let addr = server.local_addr().unwrap();
+
+    let first = link_at_full_size(&client, addr, &node).await;
+    // Let the server's search towards us finish as well.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let searched = first.connection().stats();
+    assert!(
+        searched.path.sent_plpmtud_probes >= 3,
+        "a first link searches: {} probes",
+        searched.path.sent_plpmtud_probes
+    );
+    assert!(
+        searched.frame_rx.immediate_ack >= 3,
+        "the server searches too: {} probes received",
+        searched.frame_rx.immediate_ack
+    );
+    drop(first);
+    wait_for_closed_links(&node, 1).await;
+
+    let second = link_at_full_size(&client, addr, &node).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let confirmed = second.connection().stats();
+    assert_eq!(
+        confirmed.path.sent_plpmtud_probes, 1,
+        "the remembered size is probed once"
+    );
+    assert_eq!(
+        confirmed.frame_rx.immediate_ack, 1,
+        "the server probes its remembered size once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_path_mtu_the_path_no_longer_carries_is_forgotten() {
+    let (node, server, client) = trusted_client();
+    let addr = server.local_addr().unwrap();
+
+    // Loopback carries jumbo datagrams: remembered for 127.0.0.1.
+    let direct = link_at_full_size(&client, addr, &node).await;
+    drop(direct);
+    wait_for_closed_links(&node, 1).await;
+
+    // The same address now behind an Ethernet-sized hop: the remembered
+    // probe is lost (and retried) and the link stays at 1200 bytes.
+    let relay = narrow_relay(addr, ETHERNET_UDP_PAYLOAD).await;
+    let narrowed = client.dial(relay, &node.key).await.unwrap();
+    let stats = wait_for_stats(&narrowed, |s| s.path.lost_plpmtud_probes >= 3).await;
+    assert!(stats.path.lost_plpmtud_probes >= 3, "{stats:?}");
+    assert_eq!(stats.path.current_mtu, 1200);
+    assert!(
+        stats.path.sent_plpmtud_probes <= 3,
+        "only the remembered size was tried: {} probes",
+        stats.path.sent_plpmtud_probes
+    );
+    drop(narrowed);
+
+    // Forgotten: the next link searches in full and finds the Ethernet size.
+    let next = client.dial(relay, &node.key).await.unwrap();
+    let stats = wait_for_stats(&next, |s| s.path.current_mtu >= 1400).await;
+    assert!(
+        (1400..=ETHERNET_UDP_PAYLOAD as u16).contains(&stats.path.current_mtu),
+        "path MTU stuck at {} bytes after the memory was dropped",
+        stats.path.current_mtu
     );
 }

@@ -1,0 +1,153 @@
+//! Path MTU memory: the largest UDP payload the last link to a peer's
+//! address carried, so that the next link there (a re-key, a redial after a
+//! drop, the next tunnel) confirms that size with one probe instead of
+//! searching for it again. Sans I/O: callers pass the time.
+//!
+//! quinn starts every connection at QUIC's safe 1200 bytes and, once the
+//! handshake is done, binary-searches up to the configured bound with
+//! probes padded to the size tried: six probes each way between 1200 and
+//! 8952 bytes. Those probes run while the identity binding is exchanged and
+//! compete with it for the CPU. A remembered size is probed directly; if the
+//! path no longer carries it, that one probe is lost, the link stays at
+//! 1200 bytes, and the 1200 it reports when it ends erases the memory, so the
+//! link after it searches in full again. Like the kernel's own path MTU
+//! cache, an entry is trusted for [`REMEMBER_FOR`] only.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// QUIC's minimum datagram size, where every connection starts (RFC 9000
+/// section 14). Nothing at or below it is worth remembering.
+pub const BASE_MTU: u16 = 1200;
+
+/// How long a measured path MTU is trusted (the Linux default for its own
+/// path MTU cache, `net.ipv4.route.mtu_expires`).
+pub const REMEMBER_FOR: Duration = Duration::from_secs(600);
+
+/// At most this many peers are remembered; past it, expired entries are
+/// dropped and, if that is not enough, new peers are not remembered.
+pub const MAX_PEERS: usize = 4096;
+
+/// Path MTUs measured by earlier links, keyed by the peer's IP address.
+#[derive(Debug, Default)]
+pub struct PathMtuMemory {
+    paths: Mutex<HashMap<IpAddr, Measured>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Measured {
+    mtu: u16,
+    at: Instant,
+}
+
+impl PathMtuMemory {
+    /// An empty memory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The path MTU last measured to `peer`, if it is larger than the base
+    /// and younger than [`REMEMBER_FOR`] at `now`.
+    pub fn recall(&self, peer: IpAddr, now: Instant) -> Option<u16> {
+        let mut paths = self.paths.lock().unwrap_or_else(|e| e.into_inner());
+        let measured = *paths.get(&peer)?;
+        if now.saturating_duration_since(measured.at) >= REMEMBER_FOR {
+            paths.remove(&peer);
+            return None;
+        }
+        Some(measured.mtu)
+    }
+
+    /// Records what a link to `peer` carried when it ended (or when it was
+    /// replaced). A size at or below [`BASE_MTU`] (the search failed, or the
+    /// link ended before any probe came back) erases what was known.
+    pub fn remember(&self, peer: IpAddr, mtu: u16, now: Instant) {
+        let mut paths = self.paths.lock().unwrap_or_else(|e| e.into_inner());
+        if mtu <= BASE_MTU {
+            paths.remove(&peer);
+            return;
+        }
+        if paths.len() >= MAX_PEERS && !paths.contains_key(&peer) {
+            paths.retain(|_, m| now.saturating_duration_since(m.at) < REMEMBER_FOR);
+            if paths.len() >= MAX_PEERS {
+                return;
+            }
+        }
+        paths.insert(peer, Measured { mtu, at: now });
+    }
+
+    /// How many peers are remembered (expired ones included until touched).
+    pub fn len(&self) -> usize {
+        self.paths.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn peer(n: u32) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n))
+    }
+
+    #[test]
+    fn a_measured_path_is_recalled_until_it_expires() {
+        let memory = PathMtuMemory::new();
+        let t0 = Instant::now();
+        assert_eq!(memory.recall(peer(1), t0), None);
+        memory.remember(peer(1), 8952, t0);
+        assert_eq!(memory.recall(peer(1), t0 + REMEMBER_FOR / 2), Some(8952));
+        assert_eq!(memory.recall(peer(2), t0), None, "keyed by peer address");
+        assert_eq!(memory.recall(peer(1), t0 + REMEMBER_FOR), None);
+        assert!(memory.is_empty(), "an expired entry is dropped when read");
+    }
+
+    #[test]
+    fn a_link_that_ended_at_the_base_size_erases_the_memory() {
+        let memory = PathMtuMemory::new();
+        let t0 = Instant::now();
+        memory.remember(peer(1), 8952, t0);
+        memory.remember(peer(1), BASE_MTU, t0);
+        assert_eq!(memory.recall(peer(1), t0), None);
+        memory.remember(peer(1), 1000, t0);
+        assert!(memory.is_empty());
+    }
+
+    #[test]
+    fn the_latest_measurement_wins() {
+        let memory = PathMtuMemory::new();
+        let t0 = Instant::now();
+        memory.remember(peer(1), 8952, t0);
+        memory.remember(peer(1), 1441, t0 + Duration::from_secs(1));
+        assert_eq!(
+            memory.recall(peer(1), t0 + Duration::from_secs(2)),
+            Some(1441)
+        );
+    }
+
+    #[test]
+    fn the_memory_is_bounded_and_makes_room_from_expired_entries() {
+        let memory = PathMtuMemory::new();
+        let t0 = Instant::now();
+        for n in 0..MAX_PEERS as u32 {
+            memory.remember(peer(n), 1500, t0);
+        }
+        let later = t0 + Duration::from_secs(1);
+        memory.remember(peer(u32::MAX / 2), 1500, later);
+        assert_eq!(memory.len(), MAX_PEERS, "full of live entries: not added");
+        assert_eq!(memory.recall(peer(u32::MAX / 2), later), None);
+
+        let expired = t0 + REMEMBER_FOR;
+        memory.remember(peer(u32::MAX / 2), 1500, expired);
+        assert_eq!(memory.len(), 1, "expired entries made room");
+        assert_eq!(memory.recall(peer(u32::MAX / 2), expired), Some(1500));
+    }
+}
