@@ -62,15 +62,23 @@ impl PathMtuMemory {
 
     /// Records what a link to `peer` carried when it ended (or when it was
     /// replaced). A size at or below [`BASE_MTU`] (the search failed, or the
-    /// link ended before any probe came back) erases what was known.
+    /// link ended before any probe came back) erases what was known. A
+    /// smaller size than the one remembered does not replace it: a link
+    /// that ended before its search finished says nothing about the path's
+    /// limit, and a path that shrank shows as a lost probe, so as 1200.
     pub fn remember(&self, peer: IpAddr, mtu: u16, now: Instant) {
         let mut paths = self.paths.lock().unwrap_or_else(|e| e.into_inner());
         if mtu <= BASE_MTU {
             paths.remove(&peer);
             return;
         }
+        let live = |m: &Measured| now.saturating_duration_since(m.at) < REMEMBER_FOR;
+        let mtu = match paths.get(&peer) {
+            Some(known) if live(known) => mtu.max(known.mtu),
+            _ => mtu,
+        };
         if paths.len() >= MAX_PEERS && !paths.contains_key(&peer) {
-            paths.retain(|_, m| now.saturating_duration_since(m.at) < REMEMBER_FOR);
+            paths.retain(|_, m| live(m));
             if paths.len() >= MAX_PEERS {
                 return;
             }
@@ -122,15 +130,18 @@ mod tests {
     }
 
     #[test]
-    fn the_latest_measurement_wins() {
+    fn a_link_cut_short_does_not_lower_what_is_known() {
         let memory = PathMtuMemory::new();
         let t0 = Instant::now();
+        memory.remember(peer(1), 8467, t0);
         memory.remember(peer(1), 8952, t0);
-        memory.remember(peer(1), 1441, t0 + Duration::from_secs(1));
-        assert_eq!(
-            memory.recall(peer(1), t0 + Duration::from_secs(2)),
-            Some(1441)
-        );
+        memory.remember(peer(1), 5076, t0 + Duration::from_secs(1));
+        let soon = t0 + Duration::from_secs(2);
+        assert_eq!(memory.recall(peer(1), soon), Some(8952));
+        // Once expired, a new measurement stands on its own.
+        let later = soon + REMEMBER_FOR;
+        memory.remember(peer(1), 1441, later);
+        assert_eq!(memory.recall(peer(1), later), Some(1441));
     }
 
     #[test]
