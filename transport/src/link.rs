@@ -98,6 +98,21 @@ impl LinkConfig {
         t
     }
 
+    /// The transport parameters for a new link to `peer` when `paths`
+    /// remembers its path MTU (and remembering is on); `None`: the
+    /// endpoint's defaults apply. Dialling and accepting both use it.
+    fn transport_to(
+        &self,
+        paths: &PathMtuMemory,
+        peer: std::net::IpAddr,
+    ) -> Option<quinn::TransportConfig> {
+        if !self.remember_path_mtu {
+            return None;
+        }
+        let known = paths.recall(peer, Instant::now())?;
+        Some(self.transport_on_path(Some(known)))
+    }
+
     /// quinn's search starts at [`BASE_MTU`] and tries the midpoint of what
     /// is left, or the upper bound itself once the midpoint is less than
     /// the minimum change away. With the bound at a remembered size and the
@@ -364,18 +379,10 @@ impl AcceptPaths {
     /// The configuration for a connection from `peer`, when it differs
     /// from the endpoint's own.
     fn server_config_for(&self, peer: std::net::IpAddr) -> Option<quinn::ServerConfig> {
-        if !self.config.remember_path_mtu {
-            return None;
-        }
-        let known = self.memory.recall(peer, Instant::now())?;
+        let transport = self.config.transport_to(&self.memory, peer)?;
         let mut tailored = self.base.clone();
-        tailored.transport_config(Arc::new(self.config.transport_on_path(Some(known))));
+        tailored.transport_config(Arc::new(transport));
         Some(tailored)
-    }
-
-    /// The link configuration incoming connections get.
-    pub fn config(&self) -> &LinkConfig {
-        &self.config
     }
 }
 
@@ -495,13 +502,8 @@ impl Dialer {
         expected: &CompositePublicKey,
     ) -> Result<Link, LinkError> {
         let mut client = self.client.clone();
-        let known = self
-            .config
-            .remember_path_mtu
-            .then(|| self.paths.recall(addr.ip(), Instant::now()))
-            .flatten();
-        if let Some(known) = known {
-            client.transport_config(Arc::new(self.config.transport_on_path(Some(known))));
+        if let Some(tailored) = self.config.transport_to(&self.paths, addr.ip()) {
+            client.transport_config(Arc::new(tailored));
         }
         let connecting = self
             .endpoint
