@@ -29,6 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use vigil_crypto::{CompositePublicKey, SigningKey};
 use vigil_transport::link::{client_config, client_endpoint, server_endpoint};
+use vigil_transport::mtu::BASE_MTU;
 use vigil_transport::{
     Dialer, IgnoreEvents, KeyExchange, LinkConfig, LinkIdentity, LinkServer, PeerPolicy,
     PeerStatus, ReconnectPolicy, ServerContext, Target, TunnelClient, TunnelSpec,
@@ -115,30 +116,31 @@ async fn run() {
     if part != "throughput" {
         // The same node and client, but every link searches its path MTU
         // from scratch, as a first link to a peer does.
-        let forgetful = LinkConfig {
-            remember_path_mtu: false,
-            ..LinkConfig::default()
-        };
-        let cold_server = LinkServer::start(
-            localhost(),
-            ServerContext {
-                config: forgetful.clone(),
-                ..context.clone()
+        let cold = Pair::start(
+            &context,
+            &dialer,
+            LinkConfig {
+                remember_path_mtu: false,
+                ..LinkConfig::default()
             },
-        )
-        .expect("link server");
-        let cold_dialer = Dialer::new(
-            client_endpoint(localhost()).expect("endpoint"),
-            dialer.identity().clone(),
-            forgetful,
-        )
-        .expect("dialer");
-        let cold = Cold {
-            dialer: &cold_dialer,
-            server: cold_server.local_addr().expect("server address"),
+        );
+        // The same again without path MTU discovery: what the binding costs
+        // when no probe shares the two cores with it.
+        let flat = Pair::start(
+            &context,
+            &dialer,
+            LinkConfig {
+                mtu_upper_bound: BASE_MTU,
+                ..LinkConfig::default()
+            },
+        );
+        let pairs = Pairs {
+            cold: &cold,
+            flat: &flat,
         };
-        setup_figures(&dialer, server_addr, node.public_key(), cold).await;
-        cold_server.shutdown().await;
+        setup_figures(&dialer, server_addr, node.public_key(), pairs).await;
+        cold.server.shutdown().await;
+        flat.server.shutdown().await;
     }
     if part != "setup" {
         throughput_figures(&dialer, server_addr, node.public_key(), mib).await;
@@ -146,24 +148,69 @@ async fn run() {
     server.shutdown().await;
 }
 
-/// A server and dialer that do not remember path MTUs: every link is a
-/// first link to its peer.
-struct Cold<'a> {
-    dialer: &'a Dialer,
-    server: SocketAddr,
+/// A server of the bench's node and a dialer of its client, both with
+/// another link configuration.
+struct Pair {
+    server: LinkServer,
+    addr: SocketAddr,
+    dialer: Dialer,
+}
+
+impl Pair {
+    fn start(context: &ServerContext, dialer: &Dialer, config: LinkConfig) -> Self {
+        let server = LinkServer::start(
+            localhost(),
+            ServerContext {
+                config: config.clone(),
+                ..context.clone()
+            },
+        )
+        .expect("link server");
+        let addr = server.local_addr().expect("server address");
+        let dialer = Dialer::new(
+            client_endpoint(localhost()).expect("endpoint"),
+            dialer.identity().clone(),
+            config,
+        )
+        .expect("dialer");
+        Self {
+            server,
+            addr,
+            dialer,
+        }
+    }
+
+    async fn dial(&self, node_key: &CompositePublicKey) -> Duration {
+        let started = Instant::now();
+        let link = self
+            .dialer
+            .dial(self.addr, node_key)
+            .await
+            .expect("vigil link");
+        let elapsed = started.elapsed();
+        link.connection().close(0u32.into(), b"bench");
+        elapsed
+    }
+}
+
+/// The comparison pairs: `cold` does not remember path MTUs (every link is
+/// a first link to its peer), `flat` does not search them at all.
+struct Pairs<'a> {
+    cold: &'a Pair,
+    flat: &'a Pair,
 }
 
 async fn setup_figures(
     dialer: &Dialer,
     server_addr: SocketAddr,
     node_key: &CompositePublicKey,
-    cold: Cold<'_>,
+    pairs: Pairs<'_>,
 ) {
     println!(
         "== link setup ({} dials each, loopback, median) ==",
         setup_rounds()
     );
-    let samples = link_setup(dialer, server_addr, node_key, &cold).await;
+    let samples = link_setup(dialer, server_addr, node_key, &pairs).await;
     let (pq, bare, classical) = (&samples.vigil, &samples.hybrid, &samples.classical);
     println!(
         "vigil link (X25519MLKEM768 + composite binding): {:>8.3} ms  (mean {:.3} ms)",
@@ -175,6 +222,12 @@ async fn setup_figures(
         ms(median(&samples.first)),
         ms(mean(&samples.first)),
         median(&samples.first).as_secs_f64() / median(classical).as_secs_f64()
+    );
+    println!(
+        "  without path MTU discovery (1200-byte packets): {:>7.3} ms  (mean {:.3} ms) = {:.2}x classical",
+        ms(median(&samples.flat)),
+        ms(mean(&samples.flat)),
+        median(&samples.flat).as_secs_f64() / median(classical).as_secs_f64()
     );
     println!(
         "  quinn X25519MLKEM768 handshake alone:          {:>8.3} ms  (mean {:.3} ms)",
@@ -299,38 +352,39 @@ async fn throughput_figures(
     );
 }
 
-/// Dials in turn a vigil link to a known peer, a first vigil link, a
-/// classical and a bare hybrid handshake.
+/// Dials in turn a vigil link to a known peer, a first vigil link, one
+/// without path MTU discovery, a classical and a bare hybrid handshake.
 async fn link_setup(
     dialer: &Dialer,
     server: SocketAddr,
     node_key: &CompositePublicKey,
-    cold: &Cold<'_>,
+    pairs: &Pairs<'_>,
 ) -> SetupSamples {
     let classical = BareHandshake::start(KeyExchange::ClassicalOnly);
     let hybrid = BareHandshake::start(KeyExchange::PostQuantum);
-    let (mut pq, mut first, mut bare, mut classic, mut trips) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut pq, mut first, mut flat, mut bare, mut classic, mut trips) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for round in 0..setup_rounds() + WARMUP {
         let started = Instant::now();
         let link = dialer.dial(server, node_key).await.expect("vigil link");
         let pq_time = started.elapsed();
         link.connection().close(0u32.into(), b"bench");
 
-        let started = Instant::now();
-        let link = cold
-            .dialer
-            .dial(cold.server, node_key)
-            .await
-            .expect("vigil link");
-        let first_time = started.elapsed();
-        link.connection().close(0u32.into(), b"bench");
+        let first_time = pairs.cold.dial(node_key).await;
+        let flat_time = pairs.flat.dial(node_key).await;
 
         let (classical_time, _) = classical.handshake().await;
         let (hybrid_time, round_trip) = hybrid.handshake().await;
         if round >= WARMUP {
             pq.push(pq_time);
             first.push(first_time);
+            flat.push(flat_time);
             classic.push(classical_time);
             bare.push(hybrid_time);
             trips.push(round_trip);
@@ -339,6 +393,7 @@ async fn link_setup(
     SetupSamples {
         vigil: pq,
         first,
+        flat,
         hybrid: bare,
         classical: classic,
         round_trip: trips,
@@ -352,6 +407,8 @@ struct SetupSamples {
     vigil: Vec<Duration>,
     /// vigil links that search their path MTU from scratch.
     first: Vec<Duration>,
+    /// vigil links without path MTU discovery.
+    flat: Vec<Duration>,
     /// Bare X25519MLKEM768 handshakes.
     hybrid: Vec<Duration>,
     /// Bare X25519-only handshakes.

@@ -532,6 +532,13 @@ impl Dialer {
         let exporter = exporter(connection)?;
         let server_certificate = peer_certificate(connection)?;
         let own = self.identity.public_key();
+        // Signing is on the critical path: it starts before anything is sent.
+        let signer = self.identity.sign_binding(
+            Role::Client,
+            exporter,
+            server_certificate.clone(),
+            expected.clone(),
+        );
         let (mut send, mut recv) = connection.open_bi().await?;
         // The key first, so that the server can start signing its statement.
         write_message(
@@ -542,12 +549,6 @@ impl Dialer {
             },
         )
         .await?;
-        let signer = self.identity.sign_binding(
-            Role::Client,
-            exporter,
-            server_certificate.clone(),
-            expected.clone(),
-        );
         let ours = async {
             let signature = signer.await?;
             write_message(
