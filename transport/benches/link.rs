@@ -4,8 +4,9 @@
 //!    composite identity binding) next to a classical quinn handshake (X25519
 //!    only, no binding), median over many dials, and their ratio; vigil both
 //!    to a peer whose path MTU an earlier link measured (re-keys, redials:
-//!    one probe each way) and as a first link to a peer (the full MTU search
-//!    runs during the binding); with the
+//!    one probe each way), as a first link to a peer (the full MTU search
+//!    runs during the binding) and without path MTU discovery (what the
+//!    binding costs with no probe beside it); with the
 //!    floor any exporter-signing binding has on this machine: a hybrid
 //!    handshake plus one request/response round trip on a fresh connection
 //!    plus one composite sign and one verify;
