@@ -36,6 +36,14 @@
 //! nobody is acknowledged before the batch, its payloads and their index are
 //! durable. Checkpoints and payload erasure also run under the writer lock,
 //! so they never overlap a commit.
+//!
+//! # Erasure
+//! An erasure is recorded before the payload is destroyed: the
+//! `payload.erased` entry is committed like any append, and its sled batch
+//! also holds a pending-erasure key for the erased entry; then the payload
+//! is overwritten and the key removed. Opening the ledger finishes every
+//! erasure still pending, so a crash at any point leaves either the payload
+//! and no erasure entry, or the entry and (after the next open) no payload.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -53,8 +61,9 @@ use crate::hash::{leaf_hash, Hash};
 use crate::merkle::{self, Frontier, NodeSource};
 use crate::payloads::{self, PayloadStore, PayloadWriter, PreparedPayload, StoredPayload};
 use crate::storage::{
-    checkpoint_key, chunk_entry, chunk_key, chunk_start, decode_chunk, encode_chunk, tile_key,
-    tile_node, CHUNK_BYTES, CHUNK_ENTRIES, LEGACY_TILE_PREFIX, TILE_NODES, TILE_PREFIX,
+    checkpoint_key, chunk_entry, chunk_key, chunk_start, decode_chunk, encode_chunk,
+    pending_erasure_index, pending_erasure_key, tile_key, tile_node, CHUNK_BYTES, CHUNK_ENTRIES,
+    LEGACY_TILE_PREFIX, PENDING_ERASURE_PREFIX, TILE_NODES, TILE_PREFIX,
 };
 
 const STATE_KEY: &[u8] = b"m/state";
@@ -113,6 +122,9 @@ struct Job {
     entries: Vec<Entry>,
     /// The payloads the entries commit to, in entry order.
     payloads: Vec<PreparedPayload>,
+    /// For an erasure entry: the entry whose payload it erases, marked
+    /// pending in the same batch.
+    erasing: Option<u64>,
     slot: Slot,
 }
 
@@ -153,6 +165,9 @@ struct Inner {
     /// Signalled under `queue` when a leader has filled in its jobs' results.
     committed: Condvar,
     writer: Mutex<Writer>,
+    /// Held through a whole erasure (record, then destroy), so that two
+    /// erasures of one payload never both get recorded.
+    erasing: Mutex<()>,
     /// Locked only briefly (never while holding it, take `writer`), so
     /// readers do not wait for a commit's fsync.
     view: Mutex<Arc<View>>,
@@ -449,7 +464,7 @@ impl Ledger {
             root: state.frontier.root(),
             edge: edge.clone(),
         };
-        Ok(Self {
+        let ledger = Self {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
                 db,
@@ -462,9 +477,56 @@ impl Ledger {
                     payloads: payload_writer,
                     poisoned: edge.err(),
                 }),
+                erasing: Mutex::new(()),
                 view: Mutex::new(Arc::new(view)),
             }),
-        })
+        };
+        ledger.finish_pending_erasures();
+        Ok(ledger)
+    }
+
+    /// Destroys the payloads whose erasure was recorded by a process that
+    /// stopped before it destroyed them. One that cannot be destroyed now
+    /// refuses appends (with the reason) until a later open succeeds; the
+    /// ledger still opens, so that it can be verified and exported.
+    fn finish_pending_erasures(&self) {
+        let pending: Vec<_> = self
+            .inner
+            .db
+            .scan_prefix(PENDING_ERASURE_PREFIX)
+            .keys()
+            .collect();
+        let mut writer = lock(&self.inner.writer);
+        for key in pending {
+            let finished = key.map_err(LedgerError::from).and_then(|key| {
+                let index = pending_erasure_index(&key).ok_or_else(|| {
+                    LedgerError::Damaged("a pending erasure key is malformed".into())
+                })?;
+                self.destroy_payload(&mut writer, index)
+            });
+            if let Err(e) = finished {
+                writer.poisoned.get_or_insert(format!(
+                    "a recorded payload erasure could not be finished ({e}); reopen the ledger to retry"
+                ));
+                return;
+            }
+        }
+    }
+
+    /// Destroys the payload of entry `index`, whose erasure is on record,
+    /// and clears its pending mark (durably). Nothing to destroy (already
+    /// gone) is fine: an earlier attempt got that far.
+    fn destroy_payload(&self, writer: &mut Writer, index: u64) -> Result<(), LedgerError> {
+        let entry = self.entry(index)?.ok_or_else(|| {
+            LedgerError::Damaged(format!(
+                "an erasure is pending for entry {index}, which does not exist"
+            ))
+        })?;
+        if let Some(commitment) = entry.payload {
+            writer.payloads.erase(&commitment)?;
+        }
+        self.inner.db.remove(pending_erasure_key(index))?;
+        self.make_durable(writer)
     }
 
     fn view(&self) -> Arc<View> {
@@ -489,6 +551,16 @@ impl Ledger {
     /// Appends entries as one contiguous run and returns their indices once
     /// all are durable. Runs from concurrent callers are committed together.
     pub fn append_batch(&self, entries: Vec<NewEntry>) -> Result<Range<u64>, LedgerError> {
+        self.commit_job(entries, None)
+    }
+
+    /// Queues `entries` (marking the payload of entry `erasing` pending
+    /// erasure in the same batch) and returns their indices once durable.
+    fn commit_job(
+        &self,
+        entries: Vec<NewEntry>,
+        erasing: Option<u64>,
+    ) -> Result<Range<u64>, LedgerError> {
         let mut prepared = Vec::with_capacity(entries.len());
         let mut payloads = Vec::new();
         for e in entries {
@@ -499,6 +571,7 @@ impl Ledger {
         queue.jobs.push(Job {
             entries: prepared,
             payloads,
+            erasing,
             slot: slot.clone(),
         });
         let result = loop {
@@ -558,6 +631,9 @@ impl Ledger {
         let mut tile_error: Option<String> = None;
         for job in jobs {
             let start = st.size;
+            if let Some(index) = job.erasing {
+                batch.insert(&pending_erasure_key(index)[..], &[][..]);
+            }
             for e in &job.entries {
                 let mut e = e.clone();
                 e.index = st.size;
@@ -872,40 +948,56 @@ impl Ledger {
             .find(|(size, _)| *size > index))
     }
 
-    /// Erases the payload of entry `index` (its record, salt included, is
-    /// overwritten with zeros and fsynced, then its index key is removed
-    /// durably) and appends a `payload.erased` entry naming it. Returns the
-    /// new entry's index. Runs under the writer lock, so it never overlaps a
-    /// commit; refused, erasing nothing, while appends are refused.
+    /// Erases the payload of entry `index`: first appends a `payload.erased`
+    /// entry naming it (durably, with the erasure marked pending in the same
+    /// batch), then overwrites its record, salt included, with zeros,
+    /// fsyncs it and removes its index key durably. Returns the new entry's
+    /// index. If the process stops in between, the next open finishes the
+    /// erasure. Refused, recording nothing, when the payload is not stored
+    /// or while appends are refused.
     pub fn erase_payload(&self, index: u64, actor: &str, reason: &str) -> Result<u64, LedgerError> {
+        let _one_at_a_time = lock(&self.inner.erasing);
         let entry = self
             .entry(index)?
             .ok_or_else(|| LedgerError::NotFound(format!("entry {index} does not exist")))?;
         let commitment = entry.payload.ok_or_else(|| {
             LedgerError::NotFound(format!("entry {index} has no payload to erase"))
         })?;
-        {
-            let mut writer = lock(&self.inner.writer);
-            if let Some(why) = &writer.poisoned {
-                return Err(LedgerError::Commit(format!(
-                    "the erasure could not be recorded, so the payload of entry {index} was kept: {why}"
-                )));
-            }
-            if !writer.payloads.erase(&commitment)? {
-                return Err(LedgerError::NotFound(format!(
-                    "the payload of entry {index} is not stored (already erased?)"
-                )));
-            }
-            self.make_durable(&mut writer)?;
+        if self.inner.db.contains_key(pending_erasure_key(index))? {
+            // Recorded by an earlier call whose destruction failed.
+            self.destroy_payload(&mut lock(&self.inner.writer), index)?;
+            return Err(LedgerError::NotFound(format!(
+                "the erasure of the payload of entry {index} was already recorded; the payload is now destroyed"
+            )));
         }
-        self.append(
-            NewEntry::new(
-                KIND_PAYLOAD_ERASED,
-                actor,
-                format!("entry:{index}"),
-                "erase",
+        if !self.inner.payloads.holds(&commitment)? {
+            return Err(LedgerError::NotFound(format!(
+                "the payload of entry {index} is not stored (already erased?)"
+            )));
+        }
+        let recorded = self
+            .commit_job(
+                vec![NewEntry::new(
+                    KIND_PAYLOAD_ERASED,
+                    actor,
+                    format!("entry:{index}"),
+                    "erase",
+                )
+                .details(serde_json::json!({ "index": index, "reason": reason }))],
+                Some(index),
             )
-            .details(serde_json::json!({ "index": index, "reason": reason })),
-        )
+            .map_err(|e| {
+                LedgerError::Commit(format!(
+                    "the erasure could not be recorded, so the payload of entry {index} was kept: {e}"
+                ))
+            })?
+            .start;
+        let mut writer = lock(&self.inner.writer);
+        self.destroy_payload(&mut writer, index).map_err(|e| {
+            LedgerError::Commit(format!(
+                "the erasure is recorded as entry {recorded}, but the payload of entry {index} could not be destroyed yet ({e}); reopening the ledger finishes it"
+            ))
+        })?;
+        Ok(recorded)
     }
 }

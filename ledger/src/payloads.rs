@@ -357,6 +357,12 @@ impl PayloadStore {
         }
     }
 
+    /// True when the payload committed to by `c` is stored (its index
+    /// record, or its file from before segments, exists).
+    pub(crate) fn holds(&self, c: &PayloadCommitment) -> Result<bool, LedgerError> {
+        Ok(self.location(c)?.is_some() || self.legacy_path(c).exists())
+    }
+
     /// Reads the payload committed to by `c`, if it is still stored.
     pub fn get(&self, c: &PayloadCommitment) -> Result<Option<StoredPayload>, LedgerError> {
         let Some(loc) = self.location(c)? else {

@@ -35,6 +35,12 @@
 //!   frontier), `m/origin`, and `m/payload-end` (`segment:u64 | end:u64`,
 //!   BE: how far the payload segments are committed; written by every batch
 //!   that carries payloads).
+//! - **pending erasures**: key `m/erasing/` + index of the entry whose
+//!   payload is being erased (u64 BE); empty value. Written in the same
+//!   batch as the `payload.erased` entry that records the erasure, removed
+//!   once the payload is destroyed; an open finishes any still present, so
+//!   a payload is never gone without its erasure on record, and never kept
+//!   after its erasure is recorded.
 
 use crate::hash::Hash;
 
@@ -135,6 +141,23 @@ pub fn payload_key(digest: &Hash) -> [u8; 34] {
     k
 }
 
+/// First bytes of pending erasure keys.
+pub const PENDING_ERASURE_PREFIX: &[u8] = b"m/erasing/";
+
+/// Key of the pending erasure of the payload of entry `index`.
+pub fn pending_erasure_key(index: u64) -> [u8; 18] {
+    let mut k = [0u8; 18];
+    k[..10].copy_from_slice(PENDING_ERASURE_PREFIX);
+    k[10..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// The entry index of a pending erasure key.
+pub fn pending_erasure_index(key: &[u8]) -> Option<u64> {
+    let rest = key.strip_prefix(PENDING_ERASURE_PREFIX)?;
+    rest.try_into().ok().map(u64::from_be_bytes)
+}
+
 /// Key of the checkpoint of `size` entries.
 pub fn checkpoint_key(size: u64) -> [u8; 9] {
     let mut k = [b'c'; 9];
@@ -162,5 +185,13 @@ mod tests {
         assert_eq!(chunk_entry(&c, 3), None);
         assert_eq!(chunk_entry(&c[..c.len() - 1], 2), None);
         assert_eq!(chunk_entry(&[0, 0, 0, 9], 0), None);
+    }
+
+    #[test]
+    fn pending_erasure_keys_roundtrip() {
+        let k = pending_erasure_key(0x0102_0304_0506_0708);
+        assert_eq!(pending_erasure_index(&k), Some(0x0102_0304_0506_0708));
+        assert_eq!(pending_erasure_index(&k[..17]), None);
+        assert_eq!(pending_erasure_index(b"m/payload-end"), None);
     }
 }

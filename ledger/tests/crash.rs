@@ -1,10 +1,12 @@
-//! Crash test: a child process appends from several threads and prints
-//! every acknowledged index; it is SIGKILLed at random moments, 20 times.
+//! Crash tests: a child process appends (or erases payloads) and prints
+//! what was acknowledged; it is SIGKILLed at random moments, many times.
 //! After each kill every acknowledged entry is present with its payload,
-//! the ledger verifies, and the next child continues from the right index.
+//! the ledger verifies, and the next child continues from the right index;
+//! no payload is gone without its erasure on record, and none is kept once
+//! its erasure is.
 //!
-//! The child is this test binary re-run with `--ignored --exact
-//! crash_child` and `VIGIL_CRASH_DIR` set.
+//! A child is this test binary re-run with `--ignored --exact <child>` and
+//! `VIGIL_CRASH_DIR` set.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
@@ -17,6 +19,43 @@ use vigil_ledger::verify::verify_ledger;
 use vigil_ledger::{Ledger, NewEntry};
 
 const ORIGIN: &str = "crash.example/ledger";
+
+/// Runs the child test `name` on `dir` and SIGKILLs it after a random
+/// 150-600 ms; returns the complete lines it printed.
+fn run_until_killed(name: &str, dir: &Path, rng: &mut rand::rngs::StdRng) -> Vec<String> {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            name,
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("VIGIL_CRASH_DIR", dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        let mut r = BufReader::new(stdout);
+        let mut line = String::new();
+        // Only complete lines count: a line cut by the kill was not printed.
+        while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+            if line.ends_with('\n') {
+                lines.push(line.trim_end().to_string());
+            }
+            line.clear();
+        }
+        lines
+    });
+    std::thread::sleep(Duration::from_millis(rng.gen_range(150..600)));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    reader.join().unwrap()
+}
 
 /// The child: appends forever from 4 threads, printing `ack N` per
 /// acknowledged index, and signs a checkpoint now and then.
@@ -73,38 +112,7 @@ fn crash_test_sigkill_cycles() {
     let mut expected_start = 0u64;
     let mut total_acked = 0usize;
     for cycle in 0..20 {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--ignored",
-                "--exact",
-                "crash_child",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
-            .env("VIGIL_CRASH_DIR", dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut lines = Vec::new();
-            let mut r = BufReader::new(stdout);
-            let mut line = String::new();
-            // Only complete lines count: a line cut by the kill was not printed.
-            while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-                if line.ends_with('\n') {
-                    lines.push(line.trim_end().to_string());
-                }
-                line.clear();
-            }
-            lines
-        });
-        std::thread::sleep(Duration::from_millis(rng.gen_range(150..600)));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        let lines = reader.join().unwrap();
+        let lines = run_until_killed("crash_child", dir.path(), &mut rng);
 
         let ledger = Ledger::open(&dir.path().join("ledger")).unwrap();
         let size = ledger.size();
@@ -153,4 +161,102 @@ fn crash_test_sigkill_cycles() {
         "the children acknowledged only {total_acked} entries"
     );
     println!("seed {seed}: {total_acked} acknowledged entries over 20 SIGKILLs, final size {expected_start}");
+}
+
+/// The erasing child: forever appends two entries with payloads and erases
+/// the first one's payload, printing `erased N` once an erasure returned.
+#[test]
+#[ignore = "run only as the child of crash_test_erasures_sigkill_cycles"]
+fn erasure_crash_child() {
+    let Some(dir) = std::env::var_os("VIGIL_CRASH_DIR") else {
+        return;
+    };
+    let ledger = Ledger::open(&Path::new(&dir).join("ledger")).unwrap();
+    for i in 0u64.. {
+        let entry = |n: u64| {
+            NewEntry::new("tool.call", "agent:crash", "tool:echo", "allow")
+                .payload(format!("payload {i}.{n}").into_bytes())
+        };
+        let first = ledger.append(entry(0)).unwrap();
+        ledger.append(entry(1)).unwrap();
+        ledger
+            .erase_payload(first, "operator", "crash test")
+            .unwrap();
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "erased {first}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+/// SIGKILLs the erasing child 15 times; after each kill (and the reopen,
+/// which finishes a recorded erasure) a payload is stored exactly when no
+/// `payload.erased` entry names its entry, every acknowledged erasure is
+/// on record, and the ledger verifies.
+#[test]
+fn crash_test_erasures_sigkill_cycles() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate();
+    let seed: u64 = rand::random();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut acknowledged = 0usize;
+    let mut recorded = std::collections::BTreeSet::new();
+    for cycle in 0..15 {
+        let lines = run_until_killed("erasure_crash_child", dir.path(), &mut rng);
+        let ledger = Ledger::open(&dir.path().join("ledger")).unwrap();
+        recorded.clear();
+        let mut with_payload = Vec::new();
+        for i in 0..ledger.size() {
+            let e = ledger.entry(i).unwrap().unwrap();
+            if let Some(k) = e.erased_index() {
+                assert!(
+                    recorded.insert(k),
+                    "cycle {cycle} (seed {seed}): the erasure of entry {k} is recorded twice"
+                );
+            }
+            if e.payload.is_some() {
+                with_payload.push(e);
+            }
+        }
+        for e in &with_payload {
+            let stored = ledger.payload_of(e).unwrap();
+            let erased = recorded.contains(&e.index);
+            assert_eq!(
+                stored.is_some(),
+                !erased,
+                "cycle {cycle} (seed {seed}): entry {} has its payload {} and its erasure {}",
+                e.index,
+                if stored.is_some() { "stored" } else { "gone" },
+                if erased { "recorded" } else { "not recorded" },
+            );
+            if let Some(p) = stored {
+                assert!(e.payload.as_ref().unwrap().opens(&p.salt, &p.data));
+            }
+        }
+        for line in &lines {
+            if let Some(n) = line.strip_prefix("erased ") {
+                let n: u64 = n.parse().unwrap();
+                assert!(
+                    recorded.contains(&n),
+                    "cycle {cycle} (seed {seed}): acknowledged erasure of entry {n} is not on record"
+                );
+                acknowledged += 1;
+            }
+        }
+        if ledger.size() > 0 {
+            ledger.checkpoint(&key, ORIGIN).unwrap();
+            let report = verify_ledger(&ledger, key.public_key()).unwrap_or_else(|e| {
+                panic!("cycle {cycle} (seed {seed}): ledger does not verify: {e}")
+            });
+            assert_eq!(report.erasures as usize, recorded.len());
+            assert_eq!(report.payloads_absent as usize, recorded.len());
+        }
+    }
+    assert!(
+        acknowledged > 30,
+        "the children acknowledged only {acknowledged} erasures"
+    );
+    println!(
+        "seed {seed}: {acknowledged} acknowledged erasures over 15 SIGKILLs, {} on record",
+        recorded.len()
+    );
 }

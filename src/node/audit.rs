@@ -289,7 +289,8 @@ impl Auditor {
         &self.inner.origin
     }
 
-    /// Erases the payload of entry `index` and records the erasure.
+    /// Records the erasure of the payload of entry `index`, then erases it
+    /// ([`Ledger::erase_payload`]).
     pub fn erase_payload(&self, index: u64, actor: &str, reason: &str) -> Result<u64, AuditError> {
         Ok(self.inner.ledger.erase_payload(index, actor, reason)?)
     }
