@@ -5,8 +5,10 @@
 //!    only, no binding), median over many dials, and their ratio; vigil both
 //!    to a peer whose path MTU an earlier link measured (re-keys, redials:
 //!    one probe each way), as a first link to a peer (the full MTU search
-//!    runs during the binding) and without path MTU discovery (what the
-//!    binding costs with no probe beside it); with the
+//!    runs during the binding), without path MTU discovery (what the
+//!    binding costs with no probe beside it) and with the serving node
+//!    making its `link.opened` entry durable in a real ledger before it
+//!    accepts, as `vigil serve` does (the other lines record nothing); with the
 //!    floor any exporter-signing binding has on this machine: a hybrid
 //!    handshake plus one request/response round trip on a fresh connection
 //!    plus one composite sign and one verify;
@@ -29,11 +31,13 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use vigil_crypto::{CompositePublicKey, SigningKey};
+use vigil_ledger::{Ledger, NewEntry};
 use vigil_transport::link::{client_config, client_endpoint, server_endpoint};
 use vigil_transport::mtu::BASE_MTU;
 use vigil_transport::{
-    Dialer, IgnoreEvents, KeyExchange, LinkConfig, LinkIdentity, LinkServer, PeerPolicy,
-    PeerStatus, ReconnectPolicy, ServerContext, Target, TunnelClient, TunnelSpec,
+    Dialer, IgnoreEvents, KeyExchange, LinkConfig, LinkEvent, LinkIdentity, LinkObserver,
+    LinkServer, PeerPolicy, PeerStatus, ReconnectPolicy, Recorded, ServerContext, Target,
+    TunnelClient, TunnelSpec,
 };
 
 const FULL_SETUP_ROUNDS: usize = 200;
@@ -54,6 +58,32 @@ impl PeerPolicy for TrustAll {
 
     fn target_allowed(&self, _key: &CompositePublicKey, _target: &Target) -> bool {
         true
+    }
+}
+
+/// Makes each allow decision one durable entry in a real ledger before it
+/// takes effect (as the node's recorder does), on a blocking thread.
+struct LedgerObserver {
+    ledger: Ledger,
+}
+
+impl LinkObserver for LedgerObserver {
+    fn record(&self, _event: LinkEvent) {}
+
+    fn record_allow(&self, event: LinkEvent) -> Recorded {
+        let ledger = self.ledger.clone();
+        Box::pin(async move {
+            let actor = match &event {
+                LinkEvent::LinkOpened { peer } => format!("peer:{}", peer.key_id),
+                _ => "peer:bench".to_string(),
+            };
+            let entry = NewEntry::new("link.opened", actor, "link:bench", "allow");
+            tokio::task::spawn_blocking(move || ledger.append(entry))
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
     }
 }
 
@@ -135,13 +165,27 @@ async fn run() {
                 ..LinkConfig::default()
             },
         );
+        // The same node recording each link durably before it accepts it.
+        let ledger_dir = tempfile::tempdir().expect("ledger directory");
+        let audited = Pair::start(
+            &ServerContext {
+                observer: Arc::new(LedgerObserver {
+                    ledger: Ledger::open(ledger_dir.path()).expect("ledger"),
+                }),
+                ..context.clone()
+            },
+            &dialer,
+            LinkConfig::default(),
+        );
         let pairs = Pairs {
             cold: &cold,
             flat: &flat,
+            audited: &audited,
         };
         setup_figures(&dialer, server_addr, node.public_key(), pairs).await;
         cold.server.shutdown().await;
         flat.server.shutdown().await;
+        audited.server.shutdown().await;
     }
     if part != "setup" {
         throughput_figures(&dialer, server_addr, node.public_key(), mib).await;
@@ -195,10 +239,12 @@ impl Pair {
 }
 
 /// The comparison pairs: `cold` does not remember path MTUs (every link is
-/// a first link to its peer), `flat` does not search them at all.
+/// a first link to its peer), `flat` does not search them at all,
+/// `audited` records each link durably before accepting it.
 struct Pairs<'a> {
     cold: &'a Pair,
     flat: &'a Pair,
+    audited: &'a Pair,
 }
 
 async fn setup_figures(
@@ -229,6 +275,12 @@ async fn setup_figures(
         ms(median(&samples.flat)),
         ms(mean(&samples.flat)),
         median(&samples.flat).as_secs_f64() / median(classical).as_secs_f64()
+    );
+    println!(
+        "  with link.opened made durable first (vigil serve): {:>6.3} ms  (mean {:.3} ms) = {:.2}x classical",
+        ms(median(&samples.audited)),
+        ms(mean(&samples.audited)),
+        median(&samples.audited).as_secs_f64() / median(classical).as_secs_f64()
     );
     println!(
         "  quinn X25519MLKEM768 handshake alone:          {:>8.3} ms  (mean {:.3} ms)",
@@ -354,7 +406,8 @@ async fn throughput_figures(
 }
 
 /// Dials in turn a vigil link to a known peer, a first vigil link, one
-/// without path MTU discovery, a classical and a bare hybrid handshake.
+/// without path MTU discovery, one the server records durably, a classical
+/// and a bare hybrid handshake.
 async fn link_setup(
     dialer: &Dialer,
     server: SocketAddr,
@@ -363,7 +416,8 @@ async fn link_setup(
 ) -> SetupSamples {
     let classical = BareHandshake::start(KeyExchange::ClassicalOnly);
     let hybrid = BareHandshake::start(KeyExchange::PostQuantum);
-    let (mut pq, mut first, mut flat, mut bare, mut classic, mut trips) = (
+    let (mut pq, mut first, mut flat, mut audited, mut bare, mut classic, mut trips) = (
+        Vec::new(),
         Vec::new(),
         Vec::new(),
         Vec::new(),
@@ -379,6 +433,7 @@ async fn link_setup(
 
         let first_time = pairs.cold.dial(node_key).await;
         let flat_time = pairs.flat.dial(node_key).await;
+        let audited_time = pairs.audited.dial(node_key).await;
 
         let (classical_time, _) = classical.handshake().await;
         let (hybrid_time, round_trip) = hybrid.handshake().await;
@@ -386,6 +441,7 @@ async fn link_setup(
             pq.push(pq_time);
             first.push(first_time);
             flat.push(flat_time);
+            audited.push(audited_time);
             classic.push(classical_time);
             bare.push(hybrid_time);
             trips.push(round_trip);
@@ -395,6 +451,7 @@ async fn link_setup(
         vigil: pq,
         first,
         flat,
+        audited,
         hybrid: bare,
         classical: classic,
         round_trip: trips,
@@ -410,6 +467,9 @@ struct SetupSamples {
     first: Vec<Duration>,
     /// vigil links without path MTU discovery.
     flat: Vec<Duration>,
+    /// vigil links whose `link.opened` entry is made durable before the
+    /// server accepts them.
+    audited: Vec<Duration>,
     /// Bare X25519MLKEM768 handshakes.
     hybrid: Vec<Duration>,
     /// Bare X25519-only handshakes.
