@@ -187,6 +187,55 @@ fn tunnel_between_two_nodes_is_policed_and_audited() {
     runtime.shutdown_background();
 }
 
+/// A tunnel whose links are refused says why on stderr, and keeps
+/// redialling with growing waits.
+#[test]
+fn a_tunnel_reports_why_its_link_is_refused_and_backs_off() {
+    let (_dir, [home_a, home_b]) = two_homes();
+    let a = Home::at(&home_a);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let entries: Entries = Arc::default();
+    // Node A does not trust node B.
+    let server = serve(&runtime, &a, recording_sink(&entries, None));
+    let peer = server.local_addr().unwrap();
+    let mut child = vigil(&home_b)
+        .args(["tunnel", "--peer", &peer.to_string(), "--peer-key"])
+        .arg(a.node_pub_path())
+        .args(["--listen", "127.0.0.1:0", "--target", "127.0.0.1:9"])
+        .env_remove("VIGIL_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut refusals = Vec::new();
+    while refusals.len() < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("link could not be opened") => refusals.push(line),
+            Ok(_) => {}
+            Err(_) => panic!("no two refusal lines on stderr within 30 s: {refusals:?}"),
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    for line in &refusals {
+        assert!(line.contains("WARN"), "{line}");
+        assert!(line.contains("UnknownKey"), "the reason is named: {line}");
+    }
+    assert!(refusals[0].contains("retry_in=200ms"), "{}", refusals[0]);
+    assert!(refusals[1].contains("retry_in=400ms"), "{}", refusals[1]);
+    wait_for_entry(&entries, "link.refused", "deny");
+    runtime.shutdown_background();
+}
+
 #[test]
 fn a_link_the_ledger_cannot_record_is_refused() {
     let (_dir, [home_a, home_b]) = two_homes();

@@ -16,6 +16,7 @@ mod demo;
 mod init;
 mod install;
 mod key;
+mod log;
 mod mcp;
 mod package;
 mod passphrase;
@@ -90,7 +91,7 @@ impl Cli {
 /// Runs the command line of this process.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    match log::init().and_then(|()| run(cli)) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
