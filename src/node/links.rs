@@ -284,6 +284,7 @@ fn refusal_name(refusal: &LinkRefusal) -> &'static str {
         R::Handshake { .. } => "handshake",
         R::Protocol { .. } => "protocol",
         R::AuditUnavailable { .. } => "audit-unavailable",
+        R::Busy { .. } => "busy",
     }
 }
 

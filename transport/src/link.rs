@@ -59,6 +59,11 @@ pub struct LinkConfig {
     /// link measured with one probe of the size it reached
     /// ([`PathMtuMemory`]), instead of searching from 1200 bytes.
     pub remember_path_mtu: bool,
+    /// Links a serving node sets up at once (TLS handshake and identity
+    /// binding, each bounded by `handshake_timeout`). A connection attempt
+    /// beyond it is refused before its handshake, so a flood of attempts
+    /// costs no key exchange or signature and no more memory.
+    pub max_pending_links: usize,
 }
 
 impl Default for LinkConfig {
@@ -72,6 +77,7 @@ impl Default for LinkConfig {
             max_tunnels: 256,
             mtu_upper_bound: MAX_UDP_PAYLOAD,
             remember_path_mtu: true,
+            max_pending_links: 64,
         }
     }
 }

@@ -61,6 +61,10 @@ pub enum LinkRefusal {
     /// The peer would have been admitted, but the serving node could not
     /// record the decision; nothing is allowed unrecorded.
     AuditUnavailable { detail: String },
+    /// The serving node was already setting up its limit of links
+    /// ([`crate::LinkConfig::max_pending_links`]); refused before the
+    /// TLS handshake.
+    Busy { limit: usize },
 }
 
 impl std::fmt::Display for LinkRefusal {
@@ -83,6 +87,10 @@ impl std::fmt::Display for LinkRefusal {
             Self::AuditUnavailable { detail } => write!(
                 f,
                 "the serving node could not record the link in its ledger ({detail}); it allows nothing unrecorded"
+            ),
+            Self::Busy { limit } => write!(
+                f,
+                "the serving node was already setting up {limit} links; refused before the TLS handshake"
             ),
         }
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use quinn::{Endpoint, RecvStream, SendStream};
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::error::LinkError;
@@ -15,7 +16,9 @@ use crate::link::{
     admit, serving_endpoint, AcceptPaths, Link, LinkConfig, LinkIdentity, CLOSE_DONE,
 };
 use crate::message::{LinkMessage, TunnelRefusalCode};
-use crate::policy::{LinkEvent, LinkObserver, PeerPolicy, PeerStatus, TunnelRefusal, TunnelStats};
+use crate::policy::{
+    LinkEvent, LinkObserver, LinkRefusal, PeerPolicy, PeerStatus, TunnelRefusal, TunnelStats,
+};
 use crate::splice::splice;
 use crate::target::Target;
 use crate::tls::KeyExchange;
@@ -82,19 +85,32 @@ impl Drop for LinkServer {
 }
 
 async fn accept_links(endpoint: Endpoint, context: ServerContext, paths: AcceptPaths) {
+    let limit = context.config.max_pending_links;
+    let pending = Arc::new(Semaphore::new(limit));
     while let Some(incoming) = endpoint.accept().await {
+        let Ok(setting_up) = pending.clone().try_acquire_owned() else {
+            let remote = incoming.remote_address();
+            incoming.refuse();
+            let refusal = LinkRefusal::Busy { limit };
+            tracing::warn!(%remote, %refusal, "link refused");
+            context
+                .observer
+                .record(LinkEvent::LinkRefused { remote, refusal });
+            continue;
+        };
         let context = context.clone();
         let paths = paths.clone();
         tokio::spawn(async move {
-            match admit(
+            let admitted = admit(
                 incoming,
                 &context.identity,
                 context.policy.as_ref(),
                 context.observer.as_ref(),
                 &paths,
             )
-            .await
-            {
+            .await;
+            drop(setting_up);
+            match admitted {
                 Ok(link) => serve_link(link, context).await,
                 Err((remote, refusal)) => {
                     tracing::warn!(%remote, %refusal, "link refused");

@@ -12,7 +12,8 @@ use vigil_transport::link::{client_config, client_endpoint, server_endpoint};
 use vigil_transport::message::{LinkMessage, LinkRefusalCode, TunnelRefusalCode};
 use vigil_transport::wire::read_message;
 use vigil_transport::{
-    Dialer, KeyExchange, LinkError, LinkEvent, LinkIdentity, LinkRefusal, PeerStatus, TunnelRefusal,
+    Dialer, KeyExchange, LinkConfig, LinkError, LinkEvent, LinkIdentity, LinkRefusal, LinkServer,
+    PeerStatus, ServerContext, TunnelRefusal,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -446,4 +447,78 @@ async fn malformed_first_message_is_a_protocol_refusal() {
             )
         })
         .await;
+}
+
+/// A serving node sets up at most `max_pending_links` links at once: with
+/// two TLS sessions stalled before their binding, a third attempt is
+/// refused before its handshake (and reported as busy); once the stalled
+/// ones are gone, a trusted peer gets its link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_beyond_the_setup_limit_are_refused_before_their_handshake() {
+    let node = ServingNode::new();
+    let server = LinkServer::start(
+        localhost(),
+        ServerContext {
+            config: LinkConfig {
+                max_pending_links: 2,
+                ..test_config()
+            },
+            ..node.context()
+        },
+    )
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let client = dialer();
+    node.policy
+        .trust(client.identity().public_key(), "client", &[]);
+
+    // Two clients finish TLS and then send nothing.
+    let stalling = LinkIdentity::new(SigningKey::generate()).unwrap();
+    let endpoint = client_endpoint(localhost()).unwrap();
+    let config = client_config(&stalling, KeyExchange::PostQuantum, &test_config()).unwrap();
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let connecting = endpoint.connect_with(config.clone(), addr, "vigil-link");
+        stalled.push(connecting.unwrap().await.unwrap());
+    }
+
+    let started = std::time::Instant::now();
+    let err = client.dial(addr, &node.key).await.unwrap_err();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "refused at once, not after a timeout: {err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("the server refused to accept a new connection"),
+        "refused by the server: {err}"
+    );
+    node.recorder
+        .wait_for(|e| {
+            matches!(
+                e,
+                LinkEvent::LinkRefused {
+                    refusal: LinkRefusal::Busy { limit: 2 },
+                    ..
+                }
+            )
+        })
+        .await;
+
+    for connection in &stalled {
+        connection.close(0u32.into(), b"gone");
+    }
+    node.recorder
+        .wait_count(2, |e| {
+            matches!(
+                e,
+                LinkEvent::LinkRefused {
+                    refusal: LinkRefusal::Protocol { .. },
+                    ..
+                }
+            )
+        })
+        .await;
+    let link = client.dial(addr, &node.key).await.unwrap();
+    assert_eq!(link.peer_key(), &node.key);
 }
