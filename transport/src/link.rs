@@ -60,9 +60,10 @@ pub struct LinkConfig {
     /// ([`PathMtuMemory`]), instead of searching from 1200 bytes.
     pub remember_path_mtu: bool,
     /// Links a serving node sets up at once (TLS handshake and identity
-    /// binding, each bounded by `handshake_timeout`). A connection attempt
-    /// beyond it is refused before its handshake, so a flood of attempts
-    /// costs no key exchange or signature and no more memory.
+    /// binding, each bounded by `handshake_timeout`). Once half are taken,
+    /// a new attempt must first prove its address (QUIC Retry); an attempt
+    /// beyond the limit is refused before its handshake, so a flood of
+    /// attempts costs no key exchange or signature and no more memory.
     pub max_pending_links: usize,
 }
 

@@ -3,6 +3,7 @@
 //! splicing. Every decision goes to the [`LinkObserver`].
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +41,7 @@ pub struct ServerContext {
 pub struct LinkServer {
     endpoint: Endpoint,
     accept: JoinHandle<()>,
+    validations: Arc<AtomicU64>,
 }
 
 impl LinkServer {
@@ -56,8 +58,24 @@ impl LinkServer {
         kx: KeyExchange,
     ) -> Result<Self, LinkError> {
         let (endpoint, paths) = serving_endpoint(addr, &context.identity, kx, &context.config)?;
-        let accept = tokio::spawn(accept_links(endpoint.clone(), context, paths));
-        Ok(Self { endpoint, accept })
+        let validations = Arc::new(AtomicU64::new(0));
+        let accept = tokio::spawn(accept_links(
+            endpoint.clone(),
+            context,
+            paths,
+            validations.clone(),
+        ));
+        Ok(Self {
+            endpoint,
+            accept,
+            validations,
+        })
+    }
+
+    /// How many connection attempts were asked to prove their address (a
+    /// QUIC Retry) because at least half of the setup slots were taken.
+    pub fn address_validations(&self) -> u64 {
+        self.validations.load(Ordering::Relaxed)
     }
 
     /// The address links are accepted on.
@@ -84,10 +102,29 @@ impl Drop for LinkServer {
     }
 }
 
-async fn accept_links(endpoint: Endpoint, context: ServerContext, paths: AcceptPaths) {
+async fn accept_links(
+    endpoint: Endpoint,
+    context: ServerContext,
+    paths: AcceptPaths,
+    validations: Arc<AtomicU64>,
+) {
     let limit = context.config.max_pending_links;
     let pending = Arc::new(Semaphore::new(limit));
     while let Some(incoming) = endpoint.accept().await {
+        // Under load, an attempt first proves that it receives at its
+        // address (QUIC Retry, one round trip): attempts from spoofed
+        // addresses then cost no state, no key exchange and no record.
+        if pending.available_permits() <= limit / 2 && !incoming.remote_address_validated() {
+            let remote = incoming.remote_address();
+            match incoming.retry() {
+                Ok(()) => {
+                    validations.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%remote, "busy: asked the peer to validate its address");
+                }
+                Err(e) => e.into_incoming().ignore(),
+            }
+            continue;
+        }
         let Ok(setting_up) = pending.clone().try_acquire_owned() else {
             let remote = incoming.remote_address();
             incoming.refuse();

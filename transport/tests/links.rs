@@ -449,18 +449,15 @@ async fn malformed_first_message_is_a_protocol_refusal() {
         .await;
 }
 
-/// A serving node sets up at most `max_pending_links` links at once: with
-/// two TLS sessions stalled before their binding, a third attempt is
-/// refused before its handshake (and reported as busy); once the stalled
-/// ones are gone, a trusted peer gets its link.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn links_beyond_the_setup_limit_are_refused_before_their_handshake() {
+/// A serving node setting up at most `cap` links at once, its server and
+/// address, and a dialler it trusts.
+fn capped_node(cap: usize) -> (ServingNode, LinkServer, std::net::SocketAddr, Dialer) {
     let node = ServingNode::new();
     let server = LinkServer::start(
         localhost(),
         ServerContext {
             config: LinkConfig {
-                max_pending_links: 2,
+                max_pending_links: cap,
                 ..test_config()
             },
             ..node.context()
@@ -471,17 +468,31 @@ async fn links_beyond_the_setup_limit_are_refused_before_their_handshake() {
     let client = dialer();
     node.policy
         .trust(client.identity().public_key(), "client", &[]);
+    (node, server, addr, client)
+}
 
-    // Two clients finish TLS and then send nothing.
+/// `n` clients that finish TLS with `addr` and then send nothing.
+async fn stalled_sessions(addr: std::net::SocketAddr, n: usize) -> Vec<quinn::Connection> {
     let stalling = LinkIdentity::new(SigningKey::generate()).unwrap();
     let endpoint = client_endpoint(localhost()).unwrap();
     let config = client_config(&stalling, KeyExchange::PostQuantum, &test_config()).unwrap();
     let mut stalled = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..n {
         let connecting = endpoint.connect_with(config.clone(), addr, "vigil-link");
         stalled.push(connecting.unwrap().await.unwrap());
     }
+    stalled
+}
 
+/// A serving node sets up at most `max_pending_links` links at once: with
+/// two TLS sessions stalled before their binding, a third attempt is
+/// refused before its handshake (and reported as busy); once the stalled
+/// ones are gone, a trusted peer gets its link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_beyond_the_setup_limit_are_refused_before_their_handshake() {
+    let (node, server, addr, client) = capped_node(2);
+
+    let stalled = stalled_sessions(addr, 2).await;
     let started = std::time::Instant::now();
     let err = client.dial(addr, &node.key).await.unwrap_err();
     assert!(
@@ -504,6 +515,9 @@ async fn links_beyond_the_setup_limit_are_refused_before_their_handshake() {
             )
         })
         .await;
+    // The second stalled session and the refused dial each proved their
+    // address first (half the slots were taken).
+    assert_eq!(server.address_validations(), 2);
 
     for connection in &stalled {
         connection.close(0u32.into(), b"gone");
@@ -521,4 +535,17 @@ async fn links_beyond_the_setup_limit_are_refused_before_their_handshake() {
         .await;
     let link = client.dial(addr, &node.key).await.unwrap();
     assert_eq!(link.peer_key(), &node.key);
+}
+
+/// Once half the setup slots are taken, a new attempt proves its address
+/// with a QUIC Retry first; a trusted peer still gets its link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_load_a_peer_proves_its_address_and_still_gets_its_link() {
+    let (node, server, addr, client) = capped_node(4);
+
+    let _stalled = stalled_sessions(addr, 2).await;
+    assert_eq!(server.address_validations(), 0, "below half: no Retry");
+    let link = client.dial(addr, &node.key).await.unwrap();
+    assert_eq!(link.peer_key(), &node.key);
+    assert_eq!(server.address_validations(), 1);
 }
