@@ -9,6 +9,8 @@
 //! - [`tls`]: rustls/aws-lc-rs configuration: TLS 1.3, X25519MLKEM768 only.
 //! - [`link`]: dialling and admitting links.
 //! - [`server`]: the serving node's link listener and tunnel endpoint.
+//! - [`load`]: when new attempts must prove their address (busy, or many
+//!   recent refusals).
 //! - [`tunnel`]: the client side: local TCP listener, link keeper.
 //! - [`splice`]: TCP <-> QUIC stream copying with TCP semantics.
 //! - [`udp`]: the endpoint's UDP socket (large-packet batches split to fit).
@@ -17,6 +19,7 @@
 pub mod binding;
 pub mod error;
 pub mod link;
+pub mod load;
 pub mod message;
 pub mod mtu;
 pub mod policy;

@@ -4,8 +4,8 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use quinn::{Endpoint, RecvStream, SendStream};
 use tokio::net::TcpStream;
@@ -16,6 +16,7 @@ use crate::error::LinkError;
 use crate::link::{
     admit, serving_endpoint, AcceptPaths, Link, LinkConfig, LinkIdentity, CLOSE_DONE,
 };
+use crate::load::{must_validate, RecentRefusals};
 use crate::message::{LinkMessage, TunnelRefusalCode};
 use crate::policy::{
     LinkEvent, LinkObserver, LinkRefusal, PeerPolicy, PeerStatus, TunnelRefusal, TunnelStats,
@@ -73,7 +74,8 @@ impl LinkServer {
     }
 
     /// How many connection attempts were asked to prove their address (a
-    /// QUIC Retry) because at least half of the setup slots were taken.
+    /// QUIC Retry) because at least half of the setup slots were taken or
+    /// many setups were refused lately ([`crate::load`]).
     pub fn address_validations(&self) -> u64 {
         self.validations.load(Ordering::Relaxed)
     }
@@ -110,11 +112,19 @@ async fn accept_links(
 ) {
     let limit = context.config.max_pending_links;
     let pending = Arc::new(Semaphore::new(limit));
+    let refusals = Arc::new(Mutex::new(RecentRefusals::new(Instant::now())));
     while let Some(incoming) = endpoint.accept().await {
         // Under load, an attempt first proves that it receives at its
         // address (QUIC Retry, one round trip): attempts from spoofed
         // addresses then cost no state, no key exchange and no record.
-        if pending.available_permits() <= limit / 2 && !incoming.remote_address_validated() {
+        let recent = lock(&refusals).count(Instant::now());
+        let busy = must_validate(
+            pending.available_permits(),
+            limit,
+            recent,
+            context.config.refusals_before_validation,
+        );
+        if busy && !incoming.remote_address_validated() {
             let remote = incoming.remote_address();
             match incoming.retry() {
                 Ok(()) => {
@@ -129,6 +139,7 @@ async fn accept_links(
             let remote = incoming.remote_address();
             incoming.refuse();
             let refusal = LinkRefusal::Busy { limit };
+            lock(&refusals).note(Instant::now());
             tracing::warn!(%remote, %refusal, "link refused");
             context
                 .observer
@@ -137,6 +148,7 @@ async fn accept_links(
         };
         let context = context.clone();
         let paths = paths.clone();
+        let refusals = refusals.clone();
         tokio::spawn(async move {
             let admitted = admit(
                 incoming,
@@ -150,6 +162,7 @@ async fn accept_links(
             match admitted {
                 Ok(link) => serve_link(link, context).await,
                 Err((remote, refusal)) => {
+                    lock(&refusals).note(Instant::now());
                     tracing::warn!(%remote, %refusal, "link refused");
                     context
                         .observer
@@ -158,6 +171,10 @@ async fn accept_links(
             }
         });
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Serves the tunnel streams of an admitted link (its `link.opened` was

@@ -449,17 +449,14 @@ async fn malformed_first_message_is_a_protocol_refusal() {
         .await;
 }
 
-/// A serving node setting up at most `cap` links at once, its server and
-/// address, and a dialler it trusts.
-fn capped_node(cap: usize) -> (ServingNode, LinkServer, std::net::SocketAddr, Dialer) {
+/// A serving node with `config`, its server and address, and a dialler it
+/// trusts.
+fn configured_node(config: LinkConfig) -> (ServingNode, LinkServer, std::net::SocketAddr, Dialer) {
     let node = ServingNode::new();
     let server = LinkServer::start(
         localhost(),
         ServerContext {
-            config: LinkConfig {
-                max_pending_links: cap,
-                ..test_config()
-            },
+            config,
             ..node.context()
         },
     )
@@ -469,6 +466,14 @@ fn capped_node(cap: usize) -> (ServingNode, LinkServer, std::net::SocketAddr, Di
     node.policy
         .trust(client.identity().public_key(), "client", &[]);
     (node, server, addr, client)
+}
+
+/// A serving node setting up at most `cap` links at once ([`configured_node`]).
+fn capped_node(cap: usize) -> (ServingNode, LinkServer, std::net::SocketAddr, Dialer) {
+    configured_node(LinkConfig {
+        max_pending_links: cap,
+        ..test_config()
+    })
 }
 
 /// `n` clients that finish TLS with `addr` and then send nothing.
@@ -545,6 +550,41 @@ async fn under_load_a_peer_proves_its_address_and_still_gets_its_link() {
 
     let _stalled = stalled_sessions(addr, 2).await;
     assert_eq!(server.address_validations(), 0, "below half: no Retry");
+    let link = client.dial(addr, &node.key).await.unwrap();
+    assert_eq!(link.peer_key(), &node.key);
+    assert_eq!(server.address_validations(), 1);
+}
+
+/// After a burst of refused setups (here two classical-only offers) every
+/// new attempt proves its address first; a trusted peer still gets its link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_burst_of_refusals_new_attempts_prove_their_address() {
+    let (node, server, addr, client) = configured_node(LinkConfig {
+        refusals_before_validation: 2,
+        ..test_config()
+    });
+    let classical = Dialer::with_key_exchange(
+        client_endpoint(localhost()).unwrap(),
+        Arc::new(LinkIdentity::new(SigningKey::generate()).unwrap()),
+        test_config(),
+        KeyExchange::ClassicalOnly,
+    )
+    .unwrap();
+    for _ in 0..2 {
+        classical.dial(addr, &node.key).await.unwrap_err();
+    }
+    node.recorder
+        .wait_count(2, |e| {
+            matches!(
+                e,
+                LinkEvent::LinkRefused {
+                    refusal: LinkRefusal::ClassicalOnlyOffer,
+                    ..
+                }
+            )
+        })
+        .await;
+    assert_eq!(server.address_validations(), 0, "below the limit: no Retry");
     let link = client.dial(addr, &node.key).await.unwrap();
     assert_eq!(link.peer_key(), &node.key);
     assert_eq!(server.address_validations(), 1);
