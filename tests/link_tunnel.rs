@@ -294,6 +294,7 @@ fn serve(runtime: &tokio::runtime::Runtime, a: &Home, sink: LinkAuditSink) -> Li
         a.node_signing_key(None).unwrap(),
         a.trust_path(),
         sink,
+        vigil_transport::LinkConfig::default(),
     )
     .unwrap()
 }

@@ -136,8 +136,14 @@ async fn start_links(home: &Home, config: &Config, auditor: Auditor) -> anyhow::
                     .map(|_| ())
                     .map_err(|err| err.to_string())
             });
-            let server = start_listener(addr, load_key()?, home.trust_path(), sink)
-                .with_context(|| format!("starting the link listener on {addr}"))?;
+            let server = start_listener(
+                addr,
+                load_key()?,
+                home.trust_path(),
+                sink,
+                config.links.serving(),
+            )
+            .with_context(|| format!("starting the link listener on {addr}"))?;
             println!(
                 "vigil accepting post-quantum links on {}",
                 server.local_addr()?

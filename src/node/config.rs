@@ -196,6 +196,13 @@ pub const TEMPLATE: &str = r#"# vigil node configuration. Every option is shown 
 # Seconds after which a tunnel (`vigil tunnel`, [[tunnels]]) re-keys by
 # dialling a fresh link.
 # link_lifetime_seconds = 3600
+# Links set up at once (TLS handshake and identity binding). Once half are
+# taken, new attempts must prove their address first (a QUIC Retry);
+# attempts beyond the limit are refused before their handshake.
+# max_pending_links = 64
+# Refused setups within 5-10 seconds after which every new attempt must
+# prove its address first (a flood of bad or spoofed attempts).
+# refusals_before_validation = 32
 "#;
 
 #[cfg(test)]
@@ -215,6 +222,29 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         Config::parse(&uncommented, "uncommented").expect("every documented option parses");
+    }
+
+    #[test]
+    fn link_limits_default_to_the_transport_defaults_and_are_read() {
+        let links = Config::parse("", "t")
+            .expect("empty config")
+            .links
+            .serving();
+        let transport = vigil_transport::LinkConfig::default();
+        assert_eq!(links.max_pending_links, transport.max_pending_links);
+        assert_eq!(
+            links.refusals_before_validation,
+            transport.refusals_before_validation
+        );
+        let set = Config::parse(
+            "[links]\nmax_pending_links = 8\nrefusals_before_validation = 3\n",
+            "t",
+        )
+        .expect("limits parse")
+        .links
+        .serving();
+        assert_eq!(set.max_pending_links, 8);
+        assert_eq!(set.refusals_before_validation, 3);
     }
 
     #[test]

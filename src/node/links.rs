@@ -27,13 +27,33 @@ pub struct LinksConfig {
     pub listen: Option<String>,
     /// Seconds after which a tunnel client re-keys by dialling a fresh link.
     pub link_lifetime_seconds: u64,
+    /// Links set up at once (handshake and binding); see
+    /// [`LinkConfig::max_pending_links`].
+    pub max_pending_links: usize,
+    /// Refused setups in 5-10 s after which new attempts must prove their
+    /// address; see [`LinkConfig::refusals_before_validation`].
+    pub refusals_before_validation: u32,
 }
 
 impl Default for LinksConfig {
     fn default() -> Self {
+        let transport = LinkConfig::default();
         Self {
             listen: None,
             link_lifetime_seconds: 3600,
+            max_pending_links: transport.max_pending_links,
+            refusals_before_validation: transport.refusals_before_validation,
+        }
+    }
+}
+
+impl LinksConfig {
+    /// The link settings of the serving side.
+    pub fn serving(&self) -> LinkConfig {
+        LinkConfig {
+            max_pending_links: self.max_pending_links,
+            refusals_before_validation: self.refusals_before_validation,
+            ..LinkConfig::default()
         }
     }
 }
@@ -288,19 +308,21 @@ fn refusal_name(refusal: &LinkRefusal) -> &'static str {
     }
 }
 
-/// Starts accepting links on `addr` (on the current tokio runtime): peers
-/// are judged by the trust store at `trust_path`, decisions go to `sink`.
+/// Starts accepting links on `addr` (on the current tokio runtime) with
+/// `config`: peers are judged by the trust store at `trust_path`,
+/// decisions go to `sink`.
 pub fn start_listener(
     addr: SocketAddr,
     key: SigningKey,
     trust_path: PathBuf,
     sink: LinkAuditSink,
+    config: LinkConfig,
 ) -> Result<LinkServer, LinkError> {
     let context = ServerContext {
         identity: Arc::new(LinkIdentity::new(key)?),
         policy: Arc::new(TrustStorePolicy::new(trust_path)),
         observer: Arc::new(LedgerObserver::start(sink)),
-        config: LinkConfig::default(),
+        config,
     };
     LinkServer::start(addr, context)
 }
