@@ -11,7 +11,8 @@
 //!    accepts, as `vigil serve` does (the other lines record nothing); with the
 //!    floor any exporter-signing binding has on this machine: a hybrid
 //!    handshake plus one request/response round trip on a fresh connection
-//!    plus one composite sign and one verify;
+//!    (with its MTU search running, and without MTU probes) plus one
+//!    composite sign and one verify;
 //! 2. tunnel throughput with 1 and 8 concurrent streams next to plain TCP on
 //!    loopback and next to `ssh -L` through a local sshd started here with
 //!    throwaway keys (skipped with a message when sshd is not installed).
@@ -309,6 +310,13 @@ async fn setup_figures(
         ms(floor),
         floor.as_secs_f64() / median(classical).as_secs_f64()
     );
+    let flat_floor = median(bare) + median(&samples.flat_round_trip) + sign + verify;
+    println!(
+        "  the same floor without MTU probes (round trip {:.3} ms): {:.3} ms = {:.2}x classical (compare: vigil without path MTU discovery above)",
+        ms(median(&samples.flat_round_trip)),
+        ms(flat_floor),
+        flat_floor.as_secs_f64() / median(classical).as_secs_f64()
+    );
     let ratio = median(pq).as_secs_f64() / median(classical).as_secs_f64();
     let verdict = match (full_run(), ratio <= 2.0) {
         (false, _) => "(smoke run: not judged)",
@@ -416,6 +424,14 @@ async fn link_setup(
 ) -> SetupSamples {
     let classical = BareHandshake::start(KeyExchange::ClassicalOnly);
     let hybrid = BareHandshake::start(KeyExchange::PostQuantum);
+    let hybrid_flat = BareHandshake::start_with(
+        KeyExchange::PostQuantum,
+        LinkConfig {
+            mtu_upper_bound: BASE_MTU,
+            ..LinkConfig::default()
+        },
+    );
+    let mut flat_trips = Vec::new();
     let (mut pq, mut first, mut flat, mut audited, mut bare, mut classic, mut trips) = (
         Vec::new(),
         Vec::new(),
@@ -437,6 +453,7 @@ async fn link_setup(
 
         let (classical_time, _) = classical.handshake().await;
         let (hybrid_time, round_trip) = hybrid.handshake().await;
+        let (_, flat_round_trip) = hybrid_flat.handshake().await;
         if round >= WARMUP {
             pq.push(pq_time);
             first.push(first_time);
@@ -445,6 +462,7 @@ async fn link_setup(
             classic.push(classical_time);
             bare.push(hybrid_time);
             trips.push(round_trip);
+            flat_trips.push(flat_round_trip);
         }
     }
     SetupSamples {
@@ -455,6 +473,7 @@ async fn link_setup(
         hybrid: bare,
         classical: classic,
         round_trip: trips,
+        flat_round_trip: flat_trips,
     }
 }
 
@@ -476,6 +495,8 @@ struct SetupSamples {
     classical: Vec<Duration>,
     /// One request/response round trip on a fresh hybrid connection.
     round_trip: Vec<Duration>,
+    /// The same without path MTU discovery (no probe beside it).
+    flat_round_trip: Vec<Duration>,
 }
 
 /// A plain quinn server and client with one key exchange group and the
@@ -488,7 +509,10 @@ struct BareHandshake {
 
 impl BareHandshake {
     fn start(kx: KeyExchange) -> Self {
-        let config = LinkConfig::default();
+        Self::start_with(kx, LinkConfig::default())
+    }
+
+    fn start_with(kx: KeyExchange, config: LinkConfig) -> Self {
         let identity = LinkIdentity::new(SigningKey::generate()).expect("identity");
         let server = server_endpoint(localhost(), &identity, kx, &config).expect("server");
         let acceptor = server.clone();
