@@ -55,7 +55,9 @@ use vigil_crypto::SigningKey;
 use crate::checkpoint::{check_origin, Checkpoint, CheckpointError, SignedCheckpoint};
 use crate::durability::SledSync;
 use crate::edge::{first_partial, EdgeSource, PartialTiles};
-use crate::entry::{canonical_json, Entry, EntryError, NewEntry, KIND_PAYLOAD_ERASED};
+use crate::entry::{
+    canonical_json, Entry, EntryError, NewEntry, PayloadCommitment, KIND_PAYLOAD_ERASED,
+};
 use crate::error::LedgerError;
 use crate::hash::{leaf_hash, Hash};
 use crate::merkle::{self, Frontier, NodeSource};
@@ -502,7 +504,12 @@ impl Ledger {
                 let index = pending_erasure_index(&key).ok_or_else(|| {
                     LedgerError::Damaged("a pending erasure key is malformed".into())
                 })?;
-                self.destroy_payload(&mut writer, index)
+                let entry = self.entry(index)?.ok_or_else(|| {
+                    LedgerError::Damaged(format!(
+                        "an erasure is pending for entry {index}, which does not exist"
+                    ))
+                })?;
+                self.destroy_payload(&mut writer, index, entry.payload.as_ref())
             });
             if let Err(e) = finished {
                 writer.poisoned.get_or_insert(format!(
@@ -513,17 +520,17 @@ impl Ledger {
         }
     }
 
-    /// Destroys the payload of entry `index`, whose erasure is on record,
-    /// and clears its pending mark (durably). Nothing to destroy (already
-    /// gone) is fine: an earlier attempt got that far.
-    fn destroy_payload(&self, writer: &mut Writer, index: u64) -> Result<(), LedgerError> {
-        let entry = self.entry(index)?.ok_or_else(|| {
-            LedgerError::Damaged(format!(
-                "an erasure is pending for entry {index}, which does not exist"
-            ))
-        })?;
-        if let Some(commitment) = entry.payload {
-            writer.payloads.erase(&commitment)?;
+    /// Destroys the payload (`commitment`) of entry `index`, whose erasure
+    /// is on record, and clears its pending mark (durably). Nothing to
+    /// destroy (already gone) is fine: an earlier attempt got that far.
+    fn destroy_payload(
+        &self,
+        writer: &mut Writer,
+        index: u64,
+        commitment: Option<&PayloadCommitment>,
+    ) -> Result<(), LedgerError> {
+        if let Some(commitment) = commitment {
+            writer.payloads.erase(commitment)?;
         }
         self.inner.db.remove(pending_erasure_key(index))?;
         self.make_durable(writer)
@@ -965,7 +972,7 @@ impl Ledger {
         })?;
         if self.inner.db.contains_key(pending_erasure_key(index))? {
             // Recorded by an earlier call whose destruction failed.
-            self.destroy_payload(&mut lock(&self.inner.writer), index)?;
+            self.destroy_payload(&mut lock(&self.inner.writer), index, Some(&commitment))?;
             return Err(LedgerError::NotFound(format!(
                 "the erasure of the payload of entry {index} was already recorded; the payload is now destroyed"
             )));
@@ -993,7 +1000,7 @@ impl Ledger {
             })?
             .start;
         let mut writer = lock(&self.inner.writer);
-        self.destroy_payload(&mut writer, index).map_err(|e| {
+        self.destroy_payload(&mut writer, index, Some(&commitment)).map_err(|e| {
             LedgerError::Commit(format!(
                 "the erasure is recorded as entry {recorded}, but the payload of entry {index} could not be destroyed yet ({e}); reopening the ledger finishes it"
             ))

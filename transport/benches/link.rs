@@ -265,23 +265,25 @@ async fn setup_figures(
         ms(median(pq)),
         ms(mean(pq))
     );
-    println!(
-        "  first link to a peer (full path MTU search):  {:>8.3} ms  (mean {:.3} ms) = {:.2}x classical",
-        ms(median(&samples.first)),
-        ms(mean(&samples.first)),
-        median(&samples.first).as_secs_f64() / median(classical).as_secs_f64()
+    let against_classical = |label: &str, dials: &[Duration]| {
+        println!(
+            "  {label:<50} {:>7.3} ms  (mean {:.3} ms) = {:.2}x classical",
+            ms(median(dials)),
+            ms(mean(dials)),
+            median(dials).as_secs_f64() / median(classical).as_secs_f64()
+        );
+    };
+    against_classical(
+        "first link to a peer (full path MTU search):",
+        &samples.first,
     );
-    println!(
-        "  without path MTU discovery (1200-byte packets): {:>7.3} ms  (mean {:.3} ms) = {:.2}x classical",
-        ms(median(&samples.flat)),
-        ms(mean(&samples.flat)),
-        median(&samples.flat).as_secs_f64() / median(classical).as_secs_f64()
+    against_classical(
+        "without path MTU discovery (1200-byte packets):",
+        &samples.flat,
     );
-    println!(
-        "  with link.opened made durable first (vigil serve): {:>6.3} ms  (mean {:.3} ms) = {:.2}x classical",
-        ms(median(&samples.audited)),
-        ms(mean(&samples.audited)),
-        median(&samples.audited).as_secs_f64() / median(classical).as_secs_f64()
+    against_classical(
+        "with link.opened made durable first (vigil serve):",
+        &samples.audited,
     );
     println!(
         "  quinn X25519MLKEM768 handshake alone:          {:>8.3} ms  (mean {:.3} ms)",

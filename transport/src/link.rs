@@ -61,9 +61,10 @@ pub struct LinkConfig {
     pub remember_path_mtu: bool,
     /// Links a serving node sets up at once (TLS handshake and identity
     /// binding, each bounded by `handshake_timeout`). Once half are taken,
-    /// a new attempt must first prove its address (QUIC Retry, [`crate::load`]); an attempt
-    /// beyond the limit is refused before its handshake, so a flood of
-    /// attempts costs no key exchange or signature and no more memory.
+    /// a new attempt must first prove its address (QUIC Retry,
+    /// [`crate::load`]); an attempt beyond the limit is refused before its
+    /// handshake, so a flood of attempts costs no key exchange or
+    /// signature and no more memory.
     pub max_pending_links: usize,
     /// Refused link setups within the last 5-10 seconds after which every
     /// new attempt must first prove its address (QUIC Retry), so that a

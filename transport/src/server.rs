@@ -117,14 +117,15 @@ async fn accept_links(
         // Under load, an attempt first proves that it receives at its
         // address (QUIC Retry, one round trip): attempts from spoofed
         // addresses then cost no state, no key exchange and no record.
-        let recent = lock(&refusals).count(Instant::now());
-        let busy = must_validate(
-            pending.available_permits(),
-            limit,
-            recent,
-            context.config.refusals_before_validation,
-        );
-        if busy && !incoming.remote_address_validated() {
+        let must_prove = || {
+            must_validate(
+                pending.available_permits(),
+                limit,
+                lock(&refusals).count(Instant::now()),
+                context.config.refusals_before_validation,
+            )
+        };
+        if !incoming.remote_address_validated() && must_prove() {
             let remote = incoming.remote_address();
             match incoming.retry() {
                 Ok(()) => {
@@ -138,12 +139,7 @@ async fn accept_links(
         let Ok(setting_up) = pending.clone().try_acquire_owned() else {
             let remote = incoming.remote_address();
             incoming.refuse();
-            let refusal = LinkRefusal::Busy { limit };
-            lock(&refusals).note(Instant::now());
-            tracing::warn!(%remote, %refusal, "link refused");
-            context
-                .observer
-                .record(LinkEvent::LinkRefused { remote, refusal });
+            report_refusal(&context, &refusals, remote, LinkRefusal::Busy { limit });
             continue;
         };
         let context = context.clone();
@@ -161,16 +157,25 @@ async fn accept_links(
             drop(setting_up);
             match admitted {
                 Ok(link) => serve_link(link, context).await,
-                Err((remote, refusal)) => {
-                    lock(&refusals).note(Instant::now());
-                    tracing::warn!(%remote, %refusal, "link refused");
-                    context
-                        .observer
-                        .record(LinkEvent::LinkRefused { remote, refusal });
-                }
+                Err((remote, refusal)) => report_refusal(&context, &refusals, remote, refusal),
             }
         });
     }
+}
+
+/// Counts a refused setup towards the recent refusals, logs it and hands
+/// it to the observer.
+fn report_refusal(
+    context: &ServerContext,
+    refusals: &Mutex<RecentRefusals>,
+    remote: SocketAddr,
+    refusal: LinkRefusal,
+) {
+    lock(refusals).note(Instant::now());
+    tracing::warn!(%remote, %refusal, "link refused");
+    context
+        .observer
+        .record(LinkEvent::LinkRefused { remote, refusal });
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
