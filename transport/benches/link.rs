@@ -4,7 +4,7 @@
 //!    composite identity binding) next to a classical quinn handshake (X25519
 //!    only, no binding), median over many dials, and their ratio; vigil both
 //!    to a peer whose path MTU an earlier link measured (re-keys, redials:
-//!    one probe each way), as a first link to a peer (the full MTU search
+//!    the link starts at that size, no probe), as a first link to a peer (the full MTU search
 //!    runs during the binding), without path MTU discovery (what the
 //!    binding costs with no probe beside it) and with the serving node
 //!    making its `link.opened` entry durable in a real ledger before it

@@ -97,8 +97,8 @@ impl LinkConfig {
     }
 
     /// The transport parameters for a link to a peer whose path an earlier
-    /// link measured at `known` bytes ([`PathMtuMemory`]): path MTU
-    /// discovery then sends one probe of that size instead of searching.
+    /// link measured at `known` bytes ([`PathMtuMemory`]): the link then
+    /// starts at that size, without probing or searching for it.
     pub fn transport_on_path(&self, known: Option<u16>) -> quinn::TransportConfig {
         let mut t = quinn::TransportConfig::default();
         t.max_idle_timeout(quinn::IdleTimeout::try_from(self.idle_timeout).ok());
@@ -108,7 +108,29 @@ impl LinkConfig {
         t.send_window(u64::from(self.connection_window));
         t.max_concurrent_bidi_streams(VarInt::from_u32(self.max_tunnels));
         t.max_concurrent_uni_streams(VarInt::from_u32(0));
-        t.mtu_discovery_config(Some(self.mtu_search(known)));
+        let mut search = quinn::MtuDiscoveryConfig::default();
+        search.minimum_change(MTU_SEARCH_STEP);
+        match known
+            .map(|m| m.min(self.mtu_upper_bound))
+            .filter(|&m| m > BASE_MTU)
+        {
+            Some(remembered) => {
+                // Starting at the bound leaves nothing to search. If the path
+                // no longer carries it, quinn's black hole detection drops
+                // the link to 1200 bytes (and searches again later, up to
+                // the bound), and a handshake that fails makes both ends
+                // forget the size (`Dialer::dial`, `admit`).
+                t.initial_mtu(remembered);
+                search.upper_bound(remembered);
+                let mut cubic = quinn::congestion::CubicConfig::default();
+                cubic.initial_window(initial_window(remembered));
+                t.congestion_controller_factory(Arc::new(cubic));
+            }
+            None => {
+                search.upper_bound(self.mtu_upper_bound);
+            }
+        }
+        t.mtu_discovery_config(Some(search));
         t
     }
 
@@ -126,29 +148,16 @@ impl LinkConfig {
         let known = paths.recall(peer, Instant::now())?;
         Some(self.transport_on_path(Some(known)))
     }
+}
 
-    /// quinn's search starts at [`BASE_MTU`] and tries the midpoint of what
-    /// is left, or the upper bound itself once the midpoint is less than
-    /// the minimum change away. With the bound at a remembered size and the
-    /// minimum change the whole distance to it, the first probe is that size
-    /// and the search ends after it, acknowledged or lost.
-    fn mtu_search(&self, known: Option<u16>) -> quinn::MtuDiscoveryConfig {
-        let mut mtu = quinn::MtuDiscoveryConfig::default();
-        match known
-            .map(|m| m.min(self.mtu_upper_bound))
-            .filter(|&m| m > BASE_MTU)
-        {
-            Some(remembered) => {
-                mtu.upper_bound(remembered);
-                mtu.minimum_change(remembered - BASE_MTU);
-            }
-            None => {
-                mtu.upper_bound(self.mtu_upper_bound);
-                mtu.minimum_change(MTU_SEARCH_STEP);
-            }
-        }
-        mtu
-    }
+/// The congestion window a link starting at `mtu`-byte datagrams opens
+/// with: RFC 9002 section 7.2, `min(10 * mtu, max(14720, 2 * mtu))`.
+/// quinn's default is computed for 1200-byte datagrams (12,000 bytes);
+/// with jumbo datagrams that is one packet, and the binding would wait for
+/// a delayed acknowledgement before its second packet could leave.
+pub fn initial_window(mtu: u16) -> u64 {
+    let mtu = u64::from(mtu);
+    (10 * mtu).min((2 * mtu).max(14_720))
 }
 
 /// A node's identity on links: its composite key and an ephemeral Ed25519
@@ -505,20 +514,30 @@ impl Dialer {
         expected: &CompositePublicKey,
     ) -> Result<Link, LinkError> {
         let limit = self.config.handshake_timeout;
-        tokio::time::timeout(limit, self.dial_inner(addr, expected))
+        let mut client = self.client.clone();
+        let tailored = self.config.transport_to(&self.paths, addr.ip());
+        let remembered = tailored.is_some();
+        if let Some(tailored) = tailored {
+            client.transport_config(Arc::new(tailored));
+        }
+        let result = tokio::time::timeout(limit, self.dial_inner(client, addr, expected))
             .await
-            .map_err(|_| LinkError::Timeout(limit))?
+            .map_err(|_| LinkError::Timeout(limit))
+            .and_then(|r| r);
+        if result.is_err() && remembered {
+            // The path may no longer carry the remembered size: the next
+            // attempt starts at 1200 bytes and searches.
+            self.paths.forget(addr.ip());
+        }
+        result
     }
 
     async fn dial_inner(
         &self,
+        client: quinn::ClientConfig,
         addr: SocketAddr,
         expected: &CompositePublicKey,
     ) -> Result<Link, LinkError> {
-        let mut client = self.client.clone();
-        if let Some(tailored) = self.config.transport_to(&self.paths, addr.ip()) {
-            client.transport_config(Arc::new(tailored));
-        }
         let connecting = self
             .endpoint
             .connect_with(client, addr, tls::SERVER_NAME)
@@ -662,22 +681,34 @@ pub async fn admit(
 ) -> Result<Link, (SocketAddr, LinkRefusal)> {
     let remote = incoming.remote_address();
     let limit = paths.config.handshake_timeout;
+    let tailored = paths.server_config_for(remote.ip());
+    let remembered = tailored.is_some();
     let accepting = async {
-        match paths.server_config_for(remote.ip()) {
+        match tailored {
             Some(tailored) => incoming.accept_with(Arc::new(tailored))?.await,
             None => incoming.accept()?.await,
         }
     };
+    let forget = || {
+        if remembered {
+            // As on the dialling side: the next attempt searches again.
+            paths.memory.forget(remote.ip());
+        }
+    };
     let connection = match tokio::time::timeout(limit, accepting).await {
         Err(_) => {
+            forget();
             return Err((
                 remote,
                 LinkRefusal::Handshake {
                     detail: format!("no TLS handshake within {limit:?}"),
                 },
-            ))
+            ));
         }
-        Ok(Err(e)) => return Err((remote, classify_handshake_error(&e))),
+        Ok(Err(e)) => {
+            forget();
+            return Err((remote, classify_handshake_error(&e)));
+        }
         Ok(Ok(c)) => c,
     };
     let outcome = tokio::time::timeout(
@@ -695,6 +726,7 @@ pub async fn admit(
             None,
         ),
     };
+    forget();
     if let Some((mut send, code)) = answer {
         let message = LinkMessage::LinkRefused {
             code,

@@ -1,17 +1,26 @@
 //! Path MTU memory: the largest UDP payload the last link to a peer's
 //! address carried, so that the next link there (a re-key, a redial after a
-//! drop, the next tunnel) confirms that size with one probe instead of
-//! searching for it again. Sans I/O: callers pass the time.
+//! drop, the next tunnel) starts at that size instead of searching for it
+//! again. Sans I/O: callers pass the time.
 //!
 //! quinn starts every connection at QUIC's safe 1200 bytes and, once the
 //! handshake is done, binary-searches up to the configured bound with
 //! probes padded to the size tried: six probes each way between 1200 and
 //! 8952 bytes. Those probes run while the identity binding is exchanged and
-//! compete with it for the CPU. A remembered size is probed directly; if the
-//! path no longer carries it, that one probe is lost, the link stays at
-//! 1200 bytes, and the 1200 it reports when it ends erases the memory, so the
-//! link after it searches in full again. Like the kernel's own path MTU
-//! cache, an entry is trusted for [`REMEMBER_FOR`] only.
+//! compete with it for the CPU, and the binding's 5 KB messages go out in
+//! 1200-byte packets meanwhile. A link to a remembered peer starts at the
+//! remembered size instead (handshake included) and sends no probe.
+//!
+//! If the path no longer carries that size:
+//! - a handshake whose large datagrams are lost fails; the end that
+//!   started at the remembered size forgets it ([`PathMtuMemory::forget`]),
+//!   so the next attempt starts at 1200 bytes and searches;
+//! - after the handshake, quinn's black hole detection drops the link to
+//!   1200 bytes once large packets keep being lost, and the 1200 the link
+//!   reports when it ends erases the memory.
+//!
+//! Like the kernel's own path MTU cache, an entry is trusted for
+//! [`REMEMBER_FOR`] only.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -86,6 +95,14 @@ impl PathMtuMemory {
         paths.insert(peer, Measured { mtu, at: now });
     }
 
+    /// Drops what is known about `peer`: a link that started at the
+    /// remembered size failed, so the next one starts at [`BASE_MTU`] and
+    /// searches.
+    pub fn forget(&self, peer: IpAddr) {
+        let mut paths = self.paths.lock().unwrap_or_else(|e| e.into_inner());
+        paths.remove(&peer);
+    }
+
     /// How many peers are remembered (expired ones included until touched).
     pub fn len(&self) -> usize {
         self.paths.lock().unwrap_or_else(|e| e.into_inner()).len()
@@ -127,6 +144,17 @@ mod tests {
         assert_eq!(memory.recall(peer(1), t0), None);
         memory.remember(peer(1), 1000, t0);
         assert!(memory.is_empty());
+    }
+
+    #[test]
+    fn a_forgotten_peer_is_no_longer_recalled() {
+        let memory = PathMtuMemory::new();
+        let t0 = Instant::now();
+        memory.remember(peer(1), 8952, t0);
+        memory.remember(peer(2), 1500, t0);
+        memory.forget(peer(1));
+        assert_eq!(memory.recall(peer(1), t0), None);
+        assert_eq!(memory.recall(peer(2), t0), Some(1500), "other peers stay");
     }
 
     #[test]

@@ -3,62 +3,76 @@
 //! frame carries (1472 bytes of UDP payload over IPv4), as such a network
 //! does. A link over it must still grow past QUIC's 1200-byte start.
 //!
-//! Also: a second link to a peer confirms the path MTU the first one
-//! measured with a single probe each way, and a remembered size the path no
-//! longer carries costs one failed probe and is then forgotten.
+//! Also: a second link to a peer starts at the path MTU the first one
+//! measured, without probing, and a remembered size the path no longer
+//! carries costs one failed attempt and is then forgotten by both ends.
 
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{dialer, localhost, ServingNode};
+use common::{dialer, localhost, test_config, ServingNode};
 use tokio::net::UdpSocket;
-use vigil_transport::link::MAX_UDP_PAYLOAD;
-use vigil_transport::{Dialer, Link, LinkEvent, LinkServer};
+use vigil_crypto::SigningKey;
+use vigil_transport::link::{client_endpoint, MAX_UDP_PAYLOAD};
+use vigil_transport::{
+    Dialer, Link, LinkConfig, LinkEvent, LinkIdentity, LinkServer, ServerContext,
+};
 
 /// The largest UDP payload a 1500-byte IPv4 Ethernet path carries.
 const ETHERNET_UDP_PAYLOAD: usize = 1472;
 
+/// The sizes of the datagrams a relay passed on, in order: `true` for
+/// client to server.
+type Passed = Arc<Mutex<Vec<(bool, usize)>>>;
+
 /// Relays datagrams between one client and `server`, dropping any larger
-/// than `limit`. Returns the address clients send to.
-async fn narrow_relay(server: SocketAddr, limit: usize) -> SocketAddr {
+/// than `limit`. Returns the address clients send to and a log of what
+/// was passed on.
+async fn narrow_relay(server: SocketAddr, limit: usize) -> (SocketAddr, Passed) {
     let front = Arc::new(UdpSocket::bind(localhost()).await.unwrap());
     let back = Arc::new(UdpSocket::bind(localhost()).await.unwrap());
     back.connect(server).await.unwrap();
     let addr = front.local_addr().unwrap();
+    let passed = Passed::default();
     let (client_tx, mut client_rx) = tokio::sync::watch::channel(None::<SocketAddr>);
     {
-        let (front, back) = (front.clone(), back.clone());
+        let (front, back, passed) = (front.clone(), back.clone(), passed.clone());
         tokio::spawn(async move {
             let mut buf = vec![0u8; 65536];
             while let Ok((n, from)) = front.recv_from(&mut buf).await {
                 client_tx.send_replace(Some(from));
                 if n <= limit {
+                    passed.lock().unwrap().push((true, n));
                     let _ = back.send(&buf[..n]).await;
                 }
             }
         });
     }
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 65536];
-        while let Ok(n) = back.recv(&mut buf).await {
-            let Some(client) = *client_rx.borrow_and_update() else {
-                continue;
-            };
-            if n <= limit {
-                let _ = front.send_to(&buf[..n], client).await;
+    {
+        let passed = passed.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            while let Ok(n) = back.recv(&mut buf).await {
+                let Some(client) = *client_rx.borrow_and_update() else {
+                    continue;
+                };
+                if n <= limit {
+                    passed.lock().unwrap().push((false, n));
+                    let _ = front.send_to(&buf[..n], client).await;
+                }
             }
-        }
-    });
-    addr
+        });
+    }
+    (addr, passed)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mtu_discovery_grows_links_on_an_ethernet_sized_path() {
     let (node, server, client) = trusted_client();
-    let relay = narrow_relay(server.local_addr().unwrap(), ETHERNET_UDP_PAYLOAD).await;
+    let (relay, _) = narrow_relay(server.local_addr().unwrap(), ETHERNET_UDP_PAYLOAD).await;
 
     let link = client.dial(relay, &node.key).await.unwrap();
     // Probes that are too large are lost and retried a few times each; give
@@ -134,7 +148,7 @@ async fn wait_for_closed_links(node: &ServingNode, closed: usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_link_to_a_peer_confirms_its_path_mtu_with_one_probe_each_way() {
+async fn a_second_link_to_a_peer_starts_at_the_remembered_size_without_probing() {
     let (node, server, client) = trusted_client();
     let addr = server.local_addr().unwrap();
 
@@ -155,44 +169,85 @@ async fn a_second_link_to_a_peer_confirms_its_path_mtu_with_one_probe_each_way()
     drop(first);
     wait_for_closed_links(&node, 1).await;
 
-    let second = link_at_full_size(&client, addr, &node).await;
+    // The second link goes through a relay on the same address that lets
+    // everything pass and notes each datagram's size.
+    let (relay, passed) = narrow_relay(addr, usize::from(MAX_UDP_PAYLOAD)).await;
+    let second = client.dial(relay, &node.key).await.unwrap();
+    assert_eq!(
+        second.connection().stats().path.current_mtu,
+        MAX_UDP_PAYLOAD,
+        "the link starts at the remembered size"
+    );
+    let first_from = |to_server: bool| {
+        let passed = passed.lock().unwrap();
+        passed
+            .iter()
+            .find(|(dir, _)| *dir == to_server)
+            .map(|(_, n)| *n)
+    };
+    // At 1200 bytes the hybrid ClientHello and the server's first flight
+    // each take two datagrams or more; at the remembered size one each.
+    let hello = first_from(true).unwrap();
+    let flight = first_from(false).unwrap();
+    assert!(hello > 1200, "the client started at 1200 bytes: {hello}");
+    assert!(flight > 1200, "the server started at 1200 bytes: {flight}");
+
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let confirmed = second.connection().stats();
+    let started = second.connection().stats();
+    assert_eq!(started.path.sent_plpmtud_probes, 0, "no probe is sent");
     assert_eq!(
-        confirmed.path.sent_plpmtud_probes, 1,
-        "the remembered size is probed once"
+        started.frame_rx.immediate_ack, 0,
+        "the server sends no probe either"
     );
-    assert_eq!(
-        confirmed.frame_rx.immediate_ack, 1,
-        "the server probes its remembered size once"
-    );
+    assert_eq!(started.path.current_mtu, MAX_UDP_PAYLOAD);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remembered_path_mtu_the_path_no_longer_carries_is_forgotten() {
-    let (node, server, client) = trusted_client();
+    // Short handshake limits: the attempt at the remembered size fails fast.
+    let config = LinkConfig {
+        handshake_timeout: Duration::from_secs(1),
+        ..test_config()
+    };
+    let node = ServingNode::new();
+    let server = LinkServer::start(
+        localhost(),
+        ServerContext {
+            config: config.clone(),
+            ..node.context()
+        },
+    )
+    .unwrap();
+    let client = Dialer::new(
+        client_endpoint(localhost()).unwrap(),
+        Arc::new(LinkIdentity::new(SigningKey::generate()).unwrap()),
+        config,
+    )
+    .unwrap();
+    node.policy
+        .trust(client.identity().public_key(), "edge-mtu", &[]);
     let addr = server.local_addr().unwrap();
 
-    // Loopback carries jumbo datagrams: remembered for 127.0.0.1.
+    // Loopback carries jumbo datagrams: remembered for 127.0.0.1 by both.
     let direct = link_at_full_size(&client, addr, &node).await;
     drop(direct);
     wait_for_closed_links(&node, 1).await;
 
-    // The same address now behind an Ethernet-sized hop: the remembered
-    // probe is lost (and retried) and the link stays at 1200 bytes.
-    let relay = narrow_relay(addr, ETHERNET_UDP_PAYLOAD).await;
-    let narrowed = client.dial(relay, &node.key).await.unwrap();
-    let stats = wait_for_stats(&narrowed, |s| s.path.lost_plpmtud_probes >= 3).await;
-    assert!(stats.path.lost_plpmtud_probes >= 3, "{stats:?}");
-    assert_eq!(stats.path.current_mtu, 1200);
+    // The same address now behind an Ethernet-sized hop: both ends start at
+    // the remembered size, the server's handshake datagrams are lost, and
+    // the attempt fails.
+    let (relay, _) = narrow_relay(addr, ETHERNET_UDP_PAYLOAD).await;
+    let failed = client.dial(relay, &node.key).await;
     assert!(
-        stats.path.sent_plpmtud_probes <= 3,
-        "only the remembered size was tried: {} probes",
-        stats.path.sent_plpmtud_probes
+        failed.is_err(),
+        "a link came up over a path too narrow for it"
     );
-    drop(narrowed);
+    node.recorder
+        .wait_for(|e| matches!(e, LinkEvent::LinkRefused { .. }))
+        .await;
 
-    // Forgotten: the next link searches in full and finds the Ethernet size.
+    // Forgotten on both ends: the next link starts at 1200 bytes, searches
+    // and finds the Ethernet size.
     let next = client.dial(relay, &node.key).await.unwrap();
     let stats = wait_for_stats(&next, |s| s.path.current_mtu >= 1400).await;
     assert!(
