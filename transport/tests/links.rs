@@ -7,10 +7,12 @@ use std::sync::Arc;
 
 use common::{dialer, echo_target, localhost, test_config, ServingNode};
 use vigil_crypto::SigningKey;
-use vigil_transport::binding::Role;
-use vigil_transport::link::{client_config, client_endpoint, server_endpoint};
+use vigil_transport::binding::{BindingStatement, Role};
+use vigil_transport::link::{
+    client_config, client_endpoint, exporter, peer_certificate, server_endpoint,
+};
 use vigil_transport::message::{LinkMessage, LinkRefusalCode, TunnelRefusalCode};
-use vigil_transport::wire::read_message;
+use vigil_transport::wire::{read_message, write_message};
 use vigil_transport::{
     Dialer, KeyExchange, LinkConfig, LinkError, LinkEvent, LinkIdentity, LinkRefusal, LinkServer,
     PeerStatus, ServerContext, TunnelRefusal,
@@ -411,6 +413,98 @@ async fn first_exchange(
             other => return other,
         }
     }
+}
+
+/// Runs the client side of the binding by hand against `node`: sends
+/// `Identity`, then its `Binding` either right away (in the same write) or
+/// only after the server's `Binding` came. Returns the server's messages,
+/// after checking that its binding verifies for this session.
+async fn bind_by_hand(
+    identity: &LinkIdentity,
+    node: &ServingNode,
+    server: std::net::SocketAddr,
+    withhold_binding: bool,
+) -> Vec<LinkMessage> {
+    let endpoint = client_endpoint(localhost()).unwrap();
+    let config = client_config(identity, KeyExchange::PostQuantum, &test_config()).unwrap();
+    let connection = endpoint
+        .connect_with(config, server, "vigil-link")
+        .unwrap()
+        .await
+        .unwrap();
+    let exporter = exporter(&connection).unwrap();
+    let server_certificate = peer_certificate(&connection).unwrap();
+    let statement = |role| BindingStatement {
+        role,
+        exporter,
+        client_certificate: identity.transport().certificate(),
+        server_certificate: &server_certificate,
+        client_key: identity.public_key(),
+        server_key: &node.key,
+    };
+    let announce = LinkMessage::Identity {
+        role: Role::Client,
+        key: Box::new(identity.public_key().clone()),
+    };
+    let ours = LinkMessage::Binding {
+        role: Role::Client,
+        key: Box::new(identity.public_key().clone()),
+        signature: identity.sign(&statement(Role::Client)).unwrap(),
+    };
+    let (mut send, mut recv) = connection.open_bi().await.unwrap();
+    let mut received = Vec::new();
+    if withhold_binding {
+        write_message(&mut send, &announce).await.unwrap();
+        received.push(read_message(&mut recv).await.unwrap());
+        write_message(&mut send, &ours).await.unwrap();
+    } else {
+        let mut both = announce.encode();
+        both.extend_from_slice(&ours.encode());
+        send.write_all(&both).await.unwrap();
+    }
+    send.finish().unwrap();
+    while let Ok(message) = read_message(&mut recv).await {
+        received.push(message);
+    }
+    match &received[0] {
+        LinkMessage::Binding {
+            role: Role::Server,
+            key,
+            signature,
+        } => {
+            assert_eq!(key.as_ref(), &node.key);
+            statement(Role::Server).verify(signature).unwrap();
+        }
+        other => panic!("expected the server's binding first, got {other:?}"),
+    }
+    received
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_binds_whether_the_clients_binding_is_late_or_already_there() {
+    let node = ServingNode::new();
+    let server = node.start(localhost());
+    let addr = server.local_addr().unwrap();
+    let identity = LinkIdentity::new(SigningKey::generate()).unwrap();
+    node.policy.trust(identity.public_key(), "by-hand", &[]);
+
+    // The server signs and sends its binding without waiting for ours:
+    // this client sends its binding only once the server's has come.
+    let late = bind_by_hand(&identity, &node, addr, true).await;
+    assert!(
+        matches!(late[..], [_, LinkMessage::LinkAccepted]),
+        "{late:?}"
+    );
+    // A binding that arrived with the identity is judged first; the
+    // server's binding and its verdict follow.
+    let there = bind_by_hand(&identity, &node, addr, false).await;
+    assert!(
+        matches!(there[..], [_, LinkMessage::LinkAccepted]),
+        "{there:?}"
+    );
+    node.recorder
+        .wait_count(2, |e| matches!(e, LinkEvent::LinkOpened { .. }))
+        .await;
 }
 
 /// Any composite key: the victim's dial to Mallory fails whatever it expects.
