@@ -843,6 +843,10 @@ async fn bind_server(
     // Polled once: ready only if the whole binding has arrived. If not, the
     // same read goes on below (nothing read so far is lost).
     let early = std::future::poll_fn(|cx| Poll::Ready(theirs.as_mut().poll(cx))).await;
+    let early = match early {
+        Poll::Ready(message) => Some(judge(message)),
+        Poll::Pending => None,
+    };
     let ours = identity.statement(
         Role::Server,
         Role::Server,
@@ -850,25 +854,7 @@ async fn bind_server(
         &client_certificate,
         &client_key,
     );
-    let (early, signed) = match early {
-        Poll::Pending => (None, identity.sign(&ours)),
-        // Judged on a second thread while this one signs: on a host where
-        // the binding was already waiting, the other core is likely free.
-        Poll::Ready(message) => std::thread::scope(|scope| {
-            let judging = scope.spawn(|| judge(message));
-            let signed = identity.sign(&ours);
-            let verdict = judging.join().unwrap_or_else(|_| {
-                Err((
-                    LinkRefusal::FailedBinding {
-                        detail: "the thread verifying the binding failed".into(),
-                    },
-                    LinkRefusalCode::FailedBinding,
-                ))
-            });
-            (Some(verdict), signed)
-        }),
-    };
-    let signature = match signed {
+    let signature = match identity.sign(&ours) {
         Ok(s) => s,
         Err(e) => return Err(fail(e.to_string(), send)),
     };
