@@ -19,10 +19,8 @@
 //! crypto itself. Before each, the task yields once, so that the message it
 //! has just written leaves before the CPU work starts.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use quinn::{Connection, Endpoint, RecvStream, SendStream, VarInt};
@@ -756,12 +754,6 @@ async fn bind_server(
             send,
         )
     };
-    let violation_of = |detail: String| {
-        (
-            LinkRefusal::Protocol { detail },
-            LinkRefusalCode::ProtocolViolation,
-        )
-    };
     let client_key = match read_message(&mut recv).await {
         Ok(LinkMessage::Identity {
             role: Role::Client,
@@ -781,72 +773,10 @@ async fn bind_server(
         Ok(c) => c,
         Err(e) => return Err(fail(e.to_string(), send)),
     };
-    // The client's binding, read and judged here (signature, then trust).
-    let judge = |message: Result<LinkMessage, LinkError>| {
-        let signature = match message {
-            Ok(LinkMessage::Binding {
-                role: Role::Client,
-                key,
-                signature,
-            }) if key == client_key => signature,
-            Ok(LinkMessage::Binding {
-                role: Role::Client, ..
-            }) => {
-                let detail = "the client's binding carries another key than its identity";
-                return Err(violation_of(detail.into()));
-            }
-            Ok(other) => {
-                let detail = format!("expected the client's binding, got {:?}", other.kind());
-                return Err(violation_of(detail));
-            }
-            Err(e) => return Err(violation_of(e.to_string())),
-        };
-        identity
-            .statement(
-                Role::Server,
-                Role::Client,
-                exporter,
-                &client_certificate,
-                &client_key,
-            )
-            .verify(&signature)
-            .map_err(|e| {
-                (
-                    LinkRefusal::FailedBinding {
-                        detail: e.to_string(),
-                    },
-                    LinkRefusalCode::FailedBinding,
-                )
-            })?;
-        let key_id = client_key.key_id();
-        match policy.peer_status(&client_key) {
-            PeerStatus::Trusted { name } => Ok(name),
-            PeerStatus::Unknown => Err((
-                LinkRefusal::UnknownKey { key_id },
-                LinkRefusalCode::UnknownKey,
-            )),
-            PeerStatus::Revoked => Err((
-                LinkRefusal::RevokedKey { key_id },
-                LinkRefusalCode::RevokedKey,
-            )),
-        }
-    };
-    // Our statement covers the key the client announced. Normally it is
-    // signed and sent before the client's binding arrives, and the client
-    // verifies ours while we verify theirs. When the client's binding is
-    // already here (both nodes on one busy host), it is judged first, so
-    // that our binding and the verdict leave together. Either way our
-    // binding is sent, refusal or not, so that a client expecting another
-    // node learns which key answered. Nothing but the binding messages
-    // flows before the client's binding verified and its key is trusted.
-    let mut theirs = std::pin::pin!(read_message(&mut recv));
-    // Polled once: ready only if the whole binding has arrived. If not, the
-    // same read goes on below (nothing read so far is lost).
-    let early = std::future::poll_fn(|cx| Poll::Ready(theirs.as_mut().poll(cx))).await;
-    let early = match early {
-        Poll::Ready(message) => Some(judge(message)),
-        Poll::Pending => None,
-    };
+    // Our statement covers the key the client announced. It is signed and
+    // sent before the client's binding is read: the client verifies it while
+    // we verify theirs. Nothing but the binding messages flows before the
+    // client's binding verified and its key is trusted.
     let ours = identity.statement(
         Role::Server,
         Role::Server,
@@ -866,17 +796,53 @@ async fn bind_server(
     if let Err(e) = write_message(&mut send, &reply).await {
         return Err(fail(format!("could not send our binding: {e}"), send));
     }
-    let verdict = match early {
-        Some(verdict) => verdict,
-        None => {
-            // Let the connection send ours before this task verifies (inline).
-            tokio::task::yield_now().await;
-            judge(theirs.await)
+    // Let the connection send it before this task verifies (inline).
+    tokio::task::yield_now().await;
+    let signature = match read_message(&mut recv).await {
+        Ok(LinkMessage::Binding {
+            role: Role::Client,
+            key,
+            signature,
+        }) if key == client_key => signature,
+        Ok(LinkMessage::Binding {
+            role: Role::Client, ..
+        }) => {
+            let detail = "the client's binding carries another key than its identity";
+            return Err(violation(detail.into(), send));
         }
+        Ok(other) => {
+            let detail = format!("expected the client's binding, got {:?}", other.kind());
+            return Err(violation(detail, send));
+        }
+        Err(e) => return Err(violation(e.to_string(), send)),
     };
-    let name = match verdict {
-        Ok(name) => name,
-        Err((refusal, code)) => return Err(refuse(refusal, code, send)),
+    let theirs = identity.statement(
+        Role::Server,
+        Role::Client,
+        exporter,
+        &client_certificate,
+        &client_key,
+    );
+    if let Err(e) = theirs.verify(&signature) {
+        return Err(fail(e.to_string(), send));
+    }
+    let key_id = client_key.key_id();
+    let name = match policy.peer_status(&client_key) {
+        PeerStatus::Trusted { name } => name,
+        PeerStatus::Unknown => {
+            return Err(refuse(
+                LinkRefusal::UnknownKey { key_id },
+                LinkRefusalCode::UnknownKey,
+                send,
+            ))
+        }
+        PeerStatus::Revoked => {
+            return Err(refuse(
+                LinkRefusal::RevokedKey { key_id },
+                LinkRefusalCode::RevokedKey,
+                send,
+            ))
+        }
     };
     let peer = PeerInfo {
         key_id: client_key.key_id(),

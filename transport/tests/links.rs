@@ -495,8 +495,8 @@ async fn the_server_binds_whether_the_clients_binding_is_late_or_already_there()
         matches!(late[..], [_, LinkMessage::LinkAccepted]),
         "{late:?}"
     );
-    // A binding that arrived with the identity is judged first; the
-    // server's binding and its verdict follow.
+    // A binding that arrived with the identity: the same messages come
+    // back, in the same order.
     let there = bind_by_hand(&identity, &node, addr, false).await;
     assert!(
         matches!(there[..], [_, LinkMessage::LinkAccepted]),
