@@ -178,12 +178,21 @@ async fn run() {
             &dialer,
             LinkConfig::default(),
         );
-        let pairs = Pairs {
-            cold: &cold,
-            flat: &flat,
-            audited: &audited,
-        };
-        setup_figures(&dialer, server_addr, node.public_key(), pairs).await;
+        // Dialled from a task on the runtime's workers, as the node and
+        // `vigil tunnel` dial (never from a thread blocked in `block_on`),
+        // classical and hybrid handshakes alike.
+        let (setup_dialer, node_key) = (dialer.clone(), node.public_key().clone());
+        let (cold, flat, audited) = tokio::spawn(async move {
+            let pairs = Pairs {
+                cold: &cold,
+                flat: &flat,
+                audited: &audited,
+            };
+            setup_figures(&setup_dialer, server_addr, &node_key, pairs).await;
+            (cold, flat, audited)
+        })
+        .await
+        .expect("setup task");
         cold.server.shutdown().await;
         flat.server.shutdown().await;
         audited.server.shutdown().await;
