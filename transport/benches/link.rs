@@ -4,15 +4,17 @@
 //!    composite identity binding) next to a classical quinn handshake (X25519
 //!    only, no binding), median over many dials, and their ratio; vigil both
 //!    to a peer whose path MTU an earlier link measured (re-keys, redials:
-//!    the link starts at that size, no probe), as a first link to a peer (the full MTU search
-//!    runs during the binding), without path MTU discovery (what the
-//!    binding costs with no probe beside it) and with the serving node
-//!    making its `link.opened` entry durable in a real ledger before it
-//!    accepts, as `vigil serve` does (the other lines record nothing); with the
-//!    floor any exporter-signing binding has on this machine: a hybrid
-//!    handshake plus one request/response round trip on a fresh connection
-//!    (with its MTU search running, and without MTU probes) plus one
-//!    composite sign and one verify;
+//!    the link starts at that size, no probe), as a first link to a peer
+//!    (the full MTU search runs during the binding), without path MTU
+//!    discovery (what the binding costs with no probe beside it) and with
+//!    the serving node making its `link.opened` entry durable in a real
+//!    ledger before it accepts, as `vigil serve` does (the other lines
+//!    record nothing); with the floor any exporter-signing binding has on
+//!    this machine: a hybrid handshake plus one request/response round trip
+//!    on a fresh connection (with its MTU search running, and without MTU
+//!    probes) plus one composite sign and one verify. All dials, classical
+//!    ones included, run in a task on the runtime's two workers, as the
+//!    node's and `vigil tunnel`'s dials do;
 //! 2. tunnel throughput with 1 and 8 concurrent streams next to plain TCP on
 //!    loopback and next to `ssh -L` through a local sshd started here with
 //!    throwaway keys (skipped with a message when sshd is not installed).
