@@ -162,7 +162,7 @@ impl LinkConfig {
 /// quinn's default is computed for 1200-byte datagrams (12,000 bytes);
 /// with jumbo datagrams that is one packet, and the binding would wait for
 /// a delayed acknowledgement before its second packet could leave.
-pub fn initial_window(mtu: u16) -> u64 {
+fn initial_window(mtu: u16) -> u64 {
     let mtu = u64::from(mtu);
     (10 * mtu).min((2 * mtu).max(14_720))
 }
@@ -877,5 +877,20 @@ pub fn classify_handshake_error(error: &quinn::ConnectionError) -> LinkRefusal {
         LinkRefusal::ClassicalOnlyOffer
     } else {
         LinkRefusal::Handshake { detail }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_initial_window_follows_rfc_9002_for_the_starting_size() {
+        // 10 datagrams while that stays within max(14720, 2 datagrams).
+        assert_eq!(initial_window(1200), 12_000);
+        assert_eq!(initial_window(1472), 14_720);
+        // Larger datagrams: 14720 bytes, but never less than two of them.
+        assert_eq!(initial_window(5000), 14_720);
+        assert_eq!(initial_window(8952), 17_904);
     }
 }
