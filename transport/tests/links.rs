@@ -395,13 +395,7 @@ async fn first_exchange(
     server: std::net::SocketAddr,
     bytes: &[u8],
 ) -> LinkMessage {
-    let endpoint = client_endpoint(localhost()).unwrap();
-    let config = client_config(identity, KeyExchange::PostQuantum, &test_config()).unwrap();
-    let connection = endpoint
-        .connect_with(config, server, "vigil-link")
-        .unwrap()
-        .await
-        .unwrap();
+    let connection = hybrid_connection(identity, server).await;
     let (mut send, mut recv) = connection.open_bi().await.unwrap();
     send.write_all(bytes).await.unwrap();
     send.finish().unwrap();
@@ -415,6 +409,21 @@ async fn first_exchange(
     }
 }
 
+/// A TLS-only connection to `server` (hybrid key exchange, `identity`'s
+/// transport certificate): the binding is left to the caller.
+async fn hybrid_connection(
+    identity: &LinkIdentity,
+    server: std::net::SocketAddr,
+) -> quinn::Connection {
+    let endpoint = client_endpoint(localhost()).unwrap();
+    let config = client_config(identity, KeyExchange::PostQuantum, &test_config()).unwrap();
+    endpoint
+        .connect_with(config, server, "vigil-link")
+        .unwrap()
+        .await
+        .unwrap()
+}
+
 /// Runs the client side of the binding by hand against `node`: sends
 /// `Identity`, then its `Binding` either right away (in the same write) or
 /// only after the server's `Binding` came. Returns the server's messages,
@@ -425,13 +434,7 @@ async fn bind_by_hand(
     server: std::net::SocketAddr,
     withhold_binding: bool,
 ) -> Vec<LinkMessage> {
-    let endpoint = client_endpoint(localhost()).unwrap();
-    let config = client_config(identity, KeyExchange::PostQuantum, &test_config()).unwrap();
-    let connection = endpoint
-        .connect_with(config, server, "vigil-link")
-        .unwrap()
-        .await
-        .unwrap();
+    let connection = hybrid_connection(identity, server).await;
     let exporter = exporter(&connection).unwrap();
     let server_certificate = peer_certificate(&connection).unwrap();
     let statement = |role| BindingStatement {
