@@ -61,3 +61,19 @@ pub enum LinkError {
         source: std::io::Error,
     },
 }
+
+impl LinkError {
+    /// Whether the peer answered: it refused the link, or what it sent did
+    /// not prove the expected identity. Such a failure says nothing against
+    /// the network path, so dialling again would change nothing.
+    pub fn is_answer(&self) -> bool {
+        matches!(
+            self,
+            Self::Refused { .. }
+                | Self::PeerKeyMismatch { .. }
+                | Self::BindingFailed(_)
+                | Self::Protocol(_)
+                | Self::Message(_)
+        )
+    }
+}

@@ -19,7 +19,7 @@
 //! crypto itself. Before each, the task yields once, so that the message it
 //! has just written leaves before the CPU work starts.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,7 @@ use vigil_crypto::{CompositePublicKey, SigningKey};
 use crate::binding::{BindingStatement, Role, EXPORTER_LABEL, EXPORTER_LEN};
 use crate::error::LinkError;
 use crate::message::{LinkMessage, LinkRefusalCode};
-use crate::mtu::{PathMtuMemory, BASE_MTU};
+use crate::mtu::{PathMtuMemory, PendingTrials, BASE_MTU};
 use crate::policy::{LinkEvent, LinkObserver, LinkRefusal, PeerInfo, PeerPolicy, PeerStatus};
 use crate::target::Target;
 use crate::tls::{self, KeyExchange, TransportIdentity};
@@ -123,10 +123,12 @@ impl LinkConfig {
         {
             Some(remembered) => {
                 // Starting at the bound leaves nothing to search. If the path
-                // no longer carries it, quinn's black hole detection drops
-                // the link to 1200 bytes (and searches again later, up to
-                // the bound), and a handshake that fails makes both ends
-                // forget the size (`Dialer::dial`, `admit`).
+                // no longer carries it, a handshake that does not come
+                // through makes both ends forget the size and the dialler
+                // try again at 1200 bytes (`Dialer::dial`, `admit`), and
+                // after the handshake quinn's black hole detection drops the
+                // link to 1200 bytes (and searches again later, up to the
+                // bound).
                 t.initial_mtu(remembered);
                 search.upper_bound(remembered);
                 let mut cubic = quinn::congestion::CubicConfig::default();
@@ -372,6 +374,7 @@ pub fn serving_endpoint(
         base: server,
         config: config.clone(),
         memory: Arc::new(PathMtuMemory::new()),
+        trials: Arc::new(PendingTrials::default()),
     };
     Ok((endpoint, paths))
 }
@@ -384,16 +387,42 @@ pub struct AcceptPaths {
     base: quinn::ServerConfig,
     config: LinkConfig,
     memory: Arc<PathMtuMemory>,
+    trials: Arc<PendingTrials>,
 }
 
 impl AcceptPaths {
-    /// The configuration for a connection from `peer`, when it differs
-    /// from the endpoint's own.
-    fn server_config_for(&self, peer: std::net::IpAddr) -> Option<quinn::ServerConfig> {
+    /// The configuration for a connection from `peer` when it starts at a
+    /// remembered path MTU, with the mark that it is pending until its
+    /// handshake ends; `None`: the endpoint's own configuration applies.
+    fn server_config_for(&self, peer: IpAddr) -> Option<(quinn::ServerConfig, Trial<'_>)> {
         let transport = self.config.transport_to(&self.memory, peer)?;
+        if !self.trials.begin(peer) {
+            // An attempt from there that started at the remembered size is
+            // still in its handshake: this may be its dialler trying again
+            // at 1200 bytes (`Dialer::dial`).
+            self.memory.forget(peer);
+            return None;
+        }
         let mut tailored = self.base.clone();
         tailored.transport_config(Arc::new(transport));
-        Some(tailored)
+        let trial = Trial {
+            trials: &self.trials,
+            peer,
+        };
+        Some((tailored, trial))
+    }
+}
+
+/// An attempt that started at a remembered path MTU, until its handshake
+/// ends (dropped).
+struct Trial<'a> {
+    trials: &'a PendingTrials,
+    peer: IpAddr,
+}
+
+impl Drop for Trial<'_> {
+    fn drop(&mut self) {
+        self.trials.end(self.peer);
     }
 }
 
@@ -496,28 +525,34 @@ impl Dialer {
     }
 
     /// Opens a link to `addr` and requires the peer to prove `expected`.
+    ///
+    /// To a peer whose path MTU is remembered, the first attempt starts at
+    /// that size. If it has not come up after a quarter of the handshake
+    /// timeout, or failed without an answer from the peer, the path may no
+    /// longer carry the size: it is forgotten and the link is dialled again
+    /// from 1200 bytes, within what is left of the timeout.
     pub async fn dial(
         &self,
         addr: SocketAddr,
         expected: &CompositePublicKey,
     ) -> Result<Link, LinkError> {
         let limit = self.config.handshake_timeout;
-        let mut client = self.client.clone();
-        let tailored = self.config.transport_to(&self.paths, addr.ip());
-        let remembered = tailored.is_some();
-        if let Some(tailored) = tailored {
+        let started = Instant::now();
+        if let Some(tailored) = self.config.transport_to(&self.paths, addr.ip()) {
+            let mut client = self.client.clone();
             client.transport_config(Arc::new(tailored));
+            let trial = limit / 4;
+            match tokio::time::timeout(trial, self.dial_inner(client, addr, expected)).await {
+                Ok(Ok(link)) => return Ok(link),
+                Ok(Err(e)) if e.is_answer() => return Err(e),
+                Ok(Err(_)) | Err(_) => self.paths.forget(addr.ip()),
+            }
         }
-        let result = tokio::time::timeout(limit, self.dial_inner(client, addr, expected))
+        let left = limit.saturating_sub(started.elapsed());
+        let client = self.client.clone();
+        tokio::time::timeout(left, self.dial_inner(client, addr, expected))
             .await
-            .map_err(|_| LinkError::Timeout(limit))
-            .and_then(|r| r);
-        if result.is_err() && remembered {
-            // The path may no longer carry the remembered size: the next
-            // attempt starts at 1200 bytes and searches.
-            self.paths.forget(addr.ip());
-        }
-        result
+            .map_err(|_| LinkError::Timeout(limit))?
     }
 
     async fn dial_inner(
@@ -665,8 +700,8 @@ pub async fn admit(
 ) -> Result<Link, (SocketAddr, LinkRefusal)> {
     let remote = incoming.remote_address();
     let limit = paths.config.handshake_timeout;
-    let tailored = paths.server_config_for(remote.ip());
-    let remembered = tailored.is_some();
+    let (tailored, trial) = paths.server_config_for(remote.ip()).unzip();
+    let remembered = trial.is_some();
     let accepting = async {
         match tailored {
             Some(tailored) => incoming.accept_with(Arc::new(tailored))?.await,
@@ -695,6 +730,7 @@ pub async fn admit(
         }
         Ok(Ok(c)) => c,
     };
+    drop(trial);
     let outcome = tokio::time::timeout(
         limit,
         bind_server(&connection, identity, policy, observer, &paths.memory),

@@ -12,9 +12,12 @@
 //! remembered size instead (handshake included) and sends no probe.
 //!
 //! If the path no longer carries that size:
-//! - a handshake whose large datagrams are lost fails; the end that
-//!   started at the remembered size forgets it ([`PathMtuMemory::forget`]),
-//!   so the next attempt starts at 1200 bytes and searches;
+//! - a handshake whose large datagrams are lost does not finish; the
+//!   dialler gives up on the size after a quarter of its handshake timeout,
+//!   forgets it ([`PathMtuMemory::forget`]) and dials again at 1200 bytes
+//!   within the same call; the serving node, seeing that second attempt
+//!   while the first is pending ([`PendingTrials`]), forgets it too (as it
+//!   does when an attempt that started there fails);
 //! - after the handshake, quinn's black hole detection drops the link to
 //!   1200 bytes once large packets keep being lost, and the 1200 the link
 //!   reports when it ends erases the memory.
@@ -22,7 +25,7 @@
 //! Like the kernel's own path MTU cache, an entry is trusted for
 //! [`REMEMBER_FOR`] only.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -114,6 +117,34 @@ impl PathMtuMemory {
     }
 }
 
+/// Serving side: the addresses with a link attempt that started at the
+/// remembered path MTU and has not finished its handshake yet. A dialler
+/// whose attempt at a remembered size does not come through dials again at
+/// 1200 bytes; when that second attempt arrives while the first is still
+/// pending here, the serving node forgets the size too, or its own large
+/// handshake datagrams would be lost again.
+#[derive(Debug, Default)]
+pub struct PendingTrials {
+    open: Mutex<HashSet<IpAddr>>,
+}
+
+impl PendingTrials {
+    /// Whether an attempt from `peer` may start at the remembered size:
+    /// only if no other attempt from there that did is still pending. A
+    /// `true` must be followed by [`PendingTrials::end`].
+    pub fn begin(&self, peer: IpAddr) -> bool {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.insert(peer)
+    }
+
+    /// The attempt from `peer` that began at the remembered size finished
+    /// its handshake, or failed.
+    pub fn end(&self, peer: IpAddr) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.remove(&peer);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +186,19 @@ mod tests {
         memory.forget(peer(1));
         assert_eq!(memory.recall(peer(1), t0), None);
         assert_eq!(memory.recall(peer(2), t0), Some(1500), "other peers stay");
+    }
+
+    #[test]
+    fn one_attempt_per_address_starts_at_the_remembered_size_at_a_time() {
+        let trials = PendingTrials::default();
+        assert!(trials.begin(peer(1)));
+        assert!(
+            !trials.begin(peer(1)),
+            "a second attempt while one is pending"
+        );
+        assert!(trials.begin(peer(2)), "other addresses are independent");
+        trials.end(peer(1));
+        assert!(trials.begin(peer(1)), "after the first ended");
     }
 
     #[test]
