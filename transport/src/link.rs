@@ -56,15 +56,15 @@ pub struct LinkConfig {
     pub connection_window: u32,
     /// Concurrent tunnels per link.
     pub max_tunnels: u32,
-    /// Largest UDP payload path MTU discovery probes for. Links start at
-    /// QUIC's safe 1200 bytes and grow only after a probe of the larger size
-    /// was acknowledged, so the bound is safe on any path. The default
+    /// Largest UDP payload path MTU discovery probes for. A first link to a
+    /// peer starts at QUIC's safe 1200 bytes and grows only after a probe of
+    /// the larger size was acknowledged, so the bound is safe on any path. The default
     /// allows jumbo frames (and uses them on loopback); bigger packets mean
     /// fewer per-packet costs in bulk transfers.
     pub mtu_upper_bound: u16,
-    /// Start the path MTU search of a link to a peer address an earlier
-    /// link measured with one probe of the size it reached
-    /// ([`PathMtuMemory`]), instead of searching from 1200 bytes.
+    /// Start a link to a peer address an earlier link measured at the size
+    /// that link reached ([`PathMtuMemory`]), instead of at 1200 bytes with
+    /// a search.
     pub remember_path_mtu: bool,
     /// Links a serving node sets up at once (TLS handshake and identity
     /// binding, each bounded by `handshake_timeout`). Once half are taken,
@@ -708,29 +708,31 @@ pub async fn admit(
             None => incoming.accept()?.await,
         }
     };
+    // An attempt that started at the remembered size and failed without
+    // the peer's side of the exchange coming through (no handshake, no
+    // binding): the path may no longer carry the size, and the next attempt
+    // starts at 1200 bytes, as on the dialling side. A refusal the client
+    // was answered with says nothing against the path.
     let forget = || {
         if remembered {
-            // As on the dialling side: the next attempt searches again.
             paths.memory.forget(remote.ip());
         }
     };
-    let connection = match tokio::time::timeout(limit, accepting).await {
-        Err(_) => {
-            forget();
-            return Err((
-                remote,
-                LinkRefusal::Handshake {
-                    detail: format!("no TLS handshake within {limit:?}"),
-                },
-            ));
-        }
-        Ok(Err(e)) => {
-            forget();
-            return Err((remote, classify_handshake_error(&e)));
-        }
-        Ok(Ok(c)) => c,
+    let handshake = match tokio::time::timeout(limit, accepting).await {
+        Err(_) => Err(LinkRefusal::Handshake {
+            detail: format!("no TLS handshake within {limit:?}"),
+        }),
+        Ok(Err(e)) => Err(classify_handshake_error(&e)),
+        Ok(Ok(c)) => Ok(c),
     };
     drop(trial);
+    let connection = match handshake {
+        Ok(c) => c,
+        Err(refusal) => {
+            forget();
+            return Err((remote, refusal));
+        }
+    };
     let outcome = tokio::time::timeout(
         limit,
         bind_server(&connection, identity, policy, observer, &paths.memory),
@@ -746,7 +748,9 @@ pub async fn admit(
             None,
         ),
     };
-    forget();
+    if answer.is_none() {
+        forget();
+    }
     if let Some((mut send, code)) = answer {
         let message = LinkMessage::LinkRefused {
             code,

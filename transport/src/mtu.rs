@@ -17,7 +17,7 @@
 //!   forgets it ([`PathMtuMemory::forget`]) and dials again at 1200 bytes
 //!   within the same call; the serving node, seeing that second attempt
 //!   while the first is pending ([`PendingTrials`]), forgets it too (as it
-//!   does when an attempt that started there fails);
+//!   does when an attempt that started there fails without an answer);
 //! - after the handshake, quinn's black hole detection drops the link to
 //!   1200 bytes once large packets keep being lost, and the 1200 the link
 //!   reports when it ends erases the memory.
