@@ -325,7 +325,7 @@ async fn setup_figures(
     );
     let flat_floor = median(bare) + median(&samples.flat_round_trip) + sign + verify;
     println!(
-        "  the same floor without MTU probes (round trip {:.3} ms): {:.3} ms = {:.2}x classical (compare: vigil without path MTU discovery above)",
+        "  the same floor without MTU probes (round trip {:.3} ms): {:.3} ms = {:.2}x classical (compare: vigil to a known peer, and without path MTU discovery, above: neither probes)",
         ms(median(&samples.flat_round_trip)),
         ms(flat_floor),
         flat_floor.as_secs_f64() / median(classical).as_secs_f64()
