@@ -12,9 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use vigil::node::home::Home;
-use vigil::node::links::{start_listener, LinkAuditEntry, LinkAuditSink};
+use vigil::node::links::{start_listener, LinkAuditEntry, LinkAuditSink, LinkListener};
 use vigil_crypto::keyfile;
-use vigil_transport::LinkServer;
 
 fn vigil(home: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
@@ -287,7 +286,7 @@ fn recording_sink(entries: &Entries, failing: Option<&'static str>) -> LinkAudit
 }
 
 /// Node A's link listener on 127.0.0.1, recording into `sink`.
-fn serve(runtime: &tokio::runtime::Runtime, a: &Home, sink: LinkAuditSink) -> LinkServer {
+fn serve(runtime: &tokio::runtime::Runtime, a: &Home, sink: LinkAuditSink) -> LinkListener {
     let _guard = runtime.enter();
     start_listener(
         "127.0.0.1:0".parse().unwrap(),
@@ -295,6 +294,7 @@ fn serve(runtime: &tokio::runtime::Runtime, a: &Home, sink: LinkAuditSink) -> Li
         a.trust_path(),
         sink,
         vigil_transport::LinkConfig::default(),
+        None,
     )
     .unwrap()
 }

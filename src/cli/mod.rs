@@ -69,7 +69,19 @@ pub enum Command {
     Call(call::CallArgs),
     /// Serve MCP over stdin/stdout for an agent host that spawns vigil
     Mcp(mcp::McpArgs),
-    /// Run the node: MCP over streamable HTTP on `[mcp] listen`, checkpoints
+    /// Run the node: MCP over HTTP, post-quantum links and tunnels, checkpoints
+    ///
+    /// Serves MCP over streamable HTTP on `[mcp] listen` (path /mcp, bearer
+    /// tokens from [[agents]]; GET /healthz and GET /metrics beside it),
+    /// accepts post-quantum links from the peers in the trust store on
+    /// `[links] listen`, and keeps every [[tunnels]] table's tunnel open (a
+    /// local TCP address carried over a link to a peer node's target).
+    /// `[mcp] enabled = false` makes a link-only node: links and tunnels, no
+    /// MCP port. Every decision is one ledger entry.
+    ///
+    /// Ctrl-C or SIGTERM stops it: no new connections or links, every link
+    /// closed (each end recorded), requests in progress given 2 s, then a
+    /// last signed checkpoint covering every entry; it exits within 5 s.
     Serve(serve::ServeArgs),
     /// List calls waiting for a human's approval
     Approvals(approvals::ApprovalsArgs),

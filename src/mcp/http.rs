@@ -3,11 +3,14 @@
 //! (a missing or unknown token gets `401` before any MCP message is read).
 //! rmcp checks the `Host` header (loopback by default, DNS rebinding) and the
 //! `Origin` header against the allowed origins, as the MCP spec requires.
+//! Beside it, without a token: `GET /healthz` (liveness and ledger size)
+//! and `GET /metrics` (Prometheus text; loopback peers only unless `[mcp]
+//! metrics_allow_remote`). Connections are handled by [`connections`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -15,8 +18,11 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
+use crate::mcp::connections::{self, ConnectionLimits};
 use crate::mcp::pipeline::Pipeline;
 use crate::mcp::server::{AgentSource, HttpAgent, VigilServer};
+use crate::mcp::McpConfig;
+use crate::node::metrics;
 
 /// Origins always accepted: browsers on this machine.
 const LOOPBACK_ORIGINS: [&str; 6] = [
@@ -28,12 +34,13 @@ const LOOPBACK_ORIGINS: [&str; 6] = [
     "https://[::1]:*",
 ];
 
-/// The axum router serving MCP at `/mcp` for `pipeline`. `listen` is the
+/// The axum router serving MCP at `/mcp` for `pipeline`, and `/healthz`
+/// and `/metrics`, with the `[mcp]` settings of `config`. `listen` is the
 /// bound address (its host is accepted in `Host` besides loopback names).
 pub fn router(
     pipeline: Arc<Pipeline>,
     listen: SocketAddr,
-    allowed_origins: &[String],
+    config: &McpConfig,
     cancel: CancellationToken,
 ) -> axum::Router {
     let mut hosts: Vec<String> = vec![
@@ -49,8 +56,8 @@ pub fn router(
     let origins = LOOPBACK_ORIGINS
         .iter()
         .map(|s| s.to_string())
-        .chain(allowed_origins.iter().cloned());
-    let config = StreamableHttpServerConfig::default()
+        .chain(config.allowed_origins.iter().cloned());
+    let service_config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts)
         .with_allowed_origins(origins)
         .enforce_origin_validation()
@@ -65,11 +72,91 @@ pub fn router(
             ))
         },
         Arc::new(LocalSessionManager::default()),
-        config,
+        service_config,
     );
+    let operations = Operations {
+        pipeline: Arc::clone(&pipeline),
+        metrics_allow_remote: config.metrics_allow_remote,
+    };
     axum::Router::new()
         .nest_service("/mcp", service)
         .layer(axum::middleware::from_fn_with_state(pipeline, bearer))
+        // Added after the bearer layer, so it does not apply to these.
+        .merge(
+            axum::Router::new()
+                .route("/healthz", axum::routing::get(healthz))
+                .route("/metrics", axum::routing::get(metrics))
+                .with_state(Arc::new(operations)),
+        )
+}
+
+/// What `/healthz` and `/metrics` read.
+struct Operations {
+    pipeline: Arc<Pipeline>,
+    metrics_allow_remote: bool,
+}
+
+/// `GET /healthz`: the node is up and answers; its ledger size.
+async fn healthz(State(ops): State<Arc<Operations>>) -> Response {
+    let body = serde_json::json!({
+        "status": "ok",
+        "ledger_entries": ops.pipeline.auditor().ledger().size(),
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// `GET /metrics`: the node's metrics in the Prometheus text format, for
+/// loopback peers (whose `Host` must then be a loopback name, against DNS
+/// rebinding) unless remote scrapes are allowed.
+async fn metrics(State(ops): State<Arc<Operations>>, request: Request) -> Response {
+    if !ops.metrics_allow_remote {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        if !peer.is_some_and(|p| p.ip().is_loopback()) {
+            return (
+                StatusCode::FORBIDDEN,
+                "GET /metrics answers loopback clients only; set [mcp] metrics_allow_remote = true in vigil.toml to allow others",
+            )
+                .into_response();
+        }
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok());
+        if host.is_some_and(|h| !is_loopback_host(h)) {
+            return (
+                StatusCode::FORBIDDEN,
+                "GET /metrics from loopback must name a loopback host (localhost, 127.0.0.1 or [::1]) in `Host`",
+            )
+                .into_response();
+        }
+    }
+    match ops.pipeline.metrics().render() {
+        Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the metrics could not be encoded",
+        )
+            .into_response(),
+    }
+}
+
+/// True when the `Host` header value names this machine by a loopback name.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => host.rsplit_once(':').map_or(host, |(name, _port)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Resolves `Authorization: Bearer TOKEN` to an agent or answers 401.
@@ -107,16 +194,48 @@ fn unauthorized(message: &str) -> Response {
         .into_response()
 }
 
-/// Serves MCP on `listener` until `cancel` fires.
+/// Serves MCP on `listener` until `cancel` fires, then stops within
+/// `limits.shutdown_grace` (see [`connections`]) and ends the MCP sessions.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     pipeline: Arc<Pipeline>,
-    allowed_origins: &[String],
+    config: &McpConfig,
     cancel: CancellationToken,
+    limits: ConnectionLimits,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    let app = router(pipeline, addr, allowed_origins, cancel.child_token());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { cancel.cancelled_owned().await })
-        .await
+    // MCP sessions end once the connections had their grace period, so
+    // that calls in progress can still send their replies.
+    let sessions = CancellationToken::new();
+    let app = router(pipeline, addr, config, sessions.clone());
+    connections::serve(listener, app, cancel, limits).await;
+    sessions.cancel();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        for host in [
+            "localhost",
+            "localhost:7878",
+            "127.0.0.1:7878",
+            "[::1]:7878",
+            "[::1]",
+            "127.0.0.2",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example:7878",
+            "10.0.0.1:7878",
+            "[2001:db8::1]:80",
+            "localhost.evil.example",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
 }

@@ -6,6 +6,7 @@
 //! over stdio ([`serve_stdio`]) and streamable HTTP ([`http`]).
 
 pub mod catalog;
+pub mod connections;
 pub mod http;
 pub mod pipeline;
 pub mod server;
@@ -22,6 +23,9 @@ pub use server::{serve_stdio, VigilServer};
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct McpConfig {
+    /// Whether `vigil serve` serves MCP over HTTP at all; false: a link-only
+    /// node (links and tunnels), no MCP port bound.
+    pub enabled: bool,
     /// Address of the streamable HTTP endpoint of `vigil serve`.
     pub listen: String,
     /// Browser origins accepted besides loopback ones.
@@ -32,16 +36,20 @@ pub struct McpConfig {
     pub approval_timeout_seconds: u64,
     /// Calls per minute per tool (tools not listed: unlimited).
     pub tool_calls_per_minute: BTreeMap<String, u32>,
+    /// Whether `GET /metrics` answers peers other than loopback ones.
+    pub metrics_allow_remote: bool,
 }
 
 impl Default for McpConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             listen: "127.0.0.1:7878".into(),
             allowed_origins: Vec::new(),
             stdio_agent: "local".into(),
             approval_timeout_seconds: 300,
             tool_calls_per_minute: BTreeMap::new(),
+            metrics_allow_remote: false,
         }
     }
 }

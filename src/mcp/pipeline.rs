@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::mcp::catalog::{Catalog, CatalogTool};
 use crate::node::audit::{AuditEvent, Auditor, EventKind, Verdict};
 use crate::node::config::Config;
+use crate::node::metrics::{Metrics, NodeSources, UNKNOWN};
 use crate::policy::{Agents, Answer, ApprovalQueue, Decision, RateLimits, Refusal};
 use crate::privacy::{PiiKind, PrivacyConfig, Redactions, Redactor};
 use crate::sandbox::{CallResult, CapabilityReport};
@@ -81,6 +82,8 @@ pub struct Pipeline {
     /// their ledger entry (twice the sandbox's slots, so that calls waiting
     /// for a group commit do not keep others out of the sandbox).
     call_slots: Arc<tokio::sync::Semaphore>,
+    /// Counts every call (in [`Pipeline::call`]); scraped at `/metrics`.
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -139,6 +142,10 @@ impl Pipeline {
                 .iter()
                 .map(|(t, n)| (t.as_str(), *n)),
         );
+        let metrics = Arc::new(Metrics::new(Some(NodeSources {
+            auditor: auditor.clone(),
+            approvals: approvals.clone(),
+        })));
         Self {
             catalog,
             agents,
@@ -150,7 +157,14 @@ impl Pipeline {
             redactor: Arc::new(Redactor::new()),
             privacy: config.privacy.clone(),
             call_slots: Arc::new(tokio::sync::Semaphore::new(sandbox_slots.max(1) * 2)),
+            metrics,
         }
+    }
+
+    /// The node's metrics (calls counted here; ledger and approvals read
+    /// when scraped).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The agents, to identify callers.
@@ -194,7 +208,8 @@ impl Pipeline {
         arguments: Value,
         approver: &impl Approver,
     ) -> CallReply {
-        match self.admit(agent, tool, &arguments, approver).await {
+        let started = Instant::now();
+        let reply = match self.admit(agent, tool, &arguments, approver).await {
             Err(mut early) => {
                 redact_refusal(
                     &self.redactor,
@@ -221,7 +236,13 @@ impl Pipeline {
                 }
             }
             Ok((entry, approval)) => self.run(agent, entry, arguments, approval).await,
-        }
+        };
+        // Label values only from names the node knows (see `metrics`).
+        let agent = self.agents.by_name(agent).map_or(UNKNOWN, |_| agent);
+        let tool = self.catalog.get(tool).map_or(UNKNOWN, |_| tool);
+        self.metrics
+            .count_call(agent, tool, &reply.result, started.elapsed());
+        reply
     }
 
     /// The checks before the sandbox; returns the tool and any approval.

@@ -28,7 +28,7 @@
 //! seconds when entries were added (on a background thread), and on demand
 //! with [`Auditor::checkpoint`].
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use vigil_crypto::SigningKey;
@@ -162,6 +162,10 @@ pub enum AuditError {
     /// The kind is reserved for entries the ledger writes itself.
     #[error("kind `{0}` is reserved for entries vigil writes itself; choose another kind")]
     Reserved(String),
+    /// The node is stopping: its last checkpoint is signed, nothing more is
+    /// recorded.
+    #[error("the node is stopping and records nothing more (its last checkpoint is signed)")]
+    Closed,
 }
 
 /// Checkpoint policy and payload mode, from `[ledger]` in `vigil.toml`.
@@ -179,6 +183,9 @@ struct Inner {
     policy: Policy,
     /// Size covered by the last checkpoint and when it was signed.
     last_checkpoint: Mutex<(u64, Instant)>,
+    /// False once [`Auditor::close`] ran. Appends hold the read side for
+    /// their duration, so closing waits for appends in progress.
+    open: RwLock<bool>,
 }
 
 /// Records decisions in the node's ledger. See the module documentation.
@@ -224,6 +231,7 @@ impl Auditor {
                 origin: config.node.name.clone(),
                 policy,
                 last_checkpoint: Mutex::new((size, Instant::now())),
+                open: RwLock::new(true),
             }),
         };
         if let (Some(every), true) = (auditor.inner.policy.every, auditor.inner.key.is_some()) {
@@ -255,6 +263,10 @@ impl Auditor {
     }
 
     fn append(&self, kind: &str, decision: &str, event: AuditEvent) -> Result<u64, AuditError> {
+        let open = self.inner.open.read().unwrap_or_else(|p| p.into_inner());
+        if !*open {
+            return Err(AuditError::Closed);
+        }
         let mut entry =
             NewEntry::new(kind, event.actor, event.subject, decision).details(event.details);
         if self.inner.policy.payloads == PayloadMode::Full {
@@ -278,6 +290,24 @@ impl Auditor {
         checkpoint(&self.inner)
     }
 
+    /// Stops recording (every later [`Auditor::record`] fails with
+    /// [`AuditError::Closed`]; appends in progress finish first), then signs
+    /// the last checkpoint, which therefore covers every entry. Returns
+    /// `None` when the ledger is empty (nothing to sign).
+    pub fn close(&self) -> Result<Option<SignedCheckpoint>, AuditError> {
+        *self.inner.open.write().unwrap_or_else(|p| p.into_inner()) = false;
+        if self.inner.ledger.size() == 0 {
+            return Ok(None);
+        }
+        checkpoint(&self.inner).map(Some)
+    }
+
+    /// The ledger size the last checkpoint covers and when it was signed
+    /// (when the auditor was opened, if it signed none since).
+    pub fn last_checkpoint(&self) -> (u64, Instant) {
+        *lock(&self.inner.last_checkpoint)
+    }
+
     /// The ledger, for reading (tail, export, verify, proofs). Do not append
     /// to it directly: record through [`Auditor::record`].
     pub fn ledger(&self) -> &Ledger {
@@ -292,6 +322,10 @@ impl Auditor {
     /// Records the erasure of the payload of entry `index`, then erases it
     /// ([`Ledger::erase_payload`]).
     pub fn erase_payload(&self, index: u64, actor: &str, reason: &str) -> Result<u64, AuditError> {
+        let open = self.inner.open.read().unwrap_or_else(|p| p.into_inner());
+        if !*open {
+            return Err(AuditError::Closed);
+        }
         Ok(self.inner.ledger.erase_payload(index, actor, reason)?)
     }
 }
@@ -367,6 +401,25 @@ mod tests {
         let report = vigil_ledger::verify::verify_ledger(a.ledger(), &public).unwrap();
         assert_eq!((report.entries, report.payloads_checked), (7, 7));
         assert_eq!(a.ledger().entry(0).unwrap().unwrap().kind, "tool.call");
+    }
+
+    #[test]
+    fn close_signs_a_checkpoint_covering_everything_and_refuses_later_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let key = SigningKey::generate();
+        let public = key.public_key().clone();
+        let a = Auditor::open(&home, &config(0), Some(key)).unwrap();
+        let event = || AuditEvent::new(EventKind::External, "x", "y", Verdict::Record);
+        a.record(event()).unwrap();
+        a.record(event()).unwrap();
+        let signed = a.close().unwrap().expect("a checkpoint");
+        assert_eq!(signed.checkpoint.size, 2);
+        assert_eq!(a.last_checkpoint().0, 2);
+        assert!(matches!(a.record(event()), Err(AuditError::Closed)));
+        assert_eq!(a.ledger().size(), 2);
+        let report = vigil_ledger::verify::verify_ledger(a.ledger(), &public).unwrap();
+        assert_eq!(report.entries, 2);
     }
 
     #[test]

@@ -167,7 +167,11 @@ pub const TEMPLATE: &str = r#"# vigil node configuration. Every option is shown 
 # max_package_bytes = 67108864
 
 [mcp]
-# Address of `vigil serve`'s MCP streamable HTTP endpoint (path /mcp).
+# Whether `vigil serve` serves MCP; false makes a link-only node that serves
+# [links] and [[tunnels]] and binds no MCP port.
+# enabled = true
+# Address of `vigil serve`'s MCP streamable HTTP endpoint (path /mcp; also
+# GET /healthz, and GET /metrics in the Prometheus text format).
 # listen = "127.0.0.1:7878"
 # Origins (besides http(s)://localhost and 127.0.0.1 on any port) whose
 # browser requests are accepted; others are refused as the MCP spec requires.
@@ -178,6 +182,9 @@ pub const TEMPLATE: &str = r#"# vigil node configuration. Every option is shown 
 # approval_timeout_seconds = 300
 # Calls per minute per tool, over all agents (tools not listed: unlimited).
 # tool_calls_per_minute = { fetch = 120 }
+# Whether GET /metrics answers clients other than loopback ones (it needs no
+# token; /healthz answers everyone).
+# metrics_allow_remote = false
 
 [privacy]
 # Redact personal data and secrets in tool output (placeholders such as

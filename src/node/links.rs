@@ -2,7 +2,9 @@
 //! store as the transport's [`PeerPolicy`], the audit ledger as its
 //! [`LinkObserver`] (each link or tunnel decision becomes one
 //! [`LinkAuditEntry`], handed to the node's one ledger writer through a
-//! [`LinkAuditSink`]), and starting the link listener.
+//! [`LinkAuditSink`]; it also counts links and tunnels in the node's
+//! metrics), and the running link listener ([`LinkListener`]), which a
+//! stopping node shuts down so that every open link's end is recorded.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,6 +19,7 @@ use vigil_transport::{
     PeerInfo, PeerPolicy, PeerStatus, Recorded, ServerContext, Target,
 };
 
+use crate::node::metrics::Metrics;
 use crate::trust::{file, TrustError};
 
 /// `[links]`: accepting links from peer nodes and dialling them.
@@ -146,24 +149,89 @@ type Job = (
     Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
 );
 
+/// What the recording thread still owes the ledger: events handed to it
+/// and not yet recorded, and links and tunnels recorded as opened whose end
+/// is not recorded yet.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Outstanding {
+    pub queued: u64,
+    pub links: u64,
+    pub tunnels: u64,
+}
+
+impl Outstanding {
+    fn settled(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Counts the outcome of one recorded event.
+    fn recorded(&mut self, event: &LinkEvent, ok: bool) {
+        self.queued = self.queued.saturating_sub(1);
+        match event {
+            LinkEvent::LinkOpened { .. } if ok => self.links += 1,
+            LinkEvent::LinkClosed { .. } => self.links = self.links.saturating_sub(1),
+            LinkEvent::TunnelOpened { .. } if ok => self.tunnels += 1,
+            LinkEvent::TunnelClosed { .. } => self.tunnels = self.tunnels.saturating_sub(1),
+            _ => {}
+        }
+    }
+}
+
+/// Watches a [`LedgerObserver`]'s recording thread catch up.
+#[derive(Debug, Clone)]
+pub struct RecorderProgress(tokio::sync::watch::Receiver<Outstanding>);
+
+impl RecorderProgress {
+    /// What is outstanding now.
+    pub fn now(&self) -> Outstanding {
+        *self.0.borrow()
+    }
+
+    /// Waits until every event handed over is recorded and every link and
+    /// tunnel recorded as opened has its end recorded, at most until
+    /// `deadline`. `Err` says what was still outstanding then.
+    pub async fn settled_by(mut self, deadline: tokio::time::Instant) -> Result<(), Outstanding> {
+        let waited = tokio::time::timeout_at(deadline, self.0.wait_for(Outstanding::settled))
+            .await
+            .map(|settled| settled.is_ok());
+        // Not settled in time, or the thread is gone (it only ends with the
+        // observer, after which nothing more is recorded).
+        match (waited, self.now()) {
+            (Ok(true), _) => Ok(()),
+            (_, now) if now.settled() => Ok(()),
+            (_, now) => Err(now),
+        }
+    }
+}
+
 /// Hands link events to a thread that turns each into one
 /// [`LinkAuditEntry`] for the sink. Refusals and closings are recorded
 /// without the transport waiting; an allow decision (link or tunnel opened)
 /// takes effect only after its entry is durable, and is refused when the
-/// entry cannot be recorded.
+/// entry cannot be recorded. Counts links, tunnels and refusals in the
+/// node's [`Metrics`] once recorded, and tracks what is still
+/// [`Outstanding`] so that a stopping node can wait for every end to be
+/// recorded ([`LedgerObserver::progress`]).
 pub struct LedgerObserver {
     events: mpsc::Sender<Job>,
+    outstanding: Arc<tokio::sync::watch::Sender<Outstanding>>,
 }
 
 impl LedgerObserver {
     /// Starts the recording thread; it ends when the observer is dropped.
-    pub fn start(sink: LinkAuditSink) -> Self {
+    pub fn start(sink: LinkAuditSink, metrics: Option<Arc<Metrics>>) -> Self {
         let (events, rx) = mpsc::channel::<Job>();
+        let outstanding = Arc::new(tokio::sync::watch::Sender::new(Outstanding::default()));
+        let progress = Arc::clone(&outstanding);
         std::thread::spawn(move || {
             for (event, done) in rx {
                 let entry = ledger_entry(&event);
                 let kind = entry.kind;
                 let outcome = sink(entry);
+                if let Some(metrics) = &metrics {
+                    count(metrics, &event, outcome.is_ok());
+                }
+                progress.send_modify(|o| o.recorded(&event, outcome.is_ok()));
                 match done {
                     Some(done) => {
                         let _ = done.send(outcome);
@@ -176,19 +244,52 @@ impl LedgerObserver {
                 }
             }
         });
-        Self { events }
+        Self {
+            events,
+            outstanding,
+        }
+    }
+
+    /// A handle to wait for the recording thread to catch up.
+    pub fn progress(&self) -> RecorderProgress {
+        RecorderProgress(self.outstanding.subscribe())
+    }
+
+    /// Queues `job` for the recording thread; false when it has stopped.
+    fn hand_over(&self, job: Job) -> bool {
+        self.outstanding.send_modify(|o| o.queued += 1);
+        let handed = self.events.send(job).is_ok();
+        if !handed {
+            self.outstanding
+                .send_modify(|o| o.queued = o.queued.saturating_sub(1));
+        }
+        handed
+    }
+}
+
+/// Counts one recorded (`ok`) or unrecordable link event in `metrics`.
+fn count(metrics: &Metrics, event: &LinkEvent, ok: bool) {
+    match event {
+        LinkEvent::LinkOpened { .. } if ok => metrics.link_opened(),
+        LinkEvent::LinkClosed { .. } => metrics.link_closed(),
+        LinkEvent::LinkRefused { refusal, .. } => metrics.link_refused(refusal_name(refusal)),
+        LinkEvent::TunnelOpened { .. } if ok => metrics.tunnel_opened(),
+        LinkEvent::TunnelClosed { stats, .. } => {
+            metrics.tunnel_closed(stats.bytes_to_target, stats.bytes_from_target)
+        }
+        _ => {}
     }
 }
 
 impl LinkObserver for LedgerObserver {
     fn record(&self, event: LinkEvent) {
         // The receiver lives as long as the thread, which outlives senders.
-        let _ = self.events.send((event, None));
+        self.hand_over((event, None));
     }
 
     fn record_allow(&self, event: LinkEvent) -> Recorded {
         let (done, outcome) = tokio::sync::oneshot::channel();
-        if self.events.send((event, Some(done))).is_err() {
+        if !self.hand_over((event, Some(done))) {
             return Box::pin(std::future::ready(Err(
                 "the ledger recorder has stopped".to_string()
             )));
@@ -308,21 +409,49 @@ fn refusal_name(refusal: &LinkRefusal) -> &'static str {
     }
 }
 
+/// A running link listener and the recorder of its decisions.
+pub struct LinkListener {
+    server: LinkServer,
+    progress: RecorderProgress,
+}
+
+impl LinkListener {
+    /// The address links are accepted on.
+    pub fn local_addr(&self) -> Result<SocketAddr, LinkError> {
+        self.server.local_addr()
+    }
+
+    /// Stops accepting and closes every link (peers learn at once: the QUIC
+    /// endpoint sends each a close), then waits until the end of every link
+    /// and tunnel is recorded in the ledger, at most until `deadline`.
+    /// `Err` says what was still unrecorded then.
+    pub async fn shutdown(self, deadline: tokio::time::Instant) -> Result<(), Outstanding> {
+        // The endpoint is closed at once; waiting for it to go idle is
+        // bounded by the same deadline.
+        let _ = tokio::time::timeout_at(deadline, self.server.shutdown()).await;
+        self.progress.settled_by(deadline).await
+    }
+}
+
 /// Starts accepting links on `addr` (on the current tokio runtime) with
 /// `config`: peers are judged by the trust store at `trust_path`,
-/// decisions go to `sink`.
+/// decisions go to `sink` and are counted in `metrics`.
 pub fn start_listener(
     addr: SocketAddr,
     key: SigningKey,
     trust_path: PathBuf,
     sink: LinkAuditSink,
     config: LinkConfig,
-) -> Result<LinkServer, LinkError> {
+    metrics: Option<Arc<Metrics>>,
+) -> Result<LinkListener, LinkError> {
+    let observer = LedgerObserver::start(sink, metrics);
+    let progress = observer.progress();
     let context = ServerContext {
         identity: Arc::new(LinkIdentity::new(key)?),
         policy: Arc::new(TrustStorePolicy::new(trust_path)),
-        observer: Arc::new(LedgerObserver::start(sink)),
+        observer: Arc::new(observer),
         config,
     };
-    LinkServer::start(addr, context)
+    let server = LinkServer::start(addr, context)?;
+    Ok(LinkListener { server, progress })
 }

@@ -5,3 +5,4 @@ pub mod audit;
 pub mod config;
 pub mod home;
 pub mod links;
+pub mod metrics;
