@@ -1,21 +1,24 @@
 //! `vigil serve`: runs the node: MCP over streamable HTTP on `[mcp] listen`
 //! (bearer tokens from `[[agents]]`), checkpoints on schedule, the
 //! post-quantum link listener on `[links] listen` (peers judged by the trust
-//! store, each decision one ledger entry) and every `[[tunnels]]`, until
-//! Ctrl-C or SIGTERM; a last checkpoint is signed on the way out. Also holds the
-//! node start-up shared with `vigil mcp` ([`start_pipeline`]).
+//! store, each decision one ledger entry) and every `[[tunnels]]`, and the
+//! control socket operators' commands reach it through, until Ctrl-C or
+//! SIGTERM; a last checkpoint is signed on the way out. Also holds the node
+//! start-up shared with `vigil mcp` ([`start_pipeline`]).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use super::live::LiveNode;
 use super::passphrase;
+use crate::gatekeeper::Occasion;
 use crate::mcp::{Catalog, Pipeline};
-use crate::node::audit::Auditor;
+use crate::node::audit::{AuditEvent, Auditor, EventKind, Verdict};
 use crate::node::config::Config;
 use crate::node::home::Home;
 use crate::policy::ApprovalQueue;
@@ -28,31 +31,88 @@ pub struct ServeArgs {
     pub listen: Option<String>,
 }
 
+/// The node's serving parts: the call pipeline and the sandbox its tools
+/// run in (kept to load newly admitted tools while the node runs).
+pub struct Started {
+    pub pipeline: Arc<Pipeline>,
+    pub sandbox: Arc<Sandbox>,
+}
+
 /// Opens the ledger (with the node key, for checkpoints), loads the
-/// admitted tools into the sandbox and builds the call pipeline.
-pub fn start_pipeline(home: &Home, config: &Config) -> anyhow::Result<Arc<Pipeline>> {
+/// admitted tools into the sandbox and builds the call pipeline. A stored
+/// package that no longer verifies is skipped with a refusal entry, and
+/// calls left waiting for approval by a node that stopped are answered as
+/// refused (`node:restart`), each with an entry.
+pub fn start_pipeline(home: &Home, config: &Config) -> anyhow::Result<Started> {
     home.require_initialized()?;
+    if super::admin::node_running(home)? {
+        bail!(
+            "a node is already running on {} (its control socket answers); stop it first, \
+             or run commands against it: they reach it through its control socket",
+            home.root().display()
+        );
+    }
     let key = passphrase::node_key(home, config)?;
     let auditor = Auditor::open(home, config, Some(key)).context(
         "opening the audit ledger (is another `vigil serve` or `vigil mcp` running on this home?)",
     )?;
     let sandbox_config = SandboxConfig::new(home.cache_dir().join("wasm"));
     let slots = sandbox_config.max_concurrent_calls as usize;
-    let sandbox = Sandbox::new(&sandbox_config).context("starting the sandbox")?;
+    let sandbox = Arc::new(Sandbox::new(&sandbox_config).context("starting the sandbox")?);
     let (catalog, skipped) =
         Catalog::load(home, config, &sandbox).context("loading admitted tools")?;
-    for path in skipped {
-        eprintln!("warning: stored package {path} no longer verifies; its tools are not served (see `vigil tools`)");
+    for check in skipped {
+        let source = check.path.display().to_string();
+        let record = check.decision.audit_record(Occasion::Startup, &source);
+        auditor
+            .record(record.event("node"))
+            .context("recording a stored package that no longer verifies")?;
+        eprintln!("warning: stored package {source} no longer verifies; its tools are not served (see `vigil tools`)");
     }
     let approvals = ApprovalQueue::new(home.approvals_dir());
-    Ok(Arc::new(Pipeline::new(
+    refuse_orphaned_approvals(&approvals, &auditor)?;
+    let pipeline = Arc::new(Pipeline::new(
         catalog,
         config,
         |v| std::env::var(v).ok(),
         approvals,
         auditor,
         slots,
-    )))
+    ));
+    Ok(Started { pipeline, sandbox })
+}
+
+/// Answers every call a stopped node left waiting for approval: nothing
+/// waits for it any more, so it is refused (`node:restart`) and recorded,
+/// and `vigil approve` no longer lists it.
+fn refuse_orphaned_approvals(queue: &ApprovalQueue, auditor: &Auditor) -> anyhow::Result<()> {
+    let decision = crate::policy::Decision {
+        answer: crate::policy::Answer::Deny,
+        by: "node:restart".into(),
+        reason: "the node stopped while the call waited for approval".into(),
+    };
+    for held in queue.pending()? {
+        auditor
+            .record(
+                AuditEvent::new(
+                    EventKind::ToolDenied,
+                    format!("agent:{}", held.agent),
+                    format!("tool:{}", held.tool),
+                    Verdict::Deny,
+                )
+                .details(serde_json::json!({
+                    "tool": held.tool,
+                    "code": "approval-unavailable",
+                    "reason": decision.reason,
+                    "arguments_sha256": crate::mcp::pipeline::digest(&held.arguments),
+                    "approval": decision,
+                    "approval_id": held.id,
+                })),
+            )
+            .context("recording a held call the node can no longer resume")?;
+        queue.forget(&held.id);
+    }
+    Ok(())
 }
 
 pub fn run(home: &Home, args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -61,11 +121,13 @@ pub fn run(home: &Home, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let addr: SocketAddr = listen.parse().map_err(|e| {
         anyhow!("[mcp] listen = {listen:?} is not an address like 127.0.0.1:7878: {e}")
     })?;
-    let pipeline = start_pipeline(home, &config)?;
+    let Started { pipeline, sandbox } = start_pipeline(home, &config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        let live = LiveNode::new(home, &config, Arc::clone(&pipeline), sandbox)?;
+        let _control = live.serve_control()?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("listening on {addr}"))?;
@@ -77,6 +139,9 @@ pub fn run(home: &Home, args: ServeArgs) -> anyhow::Result<ExitCode> {
             tools.join(", ")
         );
         let links = start_links(home, &config, pipeline.auditor().clone()).await?;
+        if let Some(server) = &links._server {
+            live.set_links(server.open_links());
+        }
         let cancel = CancellationToken::new();
         let stop = cancel.clone();
         tokio::spawn(async move {
@@ -114,9 +179,8 @@ struct Links {
 /// Starts the link listener (`[links] listen`) and the `[[tunnels]]` on the
 /// current runtime. Link decisions go to the ledger through `auditor`.
 async fn start_links(home: &Home, config: &Config, auditor: Auditor) -> anyhow::Result<Links> {
-    use super::tunnel::{describe, start_tunnel, PrintEvents, TunnelPlan};
-    use crate::node::audit::{AuditEvent, EventKind, Verdict};
-    use crate::node::links::{start_listener, LinkAuditEntry, LinkAuditSink};
+    use super::tunnel::{describe, start_tunnel, PrintAndRecord, TunnelPlan};
+    use crate::node::links::start_listener;
 
     let load_key = || passphrase::node_key(home, config);
     let server = match &config.links.listen {
@@ -125,22 +189,11 @@ async fn start_links(home: &Home, config: &Config, auditor: Auditor) -> anyhow::
             let addr: SocketAddr = listen.parse().map_err(|e| {
                 anyhow!("[links] listen = {listen:?} is not an address like 0.0.0.0:7879: {e}")
             })?;
-            let sink: LinkAuditSink = Box::new(move |e: LinkAuditEntry| {
-                // The kind and decision strings are the entry's; the
-                // EventKind and Verdict here are placeholders record_raw ignores.
-                let event =
-                    AuditEvent::new(EventKind::External, e.actor, e.subject, Verdict::Record)
-                        .details(e.details);
-                auditor
-                    .record_raw(e.kind, e.decision, event)
-                    .map(|_| ())
-                    .map_err(|err| err.to_string())
-            });
             let server = start_listener(
                 addr,
                 load_key()?,
                 home.trust_path(),
-                sink,
+                ledger_sink(auditor.clone()),
                 config.links.serving(),
             )
             .with_context(|| format!("starting the link listener on {addr}"))?;
@@ -156,7 +209,10 @@ async fn start_links(home: &Home, config: &Config, auditor: Auditor) -> anyhow::
         let identity = Arc::new(vigil_transport::LinkIdentity::new(load_key()?)?);
         for t in &config.tunnels {
             let plan = TunnelPlan::from_config(t, config.links.link_lifetime_seconds)?;
-            let tunnel = start_tunnel(Arc::clone(&identity), &plan, Arc::new(PrintEvents))
+            // The dialling side records its links (opened, closed, refused by
+            // the peer) in this node's ledger, and prints them.
+            let events = Arc::new(PrintAndRecord::new(ledger_sink(auditor.clone())));
+            let tunnel = start_tunnel(Arc::clone(&identity), &plan, events)
                 .await
                 .with_context(|| format!("starting the tunnel to {}", plan.target))?;
             println!("vigil tunnel: {}", describe(&tunnel, &plan));
@@ -166,6 +222,17 @@ async fn start_links(home: &Home, config: &Config, auditor: Auditor) -> anyhow::
     Ok(Links {
         _server: server,
         _tunnels: tunnels,
+    })
+}
+
+/// Link entries go to the node's one ledger writer.
+fn ledger_sink(auditor: Auditor) -> crate::node::links::LinkAuditSink {
+    Box::new(move |e: crate::node::links::LinkAuditEntry| {
+        let event = AuditEvent::new(e.kind, e.actor, e.subject, e.decision).details(e.details);
+        auditor
+            .record(event)
+            .map(|_| ())
+            .map_err(|err| err.to_string())
     })
 }
 
