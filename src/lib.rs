@@ -5,6 +5,7 @@
 //! and `cli` turns command lines into calls on these parts.
 
 pub mod cli;
+pub mod control;
 pub mod gatekeeper;
 pub mod mcp;
 pub mod node;

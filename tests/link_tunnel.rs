@@ -118,7 +118,7 @@ fn wait_for_entry(entries: &Entries, kind: &str, decision: &str) -> LinkAuditEnt
             .lock()
             .unwrap()
             .iter()
-            .find(|e| e.kind == kind && e.decision == decision)
+            .find(|e| e.kind.as_str() == kind && e.decision.as_str() == decision)
             .cloned();
         if let Some(e) = found {
             return e;
@@ -267,7 +267,7 @@ fn a_link_the_ledger_cannot_record_is_refused() {
         .lock()
         .unwrap()
         .iter()
-        .any(|e| e.kind == "tunnel.opened"));
+        .any(|e| e.kind.as_str() == "tunnel.opened"));
     drop(tunnel);
     runtime.shutdown_background();
 }
@@ -277,7 +277,7 @@ fn a_link_the_ledger_cannot_record_is_refused() {
 fn recording_sink(entries: &Entries, failing: Option<&'static str>) -> LinkAuditSink {
     let entries = entries.clone();
     Box::new(move |e| {
-        if Some(e.kind) == failing {
+        if Some(e.kind.as_str()) == failing {
             return Err("no space left on device".into());
         }
         entries.lock().unwrap().push(e);

@@ -108,6 +108,10 @@ pub struct Report {
     pub payloads_absent: u64,
     /// `payload.erased` entries checked.
     pub erasures: u64,
+    /// Entries after the last signed checkpoint (in-place verification
+    /// only: hash-chained and checked, but not yet signed; bundles always
+    /// end at a checkpoint).
+    pub uncovered: u64,
 }
 
 impl fmt::Display for Report {
@@ -473,7 +477,18 @@ impl<'k> Verifier<'k> {
 
     /// Ends verification: every announced entry seen, every checkpoint
     /// reached, the last entry covered by a signed checkpoint.
-    pub fn finish(mut self) -> Result<Report, Failure> {
+    pub fn finish(self) -> Result<Report, Failure> {
+        self.end(false)
+    }
+
+    /// Like [`Verifier::finish`], but entries after the last signed
+    /// checkpoint are allowed and counted in [`Report::uncovered`]: a live
+    /// ledger's tail that no checkpoint covers yet is not tampering.
+    pub fn finish_allowing_tail(self) -> Result<Report, Failure> {
+        self.end(true)
+    }
+
+    fn end(mut self, allow_tail: bool) -> Result<Report, Failure> {
         if let Some(k) = self.pending_break.take() {
             return Err(Failure::entry(
                 k - 1,
@@ -507,7 +522,9 @@ impl<'k> Verifier<'k> {
         }
         if self.to > self.from {
             let covered = self.last_checkpoint.as_ref().map_or(self.from, |c| c.size);
-            if covered < self.to {
+            if covered < self.to && allow_tail {
+                self.report.uncovered = self.to - covered;
+            } else if covered < self.to {
                 return Err(Failure::entry(
                     covered,
                     format!(
@@ -561,17 +578,11 @@ impl From<Failure> for VerifyError {
 pub fn verify_ledger(ledger: &Ledger, key: &CompositePublicKey) -> Result<Report, VerifyError> {
     let size = ledger.size();
     let notes = ledger.checkpoint_notes()?;
-    let origin = match ledger.origin()? {
-        Some(o) => o,
-        None if size == 0 => "vigil.invalid/empty".to_string(),
-        None => {
-            return Err(Failure::entry(
-                0,
-                "no signed checkpoint covers the ledger; run `vigil audit checkpoint`",
-            )
-            .into())
-        }
-    };
+    // A ledger with no checkpoint yet has no signed origin: its entries
+    // are all the uncovered tail.
+    let origin = ledger
+        .origin()?
+        .unwrap_or_else(|| "vigil.invalid/unsigned".to_string());
     let header = Header {
         origin,
         public_key: key.as_bytes().to_vec(),
@@ -600,5 +611,5 @@ pub fn verify_ledger(ledger: &Ledger, key: &CompositePublicKey) -> Result<Report
         };
         v.entry(&raw, payload.as_ref().map(|p| (&p.salt, p.data.as_slice())))?;
     }
-    Ok(v.finish()?)
+    Ok(v.finish_allowing_tail()?)
 }

@@ -7,11 +7,13 @@
 
 use std::process::ExitCode;
 
-use anyhow::anyhow;
+use anyhow::bail;
 use clap::Args;
 
+use super::admin::execute;
+use crate::control::protocol::{Reply, Request};
 use crate::node::home::Home;
-use crate::policy::{Answer, ApprovalQueue, Decision};
+use crate::policy::{Answer, ApprovalRequest};
 
 #[derive(Debug, Args)]
 pub struct ApprovalsArgs {
@@ -46,7 +48,10 @@ fn operator() -> String {
 }
 
 pub fn list(home: &Home, args: ApprovalsArgs) -> anyhow::Result<ExitCode> {
-    let pending = ApprovalQueue::new(home.approvals_dir()).pending()?;
+    let Reply::Approvals { pending } = execute(home, Request::Approvals, &mut |_| {})? else {
+        bail!("the node answered `approvals` with something else");
+    };
+    let pending: Vec<ApprovalRequest> = serde_json::from_value(pending)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&pending)?);
         return Ok(ExitCode::SUCCESS);
@@ -64,23 +69,21 @@ pub fn list(home: &Home, args: ApprovalsArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn decide(home: &Home, id: &str, answer: Answer, reason: String) -> anyhow::Result<ExitCode> {
-    let decision = Decision {
-        answer,
-        by: operator(),
+    let request = Request::Decide {
+        id: id.to_string(),
+        approve: answer == Answer::Approve,
         reason,
+        by: operator(),
     };
-    let request = ApprovalQueue::new(home.approvals_dir())
-        .decide(id, &decision)
-        .map_err(|e| anyhow!("{e}"))?;
+    let Reply::Decided { tool, agent } = execute(home, request, &mut |_| {})? else {
+        bail!("the node answered `decide` with something else");
+    };
     let verb = if answer == Answer::Approve {
         "approved"
     } else {
         "denied"
     };
-    println!(
-        "{verb} call {id} of `{}` by agent `{}`",
-        request.tool, request.agent
-    );
+    println!("{verb} call {id} of `{tool}` by agent `{agent}`");
     Ok(ExitCode::SUCCESS)
 }
 

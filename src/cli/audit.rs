@@ -2,26 +2,24 @@
 //! checkpoints, export bundles, verify (with the same verifier as
 //! `vigil-verify`), write single-entry proofs and erase payloads.
 //!
-//! These commands open the node's ledger themselves; sled allows one process
-//! at a time, so they refuse with a clear message while the node runs.
+//! With a node running they go through its control socket (its one ledger
+//! writer); otherwise they open the home themselves ([`super::admin`]).
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write as _};
+use std::io::{BufReader, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
+use base64::Engine as _;
 use clap::{Args, Subcommand};
 use vigil_crypto::keyfile;
-use vigil_ledger::bundle::{export, verify_bundle, ExportOptions};
-use vigil_ledger::proof::EntryProof;
-use vigil_ledger::verify::{verify_ledger, VerifyError};
-use vigil_ledger::Entry;
+use vigil_ledger::bundle::verify_bundle;
+use vigil_ledger::verify::VerifyError;
 
-use super::passphrase;
-use crate::node::audit::{AuditEvent, Auditor, EventKind, Verdict};
-use crate::node::config::Config;
+use super::admin::execute;
+use crate::control::protocol::{EntryView, Event, ExternalEvent, Reply, Request};
 use crate::node::home::Home;
 
 #[derive(Debug, Subcommand)]
@@ -48,11 +46,11 @@ pub struct AppendArgs {
     #[arg(long, default_value = "external")]
     pub kind: String,
     /// Who acted
-    #[arg(long)]
-    pub actor: String,
+    #[arg(long, required_unless_present = "jsonl")]
+    pub actor: Option<String>,
     /// What was acted on
-    #[arg(long)]
-    pub subject: String,
+    #[arg(long, required_unless_present = "jsonl")]
+    pub subject: Option<String>,
     /// The decision recorded (`allow`, `deny`, `record`, ...)
     #[arg(long, default_value = "record")]
     pub decision: String,
@@ -62,6 +60,12 @@ pub struct AppendArgs {
     /// A file whose bytes are stored as the entry's (erasable) payload
     #[arg(long, value_name = "FILE")]
     pub payload_file: Option<PathBuf>,
+    /// Import many events: one JSON object per line (`actor`, `subject`,
+    /// optional `kind`, `decision`, `details`, `payload_b64`), from FILE or
+    /// `-` for stdin; recorded in order, in batches, each batch one group
+    /// commit; prints how many were recorded
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["actor", "subject", "payload_file"])]
+    pub jsonl: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -69,7 +73,7 @@ pub struct TailArgs {
     /// Number of entries
     #[arg(short = 'n', long, default_value_t = 10)]
     pub lines: u64,
-    /// Keep printing new entries (polls; needs the ledger not to be held by a running node)
+    /// Keep printing new entries as they are recorded (until interrupted)
     #[arg(long)]
     pub follow: bool,
     /// One JSON object per line
@@ -91,6 +95,9 @@ pub struct ExportArgs {
     /// Leave payloads out
     #[arg(long)]
     pub no_payloads: bool,
+    /// Print the summary as one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -123,105 +130,227 @@ pub struct EraseArgs {
 
 /// Runs one `vigil audit` command.
 pub fn run(home: &Home, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
-    home.require_initialized()?;
-    let config = Config::load(&home.config_path())?;
     match cmd {
-        AuditCommand::Append(args) => append(home, &config, args),
-        AuditCommand::Tail(args) => tail(home, &config, args),
+        AuditCommand::Append(args) => append(home, args),
+        AuditCommand::Tail(args) => tail(home, args),
         AuditCommand::Checkpoint => {
-            let auditor = open(home, &config, true)?;
-            let signed = auditor.checkpoint()?;
-            print!("{}", signed.note);
+            if let Reply::Checkpoint { note } =
+                execute(home, Request::AuditCheckpoint, &mut |_| {})?
+            {
+                print!("{note}");
+            }
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Export(args) => export_cmd(home, &config, args),
-        AuditCommand::Verify(args) => verify(home, &config, args),
-        AuditCommand::Prove(args) => prove(home, &config, args),
+        AuditCommand::Export(args) => export_cmd(home, args),
+        AuditCommand::Verify(args) => verify(home, args),
+        AuditCommand::Prove(args) => prove(home, args),
         AuditCommand::Erase(args) => {
-            let auditor = open(home, &config, true)?;
-            let idx = auditor.erase_payload(args.index, "operator", &args.reason)?;
-            auditor.checkpoint()?;
-            println!(
-                "erased the payload of entry {}; recorded as entry {idx}",
-                args.index
-            );
+            let request = Request::AuditErase {
+                index: args.index,
+                reason: args.reason,
+            };
+            if let Reply::Erased { index, recorded } = execute(home, request, &mut |_| {})? {
+                println!("erased the payload of entry {index}; recorded as entry {recorded}");
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn open(home: &Home, config: &Config, with_key: bool) -> anyhow::Result<Auditor> {
-    let key = if with_key {
-        Some(passphrase::node_key(home, config)?)
-    } else {
-        None
-    };
-    Auditor::open(home, config, key).context("opening the audit ledger")
-}
-
-fn append(home: &Home, config: &Config, args: AppendArgs) -> anyhow::Result<ExitCode> {
+fn append(home: &Home, args: AppendArgs) -> anyhow::Result<ExitCode> {
+    if let Some(path) = &args.jsonl {
+        return import_jsonl(home, path, &args.kind, &args.decision);
+    }
     let details: serde_json::Value =
         serde_json::from_str(&args.json).context("--json is not valid JSON")?;
     if !details.is_object() {
         bail!("--json must be a JSON object, like '{{\"ticket\": 42}}'");
     }
-    let auditor = open(home, config, true)?;
-    let mut event = AuditEvent::new(
-        EventKind::External,
-        args.actor,
-        args.subject,
-        Verdict::Record,
-    )
-    .details(details);
-    if let Some(p) = &args.payload_file {
-        event =
-            event.payload(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?);
-    }
-    // External events may name their own kind and decision; the ledger checks them.
-    let index = if args.kind == EventKind::External.as_str() && args.decision == "record" {
-        auditor.record(event)?
-    } else {
-        auditor.record_raw(&args.kind, &args.decision, event)?
+    let payload_b64 = match &args.payload_file {
+        Some(p) => Some(
+            base64::engine::general_purpose::STANDARD
+                .encode(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+        ),
+        None => None,
     };
-    println!("{index}");
+    let event = ExternalEvent {
+        kind: args.kind,
+        actor: args.actor.unwrap_or_default(),
+        subject: args.subject.unwrap_or_default(),
+        decision: args.decision,
+        details,
+        payload_b64,
+    };
+    let request = Request::AuditAppend {
+        events: vec![event],
+    };
+    if let Reply::Appended { indices } = execute(home, request, &mut |_| {})? {
+        for i in indices {
+            println!("{i}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn tail(home: &Home, config: &Config, args: TailArgs) -> anyhow::Result<ExitCode> {
-    let mut next = {
-        let auditor = open(home, config, false)?;
-        let ledger = auditor.ledger();
-        let size = ledger.size();
-        let start = size.saturating_sub(args.lines);
-        print_range(&auditor, start, size, args.json)?;
-        size
+/// Events recorded per request (and group commit) of a JSON Lines import.
+const IMPORT_BATCH: usize = 5_000;
+
+/// One line of a JSON Lines import; `kind` and `decision` default to the
+/// command's `--kind` and `--decision`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportLine {
+    actor: String,
+    subject: String,
+    kind: Option<String>,
+    decision: Option<String>,
+    #[serde(default)]
+    details: Option<serde_json::Value>,
+    payload_b64: Option<String>,
+}
+
+/// `vigil audit append --jsonl FILE`: reads every line first (a bad line
+/// stops the import before anything is recorded), then records them in
+/// batches with a progress bar.
+fn import_jsonl(
+    home: &Home,
+    path: &std::path::Path,
+    kind: &str,
+    decision: &str,
+) -> anyhow::Result<ExitCode> {
+    use std::io::BufRead as _;
+    let reader: Box<dyn std::io::BufRead> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(BufReader::new(
+            File::open(path).with_context(|| format!("opening {}", path.display()))?,
+        ))
     };
+    let mut events = Vec::new();
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("reading line {}", n + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed: ImportLine = serde_json::from_str(&line)
+            .with_context(|| format!("line {} is not an event object", n + 1))?;
+        let details = parsed
+            .details
+            .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+        if !details.is_object() {
+            bail!("line {}: details must be a JSON object", n + 1);
+        }
+        events.push(ExternalEvent {
+            kind: parsed.kind.unwrap_or_else(|| kind.to_string()),
+            actor: parsed.actor,
+            subject: parsed.subject,
+            decision: parsed.decision.unwrap_or_else(|| decision.to_string()),
+            details,
+            payload_b64: parsed.payload_b64,
+        });
+    }
+    let total = events.len() as u64;
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "importing {bar:40} {pos}/{len} events ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut recorded = 0u64;
+    let mut first = None;
+    let mut rest = events.into_iter().peekable();
+    while rest.peek().is_some() {
+        let batch: Vec<ExternalEvent> = rest.by_ref().take(IMPORT_BATCH).collect();
+        let request = Request::AuditAppend { events: batch };
+        let reply = execute(home, request, &mut |_| {});
+        let Reply::Appended { indices } = reply.inspect_err(|_| bar.abandon())? else {
+            bail!("the node answered `audit-append` with something else");
+        };
+        first = first.or(indices.first().copied());
+        recorded += indices.len() as u64;
+        bar.set_position(recorded);
+    }
+    bar.finish_and_clear();
+    match first {
+        Some(first) => println!(
+            "recorded {recorded} events as entries {first}..{}",
+            first + recorded
+        ),
+        None => println!("recorded 0 events (the input held none)"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How long one `--follow` poll waits on a running node for new entries.
+const FOLLOW_WAIT_MS: u64 = 10_000;
+
+fn tail(home: &Home, args: TailArgs) -> anyhow::Result<ExitCode> {
+    let Reply::Size { size } = execute(home, Request::AuditSize, &mut |_| {})? else {
+        bail!("the node answered `audit-size` with something else");
+    };
+    let mut next = print_entries(
+        home,
+        size.saturating_sub(args.lines),
+        args.lines,
+        0,
+        args.json,
+    )?;
     if !args.follow {
         return Ok(ExitCode::SUCCESS);
     }
     loop {
-        std::thread::sleep(Duration::from_millis(500));
-        let auditor = open(home, config, false)?;
-        let size = auditor.ledger().size();
-        print_range(&auditor, next, size, args.json)?;
-        next = size;
+        // A running node holds the request until entries arrive; with no
+        // node running, poll the home (opened only for each read).
+        let running = super::admin::node_running(home)?;
+        let wait = if running { FOLLOW_WAIT_MS } else { 0 };
+        next = print_entries(home, next, u64::MAX, wait, args.json)?;
+        if !running {
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 }
 
-fn print_range(auditor: &Auditor, from: u64, to: u64, json: bool) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    for i in from..to {
-        let e = auditor
-            .ledger()
-            .entry(i)?
-            .with_context(|| format!("entry {i} is missing; run `vigil audit verify`"))?;
-        writeln!(out, "{}", format_entry(&e, json))?;
+/// Prints entries `from..` (at most `limit`, read in batches); returns the
+/// index after the last one printed.
+fn print_entries(
+    home: &Home,
+    mut from: u64,
+    mut limit: u64,
+    mut wait_ms: u64,
+    json: bool,
+) -> anyhow::Result<u64> {
+    const BATCH: u64 = 10_000;
+    loop {
+        let batch = limit.min(BATCH);
+        if batch == 0 {
+            return Ok(from);
+        }
+        let request = Request::AuditEntries {
+            from,
+            limit: batch,
+            wait_ms,
+        };
+        let Reply::Entries { entries, .. } = execute(home, request, &mut |_| {})? else {
+            bail!("the node answered `audit-entries` with something else");
+        };
+        let mut out = std::io::stdout().lock();
+        for e in &entries {
+            writeln!(out, "{}", format_entry(e, json))?;
+        }
+        out.flush()?;
+        let n = entries.len() as u64;
+        from += n;
+        limit -= n;
+        wait_ms = 0;
+        if n < batch {
+            return Ok(from);
+        }
     }
-    Ok(())
 }
 
 /// One line per entry, as `tail` prints it.
-pub fn format_entry(e: &Entry, json: bool) -> String {
+pub fn format_entry(e: &EntryView, json: bool) -> String {
     if json {
         let details: serde_json::Value =
             serde_json::from_str(&e.details).unwrap_or(serde_json::Value::Null);
@@ -234,8 +363,8 @@ pub fn format_entry(e: &Entry, json: bool) -> String {
             "subject": e.subject,
             "decision": e.decision,
             "details": details,
-            "payload": e.payload.map(|c| serde_json::json!({"commitment": hex::encode(c.digest), "length": c.length})),
-            "hash": hex::encode(e.hash()),
+            "payload": e.payload.as_ref().map(|(commitment, length)| serde_json::json!({"commitment": commitment, "length": length})),
+            "hash": e.hash,
         })
         .to_string()
     } else {
@@ -281,23 +410,10 @@ fn utc_time(ns: u64) -> String {
     )
 }
 
-fn export_cmd(home: &Home, config: &Config, args: ExportArgs) -> anyhow::Result<ExitCode> {
-    let auditor = open(home, config, true)?;
-    let ledger = auditor.ledger();
-    // Make sure a signed checkpoint covers the requested end.
-    let want_to = args
-        .to
-        .map_or(ledger.size(), |t| t.saturating_add(1).min(ledger.size()));
-    let covered = ledger
-        .checkpoint_notes()?
-        .iter()
-        .any(|(s, _)| *s >= want_to);
-    if !covered {
-        auditor.checkpoint()?;
-    }
-    let public = keyfile::read_public_key(&home.node_pub_path())?;
-    let file =
-        File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+fn export_cmd(home: &Home, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    // The node writes the file: name it absolutely.
+    let out = std::path::absolute(&args.out)
+        .with_context(|| format!("resolving {}", args.out.display()))?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -305,35 +421,43 @@ fn export_cmd(home: &Home, config: &Config, args: ExportArgs) -> anyhow::Result<
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let opts = ExportOptions {
+    let request = Request::AuditExport {
+        out: out.clone(),
         from: args.from,
-        to: Some(want_to),
+        to: args.to,
         no_payloads: args.no_payloads,
     };
-    let summary = export(
-        ledger,
-        &public,
-        BufWriter::with_capacity(1 << 20, file),
-        &opts,
-        &mut |done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-        },
-    )?;
+    let reply = execute(home, request, &mut |event| {
+        let Event::Progress { done, total } = event;
+        bar.set_length(total);
+        bar.set_position(done);
+    });
     bar.finish_and_clear();
-    println!(
-        "exported entries {}..{} ({} checkpoints, {} payloads, {} bytes) to {}",
-        summary.from,
-        summary.to,
-        summary.checkpoints,
-        summary.payloads,
-        summary.bytes,
-        args.out.display()
-    );
+    if let Reply::Exported {
+        from,
+        to,
+        checkpoints,
+        payloads,
+        bytes,
+    } = reply?
+    {
+        if args.json {
+            let summary = serde_json::json!({
+                "from": from, "to": to, "checkpoints": checkpoints,
+                "payloads": payloads, "bytes": bytes, "out": args.out,
+            });
+            println!("{summary}");
+        } else {
+            println!(
+                "exported entries {from}..{to} ({checkpoints} checkpoints, {payloads} payloads, {bytes} bytes) to {}",
+                args.out.display()
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(home: &Home, config: &Config, args: VerifyArgs) -> anyhow::Result<ExitCode> {
+fn verify(home: &Home, args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let key_path = args.key.unwrap_or_else(|| home.node_pub_path());
     let key = match keyfile::read_public_key(&key_path) {
         Ok(k) => k,
@@ -342,56 +466,62 @@ fn verify(home: &Home, config: &Config, args: VerifyArgs) -> anyhow::Result<Exit
             return Ok(ExitCode::from(2));
         }
     };
-    let outcome = match &args.bundle {
-        Some(b) => File::open(b)
+    if let Some(b) = &args.bundle {
+        let outcome = File::open(b)
             .map_err(|e| VerifyError::Malformed(format!("{}: {e}", b.display())))
-            .and_then(|f| verify_bundle(BufReader::with_capacity(1 << 20, f), &key)),
-        None => {
-            let auditor = match open(home, config, false) {
-                Ok(a) => a,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            verify_ledger(auditor.ledger(), &key)
-        }
+            .and_then(|f| verify_bundle(BufReader::with_capacity(1 << 20, f), &key));
+        return Ok(match outcome {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(VerifyError::Failed(f)) => {
+                eprintln!("INVALID: {f}");
+                ExitCode::from(1)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        });
+    }
+    let request = Request::AuditVerify {
+        key: Some(keyfile::public_key_line(&key, None)),
     };
-    Ok(match outcome {
-        Ok(report) => {
-            println!("{report}");
-            ExitCode::SUCCESS
+    match execute(home, request, &mut |_| {}) {
+        Ok(Reply::Verified {
+            code,
+            text,
+            warning,
+        }) => {
+            if code == 0 {
+                println!("{text}");
+            } else {
+                eprintln!("{text}");
+            }
+            if let Some(warning) = warning {
+                eprintln!("{warning}");
+            }
+            Ok(ExitCode::from(code))
         }
-        Err(VerifyError::Failed(f)) => {
-            eprintln!("INVALID: {f}");
-            ExitCode::from(1)
-        }
+        Ok(_) => bail!("the node answered `audit-verify` with something else"),
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
+            eprintln!("error: {e:#}");
+            Ok(ExitCode::from(2))
         }
-    })
+    }
 }
 
-fn prove(home: &Home, config: &Config, args: ProveArgs) -> anyhow::Result<ExitCode> {
-    let auditor = open(home, config, true)?;
-    if args.index >= auditor.ledger().size() {
-        bail!(
-            "entry {} does not exist (the ledger has {} entries)",
+fn prove(home: &Home, args: ProveArgs) -> anyhow::Result<ExitCode> {
+    let request = Request::AuditProve { index: args.index };
+    if let Reply::Proof { text } = execute(home, request, &mut |_| {})? {
+        std::fs::write(&args.out, text)
+            .with_context(|| format!("writing {}", args.out.display()))?;
+        println!(
+            "wrote the proof of entry {} to {}",
             args.index,
-            auditor.ledger().size()
+            args.out.display()
         );
     }
-    if auditor.ledger().checkpoint_covering(args.index)?.is_none() {
-        auditor.checkpoint()?;
-    }
-    let proof = EntryProof::build(auditor.ledger(), args.index)?;
-    std::fs::write(&args.out, proof.to_text())
-        .with_context(|| format!("writing {}", args.out.display()))?;
-    println!(
-        "wrote the proof of entry {} to {}",
-        args.index,
-        args.out.display()
-    );
     Ok(ExitCode::SUCCESS)
 }

@@ -21,9 +21,11 @@ use vigil_crypto::{keyfile, SigningKey};
 use vigil_ledger::bundle::{export, verify_bundle, ExportOptions};
 use vigil_ledger::verify::VerifyError;
 
+use base64::Engine as _;
+
 use self::tools::DemoPackage;
-use crate::gatekeeper::store::PackageStore;
-use crate::gatekeeper::{Decision, Occasion};
+use super::admin::execute;
+use crate::control::protocol::{Reply, Request, TrustRequest};
 use crate::mcp::pipeline::QueueOnly;
 use crate::mcp::CallReply;
 use crate::node::config::Config;
@@ -129,7 +131,7 @@ pub fn run(home: Option<&Path>, args: DemoArgs) -> anyhow::Result<ExitCode> {
     ));
     add_agent(&home)?;
     let config = Config::load(&home.config_path())?;
-    let pipeline = super::serve::start_pipeline(&home, &config)?;
+    let pipeline = super::serve::start_pipeline(&home, &config)?.pipeline;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -260,9 +262,12 @@ fn publisher(home: &Home, dir: &Path, name: &str) -> anyhow::Result<SigningKey> 
     keyfile::write_key_pair(&dir.join(name), &key, Some(name), None)?;
     let scopes = [format!("{name}/*")];
     let public = key.public_key();
-    super::trust::change(home, |s| {
-        s.add_publisher(public, name, &scopes, super::install::now())
-    })?;
+    let request = Request::Trust(TrustRequest::AddPublisher {
+        key: keyfile::public_key_line(public, None),
+        name: name.to_string(),
+        scopes: scopes.to_vec(),
+    });
+    execute(home, request, &mut |_| {})?;
     Ok(key)
 }
 
@@ -275,32 +280,34 @@ fn install(
     bytes: &[u8],
     story: &mut Story,
 ) -> anyhow::Result<()> {
-    let config = Config::load(&home.config_path())?;
-    let trust = crate::trust::file::load(&home.trust_path())?;
-    let mut store = PackageStore::open(home)?;
-    let decision = store.decide(&trust, config.packages.max_package_bytes, bytes, &[]);
-    super::install::audit(home, &decision.audit_record(Occasion::Install, source))?;
-    match &decision {
-        Decision::Admitted(a) => {
-            store.store_admitted(bytes, a, super::install::now())?;
-            let tools: Vec<&str> = a.manifest.tools.iter().map(|t| t.name.as_str()).collect();
-            story.detail(&format!(
-                "{:<32} -> admitted {} {} (tools: {})",
-                format!("{}.vpkg", package.short),
-                a.package.name,
-                a.package.version,
-                tools.join(", ")
-            ));
-        }
-        Decision::Refused(r) => {
-            story.detail(&format!("{source:<32} -> refused: {}", r.reason));
-            if !source.contains("flipped") {
-                bail!(
-                    "the demo package {} was refused: {}",
-                    package.short,
-                    r.reason
-                );
-            }
+    let request = Request::Install {
+        source: source.to_string(),
+        len: bytes.len() as u64,
+        package_b64: base64::engine::general_purpose::STANDARD.encode(bytes),
+        allow_findings: Vec::new(),
+    };
+    let Reply::Installed {
+        admitted,
+        package: label,
+        tools,
+        reason,
+        ..
+    } = execute(home, request, &mut |_| {})?
+    else {
+        bail!("the node answered `install` with something else");
+    };
+    if admitted {
+        story.detail(&format!(
+            "{:<32} -> admitted {} (tools: {})",
+            format!("{}.vpkg", package.short),
+            label.replace('@', " "),
+            tools.join(", ")
+        ));
+    } else {
+        let reason = reason.unwrap_or_default();
+        story.detail(&format!("{source:<32} -> refused: {reason}"));
+        if !source.contains("flipped") {
+            bail!("the demo package {} was refused: {reason}", package.short);
         }
     }
     Ok(())

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::node::home::Home;
 
+mod admin;
 mod approvals;
 mod audit;
 mod call;
@@ -16,6 +17,7 @@ mod demo;
 mod init;
 mod install;
 mod key;
+mod live;
 mod log;
 mod mcp;
 mod package;

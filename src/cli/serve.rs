@@ -2,11 +2,12 @@
 //! HTTP on `[mcp] listen` (bearer tokens from `[[agents]]`; `/healthz` and
 //! `/metrics` beside it), checkpoints on schedule, the post-quantum link
 //! listener on `[links] listen` (peers judged by the trust store, each
-//! decision one ledger entry) and every `[[tunnels]]`. With `[mcp] enabled =
-//! false` it is a link-only node: links and tunnels, no MCP port. Stopping
-//! closes every link (each end recorded), gives HTTP requests in progress a
-//! grace period, and signs a last checkpoint covering every entry. Also
-//! holds the node start-up shared with `vigil mcp` ([`start_pipeline`]).
+//! decision one ledger entry), every `[[tunnels]]`, and the control socket
+//! operators' commands reach it through. With `[mcp] enabled = false` it is
+//! a link-only node: no MCP port. Stopping closes every link (each end
+//! recorded), gives HTTP requests in progress a grace period, and signs a
+//! last checkpoint covering every entry. Also holds the node start-up
+//! shared with `vigil mcp` ([`start_pipeline`]).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -18,10 +19,13 @@ use clap::Args;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::live::LiveNode;
 use super::passphrase;
+use super::tunnel::PrintAndRecord;
+use crate::gatekeeper::Occasion;
 use crate::mcp::connections::ConnectionLimits;
 use crate::mcp::{Catalog, Pipeline};
-use crate::node::audit::Auditor;
+use crate::node::audit::{AuditEvent, Auditor, EventKind, Verdict};
 use crate::node::config::Config;
 use crate::node::home::Home;
 use crate::node::links::{LinkListener, Outstanding};
@@ -43,36 +47,88 @@ pub struct ServeArgs {
     pub listen: Option<String>,
 }
 
-/// Opens the node's audit ledger with the node key (for checkpoints).
-fn open_auditor(home: &Home, config: &Config) -> anyhow::Result<Auditor> {
-    home.require_initialized()?;
-    let key = passphrase::node_key(home, config)?;
-    Auditor::open(home, config, Some(key)).context(
-        "opening the audit ledger (is another `vigil serve` or `vigil mcp` running on this home?)",
-    )
+/// The node's serving parts: the call pipeline and the sandbox its tools
+/// run in (kept to load newly admitted tools while the node runs).
+pub struct Started {
+    pub pipeline: Arc<Pipeline>,
+    pub sandbox: Arc<Sandbox>,
 }
 
 /// Opens the ledger (with the node key, for checkpoints), loads the
-/// admitted tools into the sandbox and builds the call pipeline.
-pub fn start_pipeline(home: &Home, config: &Config) -> anyhow::Result<Arc<Pipeline>> {
-    let auditor = open_auditor(home, config)?;
+/// admitted tools into the sandbox and builds the call pipeline. A stored
+/// package that no longer verifies is skipped with a refusal entry, and
+/// calls left waiting for approval by a node that stopped are answered as
+/// refused (`node:restart`), each with an entry.
+pub fn start_pipeline(home: &Home, config: &Config) -> anyhow::Result<Started> {
+    home.require_initialized()?;
+    if super::admin::node_running(home)? {
+        bail!(
+            "a node is already running on {} (its control socket answers); stop it first, \
+             or run commands against it: they reach it through its control socket",
+            home.root().display()
+        );
+    }
+    let key = passphrase::node_key(home, config)?;
+    let auditor = Auditor::open(home, config, Some(key)).context(
+        "opening the audit ledger (is another `vigil serve` or `vigil mcp` running on this home?)",
+    )?;
     let sandbox_config = SandboxConfig::new(home.cache_dir().join("wasm"));
     let slots = sandbox_config.max_concurrent_calls as usize;
-    let sandbox = Sandbox::new(&sandbox_config).context("starting the sandbox")?;
+    let sandbox = Arc::new(Sandbox::new(&sandbox_config).context("starting the sandbox")?);
     let (catalog, skipped) =
         Catalog::load(home, config, &sandbox).context("loading admitted tools")?;
-    for path in skipped {
-        eprintln!("warning: stored package {path} no longer verifies; its tools are not served (see `vigil tools`)");
+    for check in skipped {
+        let source = check.path.display().to_string();
+        let record = check.decision.audit_record(Occasion::Startup, &source);
+        auditor
+            .record(record.event("node"))
+            .context("recording a stored package that no longer verifies")?;
+        eprintln!("warning: stored package {source} no longer verifies; its tools are not served (see `vigil tools`)");
     }
     let approvals = ApprovalQueue::new(home.approvals_dir());
-    Ok(Arc::new(Pipeline::new(
+    refuse_orphaned_approvals(&approvals, &auditor)?;
+    let pipeline = Arc::new(Pipeline::new(
         catalog,
         config,
         |v| std::env::var(v).ok(),
         approvals,
         auditor,
         slots,
-    )))
+    ));
+    Ok(Started { pipeline, sandbox })
+}
+
+/// Answers every call a stopped node left waiting for approval: nothing
+/// waits for it any more, so it is refused (`node:restart`) and recorded,
+/// and `vigil approve` no longer lists it.
+fn refuse_orphaned_approvals(queue: &ApprovalQueue, auditor: &Auditor) -> anyhow::Result<()> {
+    let decision = crate::policy::Decision {
+        answer: crate::policy::Answer::Deny,
+        by: "node:restart".into(),
+        reason: "the node stopped while the call waited for approval".into(),
+    };
+    for held in queue.pending()? {
+        auditor
+            .record(
+                AuditEvent::new(
+                    EventKind::ToolDenied,
+                    format!("agent:{}", held.agent),
+                    format!("tool:{}", held.tool),
+                    Verdict::Deny,
+                )
+                .details(serde_json::json!({
+                    "tool": held.tool,
+                    "code": "approval-unavailable",
+                    "reason": decision.reason,
+                    "arguments_sha256": crate::mcp::pipeline::digest(&held.arguments),
+                    "approval": decision,
+                    "approval_id": held.id,
+                })),
+            )
+            .context("recording a held call the node can no longer resume")?;
+        queue.forget(&held.id);
+    }
+    Ok(())
 }
 
 /// The MCP address to serve on: `--listen` or `[mcp] listen`; `None` for a
@@ -96,18 +152,13 @@ fn mcp_address(config: &Config, listen: Option<String>) -> anyhow::Result<Option
 
 pub fn run(home: &Home, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&home.config_path())?;
-    let mcp = match mcp_address(&config, args.listen)? {
-        Some(addr) => Some((addr, start_pipeline(home, &config)?)),
-        None => None,
-    };
-    let auditor = match &mcp {
-        Some((_, pipeline)) => pipeline.auditor().clone(),
-        None => open_auditor(home, &config)?,
-    };
+    let mcp = mcp_address(&config, args.listen)?;
+    let started = start_pipeline(home, &config)?;
+    let auditor = started.pipeline.auditor().clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let served = runtime.block_on(serve_until_stopped(home, &config, mcp, &auditor));
+    let served = runtime.block_on(serve_until_stopped(home, &config, mcp, started));
     // Tasks still running now are abandoned; whatever they would record
     // after the last checkpoint is refused by the closed auditor.
     runtime.shutdown_timeout(TASKS_STOP_WITHIN);
@@ -120,15 +171,15 @@ pub fn run(home: &Home, args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Starts MCP (when `mcp` is set), the link listener and the tunnels, runs
-/// them until Ctrl-C or SIGTERM, then stops them: no new connections or
-/// links, every link closed and its end recorded, HTTP requests in progress
-/// given a grace period.
+/// Starts the control socket, MCP over HTTP (when `mcp` is set), the link
+/// listener and the tunnels, runs them until Ctrl-C or SIGTERM, then stops
+/// them: no new connections or links, every link closed and its end
+/// recorded, HTTP requests in progress given a grace period.
 async fn serve_until_stopped(
     home: &Home,
     config: &Config,
-    mcp: Option<(SocketAddr, Arc<Pipeline>)>,
-    auditor: &Auditor,
+    mcp: Option<SocketAddr>,
+    started: Started,
 ) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     tokio::spawn({
@@ -138,19 +189,24 @@ async fn serve_until_stopped(
             stop.cancel();
         }
     });
-    let (http, metrics) = match &mcp {
-        Some((addr, pipeline)) => {
-            let http = start_http(*addr, pipeline, config, stop.clone()).await?;
-            (Some(http), Some(Arc::clone(pipeline.metrics())))
-        }
+    let Started { pipeline, sandbox } = started;
+    let live = LiveNode::new(home, config, Arc::clone(&pipeline), sandbox)?;
+    let control = live.serve_control()?;
+    let http = match mcp {
+        Some(addr) => Some(start_http(addr, &pipeline, config, stop.clone()).await?),
         None => {
             println!("vigil: MCP is off ([mcp] enabled = false); serving links and tunnels only");
-            (None, None)
+            None
         }
     };
-    let links = start_links(home, config, auditor.clone(), metrics).await?;
+    let metrics = Arc::clone(pipeline.metrics());
+    let links = start_links(home, config, pipeline.auditor().clone(), metrics).await?;
+    if let Some(server) = &links.server {
+        live.set_links(server.open_links());
+    }
     stop.cancelled().await;
     eprintln!("vigil: stopping");
+    drop(control);
     let deadline = Instant::now() + LINKS_STOP_WITHIN;
     let http_stopped = async {
         if let Some(http) = http {
@@ -194,31 +250,52 @@ async fn start_http(
 /// What `start_links` keeps running; dropping it stops links and tunnels.
 struct Links {
     server: Option<LinkListener>,
-    tunnels: Vec<vigil_transport::TunnelClient>,
+    /// Each tunnel with the observer recording its links (the dialling side).
+    tunnels: Vec<(vigil_transport::TunnelClient, Arc<PrintAndRecord>)>,
 }
 
 impl Links {
     /// Closes the tunnels' links and the link listener's links (peers learn
     /// at once) and waits, at most until `deadline`, until the end of every
-    /// link and tunnel of the listener is recorded.
+    /// link and tunnel is recorded.
     async fn shutdown(self, deadline: Instant) -> Result<(), Outstanding> {
         let Links { server, tunnels } = self;
-        let mut links = Vec::new();
-        for tunnel in &tunnels {
-            links.extend(tunnel.wait_for_link(Duration::ZERO).await);
+        let mut recorders = Vec::new();
+        let mut closed = Vec::new();
+        for (tunnel, events) in tunnels {
+            let link = tunnel.wait_for_link(Duration::ZERO).await;
+            // Stop the tunnel first, so that it neither redials the link
+            // closed next nor records its end a second time.
+            drop(tunnel);
+            if let Some(link) = link {
+                link.connection()
+                    .close(vigil_transport::link::CLOSE_DONE, b"node shutting down");
+                vigil_transport::LinkObserver::record(
+                    events.as_ref(),
+                    vigil_transport::LinkEvent::LinkClosed {
+                        peer: link.peer().clone(),
+                        reason: "node shutting down".into(),
+                    },
+                );
+                closed.push(link);
+            }
+            recorders.push(events.progress());
         }
-        // Stop the tunnels first, so that they do not redial the links
-        // closed next.
-        drop(tunnels);
-        for link in &links {
-            link.connection()
-                .close(vigil_transport::link::CLOSE_DONE, b"node shutting down");
-        }
-        let recorded = match server {
+        let mut recorded = match server {
             Some(server) => server.shutdown(deadline).await,
             None => Ok(()),
         };
-        if !links.is_empty() {
+        for progress in recorders {
+            if let Err(left) = progress.settled_by(deadline).await {
+                let so_far = recorded.err().unwrap_or_default();
+                recorded = Err(Outstanding {
+                    queued: so_far.queued + left.queued,
+                    links: so_far.links + left.links,
+                    tunnels: so_far.tunnels + left.tunnels,
+                });
+            }
+        }
+        if !closed.is_empty() {
             // Let the close frames leave before the runtime stops.
             tokio::time::sleep_until(deadline.min(Instant::now() + Duration::from_millis(100)))
                 .await;
@@ -228,17 +305,16 @@ impl Links {
 }
 
 /// Starts the link listener (`[links] listen`) and the `[[tunnels]]` on the
-/// current runtime. Link decisions go to the ledger through `auditor` and
-/// are counted in `metrics`.
+/// current runtime. Link decisions go to the ledger through `auditor`; the
+/// listener's are counted in `metrics`.
 async fn start_links(
     home: &Home,
     config: &Config,
     auditor: Auditor,
-    metrics: Option<Arc<Metrics>>,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<Links> {
-    use super::tunnel::{describe, start_tunnel, PrintEvents, TunnelPlan};
-    use crate::node::audit::{AuditEvent, EventKind, Verdict};
-    use crate::node::links::{start_listener, LinkAuditEntry, LinkAuditSink};
+    use super::tunnel::{describe, start_tunnel, TunnelPlan};
+    use crate::node::links::start_listener;
 
     let load_key = || passphrase::node_key(home, config);
     let server = match &config.links.listen {
@@ -247,24 +323,13 @@ async fn start_links(
             let addr: SocketAddr = listen.parse().map_err(|e| {
                 anyhow!("[links] listen = {listen:?} is not an address like 0.0.0.0:7879: {e}")
             })?;
-            let sink: LinkAuditSink = Box::new(move |e: LinkAuditEntry| {
-                // The kind and decision strings are the entry's; the
-                // EventKind and Verdict here are placeholders record_raw ignores.
-                let event =
-                    AuditEvent::new(EventKind::External, e.actor, e.subject, Verdict::Record)
-                        .details(e.details);
-                auditor
-                    .record_raw(e.kind, e.decision, event)
-                    .map(|_| ())
-                    .map_err(|err| err.to_string())
-            });
             let server = start_listener(
                 addr,
                 load_key()?,
                 home.trust_path(),
-                sink,
+                ledger_sink(auditor.clone()),
                 config.links.serving(),
-                metrics,
+                Some(metrics),
             )
             .with_context(|| format!("starting the link listener on {addr}"))?;
             println!(
@@ -279,14 +344,29 @@ async fn start_links(
         let identity = Arc::new(vigil_transport::LinkIdentity::new(load_key()?)?);
         for t in &config.tunnels {
             let plan = TunnelPlan::from_config(t, config.links.link_lifetime_seconds)?;
-            let tunnel = start_tunnel(Arc::clone(&identity), &plan, Arc::new(PrintEvents))
+            // The dialling side records its links (opened, closed, refused by
+            // the peer) in this node's ledger, and prints them.
+            let events = Arc::new(PrintAndRecord::new(ledger_sink(auditor.clone())));
+            let observer: Arc<dyn vigil_transport::LinkObserver> = events.clone();
+            let tunnel = start_tunnel(Arc::clone(&identity), &plan, observer)
                 .await
                 .with_context(|| format!("starting the tunnel to {}", plan.target))?;
             println!("vigil tunnel: {}", describe(&tunnel, &plan));
-            tunnels.push(tunnel);
+            tunnels.push((tunnel, events));
         }
     }
     Ok(Links { server, tunnels })
+}
+
+/// Link entries go to the node's one ledger writer.
+fn ledger_sink(auditor: Auditor) -> crate::node::links::LinkAuditSink {
+    Box::new(move |e: crate::node::links::LinkAuditEntry| {
+        let event = AuditEvent::new(e.kind, e.actor, e.subject, e.decision).details(e.details);
+        auditor
+            .record(event)
+            .map(|_| ())
+            .map_err(|err| err.to_string())
+    })
 }
 
 async fn shutdown_signal() {

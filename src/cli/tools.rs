@@ -1,17 +1,16 @@
-//! `vigil tools [--json]`: lists the tools of admitted packages. It opens
-//! the package store as the node does at start, re-verifying every stored
-//! package; a stored copy that fails is refused, recorded and reported, and
-//! the command then exits non-zero.
+//! `vigil tools [--json]`: lists the tools of admitted packages. Every
+//! stored package is re-verified, as at node start; a stored copy that
+//! fails is refused, recorded and reported, and the command then exits
+//! non-zero.
 
 use std::process::ExitCode;
 
+use anyhow::bail;
 use clap::Args;
-use serde::Serialize;
+use serde::Deserialize;
 
-use super::install::audit;
-use crate::gatekeeper::store::PackageStore;
-use crate::gatekeeper::{Decision, Occasion};
-use crate::node::config::Config;
+use super::admin::execute;
+use crate::control::protocol::{Reply, Request};
 use crate::node::home::Home;
 
 #[derive(Debug, Args)]
@@ -21,74 +20,42 @@ pub struct ToolsArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize)]
 struct ToolRow {
     tool: String,
     package: String,
     version: String,
     publisher: String,
-    hash: String,
-    sensitivity: &'static str,
-    description: String,
+    sensitivity: String,
 }
 
 pub fn run(home: &Home, args: ToolsArgs) -> anyhow::Result<ExitCode> {
-    home.require_initialized()?;
-    let config = Config::load(&home.config_path())?;
-    let trust = crate::trust::file::load(&home.trust_path())?;
-    let store = PackageStore::open(home)?;
-    let mut rows = Vec::new();
-    let mut refused = 0;
-    for check in store.verify_stored(&trust, config.packages.max_package_bytes) {
-        match &check.decision {
-            Decision::Admitted(a) => {
-                for t in &a.manifest.tools {
-                    rows.push(ToolRow {
-                        tool: t.name.clone(),
-                        package: a.package.name.clone(),
-                        version: a.package.version.clone(),
-                        publisher: a.package.publisher.clone(),
-                        hash: a.package.hash.clone(),
-                        sensitivity: t.sensitivity.as_str(),
-                        description: t.description.clone(),
-                    });
-                }
-            }
-            Decision::Refused(r) => {
-                refused += 1;
-                audit(
-                    home,
-                    &check
-                        .decision
-                        .audit_record(Occasion::Startup, &check.path.display().to_string()),
-                )?;
-                eprintln!(
-                    "refused stored package {}@{} ({}): {}",
-                    check.record.name,
-                    check.record.version,
-                    check.path.display(),
-                    r.reason
+    let Reply::Tools { rows, refused } = execute(home, Request::Tools, &mut |_| {})? else {
+        bail!("the node answered `tools` with something else");
+    };
+    for line in &refused {
+        eprintln!("{line}");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        let rows: Vec<ToolRow> = serde_json::from_value(rows)?;
+        if rows.is_empty() {
+            println!("no tools installed");
+        } else {
+            println!(
+                "{:<20} {:<28} {:<10} {:<32} SENSITIVITY",
+                "TOOL", "PACKAGE", "VERSION", "PUBLISHER"
+            );
+            for r in &rows {
+                println!(
+                    "{:<20} {:<28} {:<10} {:<32} {}",
+                    r.tool, r.package, r.version, r.publisher, r.sensitivity
                 );
             }
         }
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-    } else if rows.is_empty() {
-        println!("no tools installed");
-    } else {
-        println!(
-            "{:<20} {:<28} {:<10} {:<32} SENSITIVITY",
-            "TOOL", "PACKAGE", "VERSION", "PUBLISHER"
-        );
-        for r in &rows {
-            println!(
-                "{:<20} {:<28} {:<10} {:<32} {}",
-                r.tool, r.package, r.version, r.publisher, r.sensitivity
-            );
-        }
-    }
-    Ok(if refused == 0 {
+    Ok(if refused.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -1,16 +1,19 @@
 //! `vigil trust ...`: changes to and listing of the trust store. Every
-//! change is written atomically and recorded as one ledger entry.
+//! change is recorded as one ledger entry, then written atomically; a
+//! running node applies it at once (a revoked peer's links are closed, a
+//! revoked publisher's tools withdrawn).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 use vigil_crypto::keyfile;
 
-use super::install::{audit, now};
+use super::admin::execute;
+use crate::control::protocol::{Reply, Request, TrustRequest};
 use crate::node::home::Home;
-use crate::trust::{file, Revocation, TrustChange, TrustStore};
+use crate::trust::{Revocation, TrustStore};
 
 #[derive(Debug, Subcommand)]
 pub enum TrustCommand {
@@ -97,7 +100,14 @@ pub fn run(home: &Home, cmd: TrustCommand) -> anyhow::Result<ExitCode> {
                         .map_err(|e| anyhow::anyhow!("--allow-target: {e}"))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            change(home, |s| s.add_peer(&key, &name, &targets, now()))?;
+            change(
+                home,
+                TrustRequest::AddPeer {
+                    key: keyfile::public_key_line(&key, None),
+                    name,
+                    targets: targets.clone(),
+                },
+            )?;
             println!(
                 "trusted peer {} ({}) for targets: {}",
                 key.key_id(),
@@ -111,8 +121,17 @@ pub fn run(home: &Home, cmd: TrustCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         TrustCommand::Peer(PeerCommand::Revoke(args)) => {
-            change(home, |s| s.revoke_peer(&args.key_id, &args.reason, now()))?;
+            let closed = change(
+                home,
+                TrustRequest::RevokePeer {
+                    key_id: args.key_id.clone(),
+                    reason: args.reason.clone(),
+                },
+            )?;
             println!("revoked peer {}: {}", args.key_id, args.reason.trim());
+            if closed > 0 {
+                println!("closed {closed} open link(s) of the peer");
+            }
             Ok(ExitCode::SUCCESS)
         }
         TrustCommand::Publisher(PublisherCommand::Add(args)) => {
@@ -121,7 +140,14 @@ pub fn run(home: &Home, cmd: TrustCommand) -> anyhow::Result<ExitCode> {
             let (key, comment) = keyfile::parse_public_key_line(&text)
                 .with_context(|| format!("{} is not a public key file", args.key.display()))?;
             let name = args.name.or(comment).unwrap_or_default();
-            change(home, |s| s.add_publisher(&key, &name, &args.scope, now()))?;
+            change(
+                home,
+                TrustRequest::AddPublisher {
+                    key: keyfile::public_key_line(&key, None),
+                    name,
+                    scopes: args.scope.clone(),
+                },
+            )?;
             println!(
                 "trusted publisher {} ({}) for {}",
                 key.key_id(),
@@ -131,9 +157,13 @@ pub fn run(home: &Home, cmd: TrustCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         TrustCommand::Publisher(PublisherCommand::Revoke(args)) => {
-            change(home, |s| {
-                s.revoke_publisher(&args.key_id, &args.reason, now())
-            })?;
+            change(
+                home,
+                TrustRequest::RevokePublisher {
+                    key_id: args.key_id.clone(),
+                    reason: args.reason.clone(),
+                },
+            )?;
             println!("revoked publisher {}: {}", args.key_id, args.reason.trim());
             Ok(ExitCode::SUCCESS)
         }
@@ -141,24 +171,20 @@ pub fn run(home: &Home, cmd: TrustCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Applies one change to the trust store: load, change, save, record.
-pub fn change(
-    home: &Home,
-    apply: impl FnOnce(&mut TrustStore) -> Result<TrustChange, crate::trust::TrustError>,
-) -> anyhow::Result<TrustChange> {
-    home.require_initialized()?;
-    let path = home.trust_path();
-    let mut store = file::load(&path)?;
-    let change = apply(&mut store)?;
-    // Recorded before it takes effect: an unrecorded change is not made.
-    audit(home, &change.audit_record())?;
-    file::save(&path, &store)?;
-    Ok(change)
+/// Makes one change to the trust store (recorded before it takes effect);
+/// returns how many open links a running node closed for it.
+fn change(home: &Home, request: TrustRequest) -> anyhow::Result<u64> {
+    match execute(home, Request::Trust(request), &mut |_| {})? {
+        Reply::TrustChanged { closed_links, .. } => Ok(closed_links),
+        _ => bail!("the node answered `trust` with something else"),
+    }
 }
 
 fn list(home: &Home, args: ListArgs) -> anyhow::Result<ExitCode> {
-    home.require_initialized()?;
-    let store = file::load(&home.trust_path())?;
+    let Reply::TrustStore { store } = execute(home, Request::TrustList, &mut |_| {})? else {
+        bail!("the node answered `trust-list` with something else");
+    };
+    let store: TrustStore = serde_json::from_value(store)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&store)?);
         return Ok(ExitCode::SUCCESS);

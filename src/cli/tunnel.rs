@@ -62,6 +62,32 @@ impl LinkObserver for PrintEvents {
     }
 }
 
+/// Prints what an operator must see and records every event in the node's
+/// ledger (the tunnels `vigil serve` keeps open).
+pub(crate) struct PrintAndRecord {
+    ledger: crate::node::links::LedgerObserver,
+}
+
+impl PrintAndRecord {
+    pub(crate) fn new(sink: crate::node::links::LinkAuditSink) -> Self {
+        Self {
+            ledger: crate::node::links::LedgerObserver::start(sink, None),
+        }
+    }
+
+    /// A handle to wait until every event handed over is recorded.
+    pub(crate) fn progress(&self) -> crate::node::links::RecorderProgress {
+        self.ledger.progress()
+    }
+}
+
+impl LinkObserver for PrintAndRecord {
+    fn record(&self, event: LinkEvent) {
+        PrintEvents.record(event.clone());
+        self.ledger.record(event);
+    }
+}
+
 pub fn run(home: &Home, args: TunnelArgs) -> anyhow::Result<ExitCode> {
     home.require_initialized()?;
     let config = Config::load(&home.config_path())?;

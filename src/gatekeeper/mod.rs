@@ -23,6 +23,8 @@ use history::{AdmissionHistory, AdmittedRecord, VersionCheck, VersionProblem};
 use poisoning::Finding;
 use record::AuditRecord;
 
+use crate::node::audit::{EventKind, Verdict};
+
 /// Who a package is and what it holds, as far as it could be read.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PackageSummary {
@@ -177,9 +179,9 @@ impl Decision {
         };
         match self {
             Self::Admitted(a) => AuditRecord {
-                kind: "package.admitted",
+                kind: EventKind::PackageAdmitted,
                 subject: a.package.label(),
-                decision: "allow",
+                decision: Verdict::Allow,
                 details: json!({
                     "occasion": occasion,
                     "source": source,
@@ -196,12 +198,12 @@ impl Decision {
                 }),
             },
             Self::Refused(r) => AuditRecord {
-                kind: "package.refused",
+                kind: EventKind::PackageRefused,
                 subject: r
                     .package
                     .as_ref()
                     .map_or_else(|| source.to_string(), PackageSummary::label),
-                decision: "deny",
+                decision: Verdict::Deny,
                 details: json!({
                     "occasion": occasion,
                     "source": source,

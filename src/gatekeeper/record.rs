@@ -2,17 +2,30 @@
 //! decision and a JSON object of details. The node's auditor turns each
 //! record into exactly one ledger entry; nothing here writes anything.
 
-use serde::Serialize;
+use crate::node::audit::{AuditEvent, EventKind, Verdict};
 
 /// One decision or change, ready to be written as one ledger entry.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuditRecord {
-    /// `package.admitted`, `package.refused`, `trust.publisher.added`, ...
-    pub kind: &'static str,
+    /// `PackageAdmitted`, `PackageRefused` or `TrustChanged`.
+    pub kind: EventKind,
     /// What the decision is about (`acme/weather@1.2.0`, a key id, a file).
     pub subject: String,
-    /// `allow`, `deny` or `record`.
-    pub decision: &'static str,
+    /// Allow, deny or record.
+    pub decision: Verdict,
     /// A JSON object with the reason and the facts behind it.
     pub details: serde_json::Value,
+}
+
+impl AuditRecord {
+    /// The event to record, made by `actor` (`operator`, `node`).
+    pub fn event(&self, actor: impl Into<String>) -> AuditEvent {
+        AuditEvent::new(
+            self.kind.clone(),
+            actor,
+            self.subject.clone(),
+            self.decision.clone(),
+        )
+        .details(self.details.clone())
+    }
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::gatekeeper::store::PackageStore;
+use crate::gatekeeper::store::{PackageStore, StoredCheck};
 use crate::gatekeeper::Decision;
 use crate::node::config::Config;
 use crate::node::home::Home;
@@ -89,13 +89,13 @@ impl CatalogTool {
 /// The admitted tools by name.
 #[derive(Debug, Default)]
 pub struct Catalog {
-    tools: BTreeMap<String, CatalogTool>,
+    tools: BTreeMap<String, Arc<CatalogTool>>,
 }
 
 impl Catalog {
     /// A catalog of the given tools.
     pub fn from_tools(tools: impl IntoIterator<Item = CatalogTool>) -> Result<Self, CatalogError> {
-        let mut map: BTreeMap<String, CatalogTool> = BTreeMap::new();
+        let mut map: BTreeMap<String, Arc<CatalogTool>> = BTreeMap::new();
         for tool in tools {
             if let Some(first) = map.get(&tool.spec.name) {
                 return Err(CatalogError::Duplicate {
@@ -104,19 +104,19 @@ impl Catalog {
                     second: tool.package,
                 });
             }
-            map.insert(tool.spec.name.clone(), tool);
+            map.insert(tool.spec.name.clone(), Arc::new(tool));
         }
         Ok(Self { tools: map })
     }
 
     /// Loads every tool of every admitted package of `home` into `sandbox`.
-    /// Packages that no longer verify are skipped (and reported by
-    /// `vigil tools`); the names of skipped packages are returned.
+    /// Packages that no longer verify are skipped; their refusals are
+    /// returned, for the caller to record and report.
     pub fn load(
         home: &Home,
         config: &Config,
         sandbox: &Sandbox,
-    ) -> Result<(Self, Vec<String>), CatalogError> {
+    ) -> Result<(Self, Vec<StoredCheck>), CatalogError> {
         let max = config.packages.max_package_bytes;
         let trust = crate::trust::file::load(&home.trust_path())
             .map_err(|e| CatalogError::Trust(e.to_string()))?;
@@ -124,8 +124,8 @@ impl Catalog {
         let mut tools = Vec::new();
         let mut skipped = Vec::new();
         for check in store.verify_stored(&trust, max) {
-            let Decision::Admitted(admitted) = check.decision else {
-                skipped.push(check.path.display().to_string());
+            let Decision::Admitted(admitted) = &check.decision else {
+                skipped.push(check);
                 continue;
             };
             let label = format!(
@@ -160,12 +160,12 @@ impl Catalog {
     }
 
     /// The tool named `name`.
-    pub fn get(&self, name: &str) -> Option<&CatalogTool> {
+    pub fn get(&self, name: &str) -> Option<&Arc<CatalogTool>> {
         self.tools.get(name)
     }
 
     /// Every tool, by name.
-    pub fn iter(&self) -> impl Iterator<Item = &CatalogTool> {
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<CatalogTool>> {
         self.tools.values()
     }
 }

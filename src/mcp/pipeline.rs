@@ -9,8 +9,10 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+
+use rmcp::{Peer, RoleServer};
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -69,7 +71,11 @@ pub struct CallReply {
 
 /// Everything a call needs, shared by all connections of a node.
 pub struct Pipeline {
-    catalog: Catalog,
+    /// The admitted tools; replaced whole when packages or trust change
+    /// while the node runs (calls in flight keep the tool they started with).
+    catalog: RwLock<Arc<Catalog>>,
+    /// Connected MCP clients, told when the tool list changes.
+    clients: Mutex<Vec<Peer<RoleServer>>>,
     agents: Agents,
     rates: RateLimits,
     approvals: ApprovalQueue,
@@ -91,7 +97,7 @@ impl std::fmt::Debug for Pipeline {
         write!(
             f,
             "Pipeline({} tools, {:?})",
-            self.catalog.iter().count(),
+            self.catalog().iter().count(),
             self.auditor
         )
     }
@@ -147,7 +153,8 @@ impl Pipeline {
             approvals: approvals.clone(),
         })));
         Self {
-            catalog,
+            catalog: RwLock::new(Arc::new(catalog)),
+            clients: Mutex::new(Vec::new()),
             agents,
             rates,
             approvals,
@@ -173,12 +180,13 @@ impl Pipeline {
     }
 
     /// The tools `agent` may call (all admitted tools it is allowed).
-    pub fn tools_for<'a>(&'a self, agent: &str) -> Vec<&'a CatalogTool> {
+    pub fn tools_for(&self, agent: &str) -> Vec<Arc<CatalogTool>> {
         match self.agents.by_name(agent) {
             Some(a) => self
-                .catalog
+                .catalog()
                 .iter()
                 .filter(|t| a.may_call(&t.spec.name))
+                .cloned()
                 .collect(),
             None => Vec::new(),
         }
@@ -186,7 +194,42 @@ impl Pipeline {
 
     /// Names of every admitted tool.
     pub fn tool_names(&self) -> Vec<String> {
-        self.catalog.iter().map(|t| t.spec.name.clone()).collect()
+        self.catalog().iter().map(|t| t.spec.name.clone()).collect()
+    }
+
+    /// The admitted tools now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        Arc::clone(&self.catalog.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Replaces the admitted tools (a package was installed, or trust in a
+    /// publisher changed); calls already admitted finish with their tool.
+    pub fn replace_catalog(&self, catalog: Catalog) {
+        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
+    }
+
+    /// Remembers a connected MCP client, to tell it when tools change.
+    pub fn add_client(&self, peer: Peer<RoleServer>) {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        clients.retain(|p| !p.is_transport_closed());
+        clients.push(peer);
+    }
+
+    /// Sends `notifications/tools/list_changed` to every connected client;
+    /// returns how many were told.
+    pub async fn notify_tools_changed(&self) -> usize {
+        let peers: Vec<Peer<RoleServer>> = {
+            let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+            clients.retain(|p| !p.is_transport_closed());
+            clients.clone()
+        };
+        let mut told = 0;
+        for peer in peers {
+            if peer.notify_tool_list_changed().await.is_ok() {
+                told += 1;
+            }
+        }
+        told
     }
 
     /// How long a call waits for a human's approval.
@@ -235,32 +278,36 @@ impl Pipeline {
                     capabilities: None,
                 }
             }
-            Ok((entry, approval)) => self.run(agent, entry, arguments, approval).await,
+            Ok((entry, approval)) => self.run(agent, &entry, arguments, approval).await,
         };
         // Label values only from names the node knows (see `metrics`).
         let agent = self.agents.by_name(agent).map_or(UNKNOWN, |_| agent);
-        let tool = self.catalog.get(tool).map_or(UNKNOWN, |_| tool);
+        let tool = self.catalog().get(tool).map_or(UNKNOWN, |_| tool);
         self.metrics
             .count_call(agent, tool, &reply.result, started.elapsed());
         reply
     }
 
     /// The checks before the sandbox; returns the tool and any approval.
-    async fn admit<'a>(
-        &'a self,
+    async fn admit(
+        &self,
         agent: &str,
         tool: &str,
         arguments: &Value,
         approver: &impl Approver,
-    ) -> Result<(&'a CatalogTool, Option<Decision>), Early> {
+    ) -> Result<(Arc<CatalogTool>, Option<Decision>), Early> {
         let config = self.agents.by_name(agent).ok_or_else(|| {
             Refusal::UnknownCaller(format!(
                 "agent `{agent}` is not in [[agents]] of vigil.toml; add it with the tools it may call"
             ))
         })?;
-        let entry = self.catalog.get(tool).ok_or_else(|| Refusal::UnknownTool {
-            tool: tool.to_string(),
-        })?;
+        let entry = self
+            .catalog()
+            .get(tool)
+            .cloned()
+            .ok_or_else(|| Refusal::UnknownTool {
+                tool: tool.to_string(),
+            })?;
         if !config.may_call(tool) {
             return Err(Refusal::ToolNotAllowed {
                 agent: agent.to_string(),

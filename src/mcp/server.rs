@@ -12,7 +12,7 @@ use rmcp::model::{
     ElicitResult, ElicitationAction, ElicitationSchema, Implementation, ListToolsResult,
     PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
 };
-use rmcp::service::{ElicitationMode, RequestContext};
+use rmcp::service::{ElicitationMode, NotificationContext, RequestContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, ServiceExt as _};
 use serde_json::Value;
 
@@ -173,12 +173,22 @@ fn decision(agent: &str, result: ElicitResult) -> Decision {
 
 impl ServerHandler for VigilServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
             .with_server_info(Implementation::new("vigil", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "vigil runs signed tools in a sandbox; every call is checked, may need a human's approval, \
                  has personal data redacted from its output and is recorded in an audit ledger.",
             )
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        // Told when tools are installed or withdrawn while the node runs.
+        self.pipeline.add_client(context.peer);
     }
 
     async fn list_tools(

@@ -28,7 +28,7 @@
 //! seconds when entries were added (on a background thread), and on demand
 //! with [`Auditor::checkpoint`].
 
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard, Weak};
 use std::time::{Duration, Instant};
 
 use vigil_crypto::SigningKey;
@@ -37,36 +37,65 @@ use vigil_ledger::{Ledger, LedgerError, NewEntry, SignedCheckpoint};
 use crate::node::config::{Config, PayloadMode};
 use crate::node::home::Home;
 
-/// What kind of decision or event an entry records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What kind of decision or event an entry records: the node's whole
+/// vocabulary. Each kind maps to exactly one `kind` string of the ledger
+/// (docs/ledger-format.md lists them; a test keeps the two equal).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventKind {
-    /// A tool call ran.
+    /// A tool call ran (`tool.call`).
     ToolCall,
-    /// A tool call was refused.
+    /// A tool call was refused before it ran (`tool.denied`).
     ToolDenied,
-    /// The gatekeeper admitted a package.
+    /// The gatekeeper admitted a package (`package.admitted`).
     PackageAdmitted,
-    /// The gatekeeper refused a package.
+    /// The gatekeeper refused a package, at install or at node start
+    /// (`package.refused`).
     PackageRefused,
-    /// The trust store changed.
+    /// The trust store changed (`trust.changed`).
     TrustChanged,
-    /// A link to a peer was opened.
+    /// A peer's link was accepted, or a dialled link came up (`link.opened`).
     LinkOpened,
-    /// A link was refused.
+    /// A link was refused, by this node or (when dialling) by the peer
+    /// (`link.refused`).
     LinkRefused,
-    /// A tunnel was closed.
+    /// A link ended (`link.closed`).
+    LinkClosed,
+    /// A tunnel to a target was opened (`tunnel.opened`).
+    TunnelOpened,
+    /// A tunnel was refused (`tunnel.refused`).
+    TunnelRefused,
+    /// A tunnel ended (`tunnel.closed`).
     TunnelClosed,
-    /// A human approved an action.
-    ApprovalGranted,
-    /// A human denied an action.
-    ApprovalDenied,
-    /// An event reported by another system (`vigil audit append`).
-    External,
+    /// A payload was erased (`payload.erased`); written by the ledger itself
+    /// ([`Auditor::erase_payload`]), never through [`Auditor::record`].
+    PayloadErased,
+    /// An event reported by another system (`vigil audit append`), under
+    /// its own kind (default `external`), which is never a node kind.
+    External(String),
 }
 
 impl EventKind {
+    /// Every kind the node writes itself, `External` aside.
+    pub const NODE_KINDS: [EventKind; 12] = [
+        Self::ToolCall,
+        Self::ToolDenied,
+        Self::PackageAdmitted,
+        Self::PackageRefused,
+        Self::TrustChanged,
+        Self::LinkOpened,
+        Self::LinkRefused,
+        Self::LinkClosed,
+        Self::TunnelOpened,
+        Self::TunnelRefused,
+        Self::TunnelClosed,
+        Self::PayloadErased,
+    ];
+
+    /// The kind of externally reported events without one of their own.
+    pub const EXTERNAL: &'static str = "external";
+
     /// The `kind` string stored in the entry.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             Self::ToolCall => "tool.call",
             Self::ToolDenied => "tool.denied",
@@ -75,16 +104,28 @@ impl EventKind {
             Self::TrustChanged => "trust.changed",
             Self::LinkOpened => "link.opened",
             Self::LinkRefused => "link.refused",
+            Self::LinkClosed => "link.closed",
+            Self::TunnelOpened => "tunnel.opened",
+            Self::TunnelRefused => "tunnel.refused",
             Self::TunnelClosed => "tunnel.closed",
-            Self::ApprovalGranted => "approval.granted",
-            Self::ApprovalDenied => "approval.denied",
-            Self::External => "external",
+            Self::PayloadErased => vigil_ledger::entry::KIND_PAYLOAD_ERASED,
+            Self::External(kind) => kind,
         }
+    }
+
+    /// The kind of an event reported by another system; refused when it
+    /// names a kind the node writes (an outside event must never pass for
+    /// the node's own decision).
+    pub fn external(kind: &str) -> Result<Self, AuditError> {
+        if Self::NODE_KINDS.iter().any(|k| k.as_str() == kind) {
+            return Err(AuditError::Reserved(kind.to_string()));
+        }
+        Ok(Self::External(kind.to_string()))
     }
 }
 
 /// The decision an entry records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// The action was allowed.
     Allow,
@@ -92,15 +133,18 @@ pub enum Verdict {
     Deny,
     /// Nothing was decided; the event is recorded (e.g. a tunnel closed).
     Record,
+    /// The decision word of an externally reported event.
+    External(String),
 }
 
 impl Verdict {
     /// The `decision` string stored in the entry.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             Self::Allow => "allow",
             Self::Deny => "deny",
             Self::Record => "record",
+            Self::External(word) => word,
         }
     }
 }
@@ -159,7 +203,7 @@ pub enum AuditError {
     /// Signing needs the node key, which this auditor was opened without.
     #[error("signing a checkpoint needs the node key; this command was run without it")]
     NoKey,
-    /// The kind is reserved for entries the ledger writes itself.
+    /// The kind is reserved for entries the node or the ledger writes.
     #[error("kind `{0}` is reserved for entries vigil writes itself; choose another kind")]
     Reserved(String),
     /// The node is stopping: its last checkpoint is signed, nothing more is
@@ -183,6 +227,8 @@ struct Inner {
     policy: Policy,
     /// Size covered by the last checkpoint and when it was signed.
     last_checkpoint: Mutex<(u64, Instant)>,
+    /// The ledger size, announced to waiters after every append.
+    size: (Mutex<u64>, Condvar),
     /// False once [`Auditor::close`] ran. Appends hold the read side for
     /// their duration, so closing waits for appends in progress.
     open: RwLock<bool>,
@@ -224,13 +270,24 @@ impl Auditor {
             payloads: c.payloads,
         };
         let size = ledger.size();
+        // The count towards the next checkpoint starts at the last signed
+        // one, not at this start: a node restarted often still signs on
+        // schedule.
+        let covered = match ledger.checkpoint_notes() {
+            Ok(notes) => notes.last().map_or(0, |(s, _)| *s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the ledger's checkpoints; counting from now");
+                size
+            }
+        };
         let auditor = Self {
             inner: Arc::new(Inner {
                 ledger,
                 key,
                 origin: config.node.name.clone(),
                 policy,
-                last_checkpoint: Mutex::new((size, Instant::now())),
+                last_checkpoint: Mutex::new((covered, Instant::now())),
+                size: (Mutex::new(size), Condvar::new()),
                 open: RwLock::new(true),
             }),
         };
@@ -241,47 +298,91 @@ impl Auditor {
     }
 
     /// Records one decision; returns its index once durable. May also sign a
-    /// checkpoint when `checkpoint_every_entries` entries accumulated.
+    /// checkpoint when `checkpoint_every_entries` entries accumulated (a
+    /// failed checkpoint is reported on its own: the entry is recorded).
     pub fn record(&self, event: AuditEvent) -> Result<u64, AuditError> {
-        let (kind, decision) = (event.kind.as_str(), event.verdict.as_str());
-        self.append(kind, decision, event)
+        let _open = self.still_open()?;
+        let entry = self.new_entry(event)?;
+        let index = self.inner.ledger.append(entry)?;
+        self.appended(index + 1);
+        Ok(index)
     }
 
-    /// Records an event from another system under its own `kind` and
-    /// `decision` strings (`vigil audit append`). The ledger checks their
-    /// syntax; `payload.erased` is reserved for erasures.
-    pub fn record_raw(
+    /// Records several events in order in one group commit (a JSON Lines
+    /// import); returns their indices once durable.
+    pub fn record_batch(
         &self,
-        kind: &str,
-        decision: &str,
-        event: AuditEvent,
-    ) -> Result<u64, AuditError> {
-        if kind == vigil_ledger::entry::KIND_PAYLOAD_ERASED {
-            return Err(AuditError::Reserved(kind.to_string()));
-        }
-        self.append(kind, decision, event)
+        events: Vec<AuditEvent>,
+    ) -> Result<std::ops::Range<u64>, AuditError> {
+        let _open = self.still_open()?;
+        let entries = events
+            .into_iter()
+            .map(|e| self.new_entry(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        let range = self.inner.ledger.append_batch(entries)?;
+        self.appended(range.end);
+        Ok(range)
     }
 
-    fn append(&self, kind: &str, decision: &str, event: AuditEvent) -> Result<u64, AuditError> {
+    /// Holds off [`Auditor::close`] while an append is in progress; fails
+    /// once the auditor is closed.
+    fn still_open(&self) -> Result<RwLockReadGuard<'_, bool>, AuditError> {
         let open = self.inner.open.read().unwrap_or_else(|p| p.into_inner());
-        if !*open {
-            return Err(AuditError::Closed);
+        if *open {
+            Ok(open)
+        } else {
+            Err(AuditError::Closed)
         }
-        let mut entry =
-            NewEntry::new(kind, event.actor, event.subject, decision).details(event.details);
+    }
+
+    fn new_entry(&self, event: AuditEvent) -> Result<NewEntry, AuditError> {
+        if event.kind == EventKind::PayloadErased {
+            return Err(AuditError::Reserved(event.kind.as_str().to_string()));
+        }
+        let mut entry = NewEntry::new(
+            event.kind.as_str(),
+            event.actor,
+            event.subject,
+            event.verdict.as_str(),
+        )
+        .details(event.details);
         if self.inner.policy.payloads == PayloadMode::Full {
             entry.payload = event.payload;
         }
-        let index = self.inner.ledger.append(entry)?;
+        Ok(entry)
+    }
+
+    /// After entries up to `size` are durable: wakes waiters and signs a
+    /// checkpoint when one is due. The entries are recorded whatever the
+    /// checkpoint does; a failed checkpoint is reported on its own (the
+    /// next entry or the timer tries again).
+    fn appended(&self, size: u64) {
+        {
+            let (lock_size, grown) = &self.inner.size;
+            let mut s = lock(lock_size);
+            *s = (*s).max(size);
+            grown.notify_all();
+        }
         let due = {
             let last = lock(&self.inner.last_checkpoint);
-            self.inner.policy.every_entries > 0
-                && index + 1 >= last.0 + self.inner.policy.every_entries
+            self.inner.policy.every_entries > 0 && size >= last.0 + self.inner.policy.every_entries
         };
         if due && self.inner.key.is_some() {
-            self.checkpoint()?;
+            if let Err(e) = self.checkpoint() {
+                tracing::error!(error = %e, size, "the entries are recorded, but signing the checkpoint due after them failed");
+            }
         }
-        Ok(index)
+    }
+
+    /// Waits up to `timeout` until the ledger holds more than `size`
+    /// entries; returns the size then.
+    pub fn wait_for_growth(&self, size: u64, timeout: Duration) -> u64 {
+        let (lock_size, grown) = &self.inner.size;
+        let guard = lock(lock_size);
+        let (guard, _) = grown
+            .wait_timeout_while(guard, timeout, |s| *s <= size)
+            .unwrap_or_else(|p| p.into_inner());
+        *guard
     }
 
     /// Signs a checkpoint of the whole ledger now (or returns the last one
@@ -322,11 +423,10 @@ impl Auditor {
     /// Records the erasure of the payload of entry `index`, then erases it
     /// ([`Ledger::erase_payload`]).
     pub fn erase_payload(&self, index: u64, actor: &str, reason: &str) -> Result<u64, AuditError> {
-        let open = self.inner.open.read().unwrap_or_else(|p| p.into_inner());
-        if !*open {
-            return Err(AuditError::Closed);
-        }
-        Ok(self.inner.ledger.erase_payload(index, actor, reason)?)
+        let _open = self.still_open()?;
+        let recorded = self.inner.ledger.erase_payload(index, actor, reason)?;
+        self.appended(recorded + 1);
+        Ok(recorded)
     }
 }
 
@@ -410,7 +510,7 @@ mod tests {
         let key = SigningKey::generate();
         let public = key.public_key().clone();
         let a = Auditor::open(&home, &config(0), Some(key)).unwrap();
-        let event = || AuditEvent::new(EventKind::External, "x", "y", Verdict::Record);
+        let event = || AuditEvent::new(EventKind::ToolCall, "agent:a", "tool:t", Verdict::Allow);
         a.record(event()).unwrap();
         a.record(event()).unwrap();
         let signed = a.close().unwrap().expect("a checkpoint");
@@ -423,6 +523,34 @@ mod tests {
     }
 
     #[test]
+    fn the_format_doc_lists_exactly_the_node_kinds() {
+        let doc = include_str!("../../docs/ledger-format.md");
+        let start = doc
+            .find("Kinds written by the node:")
+            .expect("the doc lists the node's kinds");
+        let end = start + doc[start..].find(". ").expect("end of the list");
+        let listed: std::collections::BTreeSet<&str> =
+            doc[start..end].split('`').skip(1).step_by(2).collect();
+        let ours: std::collections::BTreeSet<&str> =
+            EventKind::NODE_KINDS.iter().map(|k| k.as_str()).collect();
+        assert_eq!(listed, ours, "docs/ledger-format.md and EventKind disagree");
+    }
+
+    #[test]
+    fn outside_events_never_carry_a_node_kind() {
+        for kind in EventKind::NODE_KINDS {
+            assert!(matches!(
+                EventKind::external(kind.as_str()),
+                Err(AuditError::Reserved(_))
+            ));
+        }
+        assert_eq!(
+            EventKind::external("deploy.finished").unwrap().as_str(),
+            "deploy.finished"
+        );
+    }
+
+    #[test]
     fn payloads_none_drops_payloads_and_no_key_signs_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::at(dir.path());
@@ -430,7 +558,13 @@ mod tests {
         c.ledger.payloads = PayloadMode::None;
         let a = Auditor::open(&home, &c, None).unwrap();
         a.record(
-            AuditEvent::new(EventKind::External, "x", "y", Verdict::Record).payload(vec![1, 2]),
+            AuditEvent::new(
+                EventKind::External(EventKind::EXTERNAL.into()),
+                "x",
+                "y",
+                Verdict::Record,
+            )
+            .payload(vec![1, 2]),
         )
         .unwrap();
         assert!(a.ledger().entry(0).unwrap().unwrap().payload.is_none());

@@ -105,6 +105,11 @@ impl Home {
         self.root.join("approvals")
     }
 
+    /// The control socket of the running node (`vigil serve`, `vigil mcp`).
+    pub fn control_socket(&self) -> PathBuf {
+        self.root.join("control.sock")
+    }
+
     /// True when the home holds a node key.
     pub fn is_initialized(&self) -> bool {
         self.node_key_path().exists()

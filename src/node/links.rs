@@ -19,6 +19,7 @@ use vigil_transport::{
     PeerInfo, PeerPolicy, PeerStatus, Recorded, ServerContext, Target,
 };
 
+use crate::node::audit::{EventKind, Verdict};
 use crate::node::metrics::Metrics;
 use crate::trust::{file, TrustError};
 
@@ -125,11 +126,11 @@ impl PeerPolicy for TrustStorePolicy {
 /// One ledger entry for a link or tunnel decision.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinkAuditEntry {
-    /// `link.opened`, `link.refused`, `link.closed`, `tunnel.opened`,
-    /// `tunnel.closed` or `tunnel.refused`.
-    pub kind: &'static str,
-    /// `allow`, `deny` or `record`.
-    pub decision: &'static str,
+    /// `LinkOpened`, `LinkRefused`, `LinkClosed`, `TunnelOpened`,
+    /// `TunnelClosed` or `TunnelRefused`.
+    pub kind: EventKind,
+    /// Allow, deny or record.
+    pub decision: Verdict,
     /// `peer:KEYID`, or `remote:ADDR` when the peer proved no identity.
     pub actor: String,
     /// `link` or `target:HOST:PORT`.
@@ -226,7 +227,7 @@ impl LedgerObserver {
         std::thread::spawn(move || {
             for (event, done) in rx {
                 let entry = ledger_entry(&event);
-                let kind = entry.kind;
+                let kind = entry.kind.as_str().to_string();
                 let outcome = sink(entry);
                 if let Some(metrics) = &metrics {
                     count(metrics, &event, outcome.is_ok());
@@ -307,8 +308,8 @@ fn peer_actor(peer: &PeerInfo) -> String {
 }
 
 fn entry(
-    kind: &'static str,
-    decision: &'static str,
+    kind: EventKind,
+    decision: Verdict,
     actor: String,
     subject: String,
     details: serde_json::Value,
@@ -326,8 +327,8 @@ fn entry(
 pub fn ledger_entry(event: &LinkEvent) -> LinkAuditEntry {
     match event {
         LinkEvent::LinkOpened { peer } => entry(
-            "link.opened",
-            "allow",
+            EventKind::LinkOpened,
+            Verdict::Allow,
             peer_actor(peer),
             "link".into(),
             json!({ "name": peer.name, "remote": peer.remote.to_string() }),
@@ -340,8 +341,8 @@ pub fn ledger_entry(event: &LinkEvent) -> LinkAuditEntry {
                 _ => format!("remote:{remote}"),
             };
             entry(
-                "link.refused",
-                "deny",
+                EventKind::LinkRefused,
+                Verdict::Deny,
                 actor,
                 "link".into(),
                 json!({ "remote": remote.to_string(), "refusal": refusal_name(refusal),
@@ -349,15 +350,15 @@ pub fn ledger_entry(event: &LinkEvent) -> LinkAuditEntry {
             )
         }
         LinkEvent::LinkClosed { peer, reason } => entry(
-            "link.closed",
-            "record",
+            EventKind::LinkClosed,
+            Verdict::Record,
             peer_actor(peer),
             "link".into(),
             json!({ "name": peer.name, "remote": peer.remote.to_string(), "reason": reason }),
         ),
         LinkEvent::TunnelOpened { peer, target } => entry(
-            "tunnel.opened",
-            "allow",
+            EventKind::TunnelOpened,
+            Verdict::Allow,
             peer_actor(peer),
             format!("target:{target}"),
             json!({ "name": peer.name, "remote": peer.remote.to_string() }),
@@ -367,8 +368,8 @@ pub fn ledger_entry(event: &LinkEvent) -> LinkAuditEntry {
             target,
             stats,
         } => entry(
-            "tunnel.closed",
-            "record",
+            EventKind::TunnelClosed,
+            Verdict::Record,
             peer_actor(peer),
             format!("target:{target}"),
             json!({
@@ -379,13 +380,24 @@ pub fn ledger_entry(event: &LinkEvent) -> LinkAuditEntry {
                 "clean": stats.clean,
             }),
         ),
+        LinkEvent::DialRefused {
+            remote,
+            expected,
+            reason,
+        } => entry(
+            EventKind::LinkRefused,
+            Verdict::Deny,
+            format!("peer:{expected}"),
+            "link".into(),
+            json!({ "remote": remote.to_string(), "side": "dialler", "reason": reason }),
+        ),
         LinkEvent::TargetRefused {
             peer,
             target,
             refusal,
         } => entry(
-            "tunnel.refused",
-            "deny",
+            EventKind::TunnelRefused,
+            Verdict::Deny,
             peer_actor(peer),
             target
                 .as_ref()
@@ -419,6 +431,11 @@ impl LinkListener {
     /// The address links are accepted on.
     pub fn local_addr(&self) -> Result<SocketAddr, LinkError> {
         self.server.local_addr()
+    }
+
+    /// The links open now (to close a revoked peer's).
+    pub fn open_links(&self) -> vigil_transport::OpenLinks {
+        self.server.open_links()
     }
 
     /// Stops accepting and closes every link (peers learn at once: the QUIC

@@ -241,6 +241,14 @@ impl ApprovalQueue {
         }
     }
 
+    /// Removes held call `id` and any answer to it (nothing waits for it).
+    pub fn forget(&self, id: &str) {
+        if valid_id(id) {
+            let _ = fs::remove_file(self.request_path(id));
+            let _ = fs::remove_file(self.decision_path(id));
+        }
+    }
+
     /// Waits (blocking, polling) for the answer to `request`; at its expiry
     /// records a timeout decision instead. Removes both files afterwards.
     /// Returns the decision that won.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use vigil_crypto::{keyfile, CompositePublicKey, KeyId};
 
 use crate::gatekeeper::record::AuditRecord;
+use crate::node::audit::{EventKind, Verdict};
 
 /// The trust store format version this code reads and writes.
 pub const TRUST_STORE_VERSION: u32 = 1;
@@ -138,18 +139,21 @@ pub enum TrustChange {
 }
 
 impl TrustChange {
-    /// The ledger entry recording this change (decision `record`).
+    /// The ledger entry recording this change: `trust.changed`, decision
+    /// `record`, the key id as subject and the change (`change`:
+    /// `publisher-added`, `publisher-revoked`, `peer-added`, `peer-revoked`)
+    /// in the details.
     pub fn audit_record(&self) -> AuditRecord {
-        let (kind, subject) = match self {
-            Self::PublisherAdded { key_id, .. } => ("trust.publisher.added", key_id),
-            Self::PublisherRevoked { key_id, .. } => ("trust.publisher.revoked", key_id),
-            Self::PeerAdded { key_id, .. } => ("trust.peer.added", key_id),
-            Self::PeerRevoked { key_id, .. } => ("trust.peer.revoked", key_id),
+        let subject = match self {
+            Self::PublisherAdded { key_id, .. }
+            | Self::PublisherRevoked { key_id, .. }
+            | Self::PeerAdded { key_id, .. }
+            | Self::PeerRevoked { key_id, .. } => key_id,
         };
         AuditRecord {
-            kind,
+            kind: EventKind::TrustChanged,
             subject: subject.clone(),
-            decision: "record",
+            decision: Verdict::Record,
             details: serde_json::to_value(self).unwrap_or_default(),
         }
     }
@@ -431,7 +435,9 @@ mod tests {
         let change = store
             .add_publisher(key.public_key(), "acme", &["acme/*".into()], 1)
             .expect("add");
-        assert_eq!(change.audit_record().kind, "trust.publisher.added");
+        let record = change.audit_record();
+        assert_eq!(record.kind, EventKind::TrustChanged);
+        assert_eq!(record.details["change"], "publisher-added");
         assert!(matches!(
             store.add_publisher(key.public_key(), "acme", &["acme/*".into()], 2),
             Err(TrustError::PublisherExists(_))

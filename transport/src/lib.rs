@@ -37,7 +37,7 @@ pub use policy::{
     IgnoreEvents, LinkEvent, LinkObserver, LinkRefusal, PeerInfo, PeerPolicy, PeerStatus, Recorded,
     TunnelRefusal, TunnelStats,
 };
-pub use server::{LinkServer, ServerContext};
+pub use server::{LinkServer, OpenLinks, ServerContext};
 pub use target::Target;
 pub use tls::KeyExchange;
 pub use tunnel::{ReconnectPolicy, TunnelClient, TunnelSpec};

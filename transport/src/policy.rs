@@ -169,6 +169,14 @@ pub enum LinkEvent {
         target: Option<Target>,
         refusal: TunnelRefusal,
     },
+    /// A link this node dialled was refused: the peer said no, or it was
+    /// not the peer expected (key or binding); recorded by the dialling node.
+    DialRefused {
+        remote: SocketAddr,
+        /// The key id the dialling node expected.
+        expected: KeyId,
+        reason: String,
+    },
 }
 
 /// Resolves once an allow decision is recorded; `Err` says why it could not

@@ -2,6 +2,7 @@
 //! then serves each tunnel stream by connecting to an allowed target and
 //! splicing. Every decision goes to the [`LinkObserver`].
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::LinkError;
 use crate::link::{
-    admit, serving_endpoint, AcceptPaths, Link, LinkConfig, LinkIdentity, CLOSE_DONE,
+    admit, serving_endpoint, AcceptPaths, Link, LinkConfig, LinkIdentity, CLOSE_DONE, CLOSE_REFUSED,
 };
 use crate::load::{must_validate, RecentRefusals};
 use crate::message::{LinkMessage, TunnelRefusalCode};
@@ -38,11 +39,52 @@ pub struct ServerContext {
     pub config: LinkConfig,
 }
 
+/// The links a serving node has open, by peer: the node closes a revoked
+/// peer's links through it. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct OpenLinks {
+    links: Arc<Mutex<HashMap<u64, (String, quinn::Connection)>>>,
+    next: Arc<AtomicU64>,
+}
+
+impl OpenLinks {
+    fn add(&self, key_id: &str, connection: quinn::Connection) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        lock(&self.links).insert(id, (key_id.to_string(), connection));
+        id
+    }
+
+    fn remove(&self, id: u64) {
+        lock(&self.links).remove(&id);
+    }
+
+    /// How many links are open.
+    pub fn count(&self) -> usize {
+        lock(&self.links).len()
+    }
+
+    /// Closes every open link of the peer with `key_id` (its trust was
+    /// withdrawn): the peer learns at once, with `reason`, and its tunnels
+    /// stop. Returns how many links were closed.
+    pub fn close_peer(&self, key_id: &str, reason: &str) -> u64 {
+        let closing: Vec<quinn::Connection> = lock(&self.links)
+            .values()
+            .filter(|(k, _)| k == key_id)
+            .map(|(_, c)| c.clone())
+            .collect();
+        for connection in &closing {
+            connection.close(CLOSE_REFUSED, reason.as_bytes());
+        }
+        closing.len() as u64
+    }
+}
+
 /// A running link listener.
 pub struct LinkServer {
     endpoint: Endpoint,
     accept: JoinHandle<()>,
     validations: Arc<AtomicU64>,
+    open: OpenLinks,
 }
 
 impl LinkServer {
@@ -60,17 +102,25 @@ impl LinkServer {
     ) -> Result<Self, LinkError> {
         let (endpoint, paths) = serving_endpoint(addr, &context.identity, kx, &context.config)?;
         let validations = Arc::new(AtomicU64::new(0));
+        let open = OpenLinks::default();
         let accept = tokio::spawn(accept_links(
             endpoint.clone(),
             context,
             paths,
             validations.clone(),
+            open.clone(),
         ));
         Ok(Self {
             endpoint,
             accept,
             validations,
+            open,
         })
+    }
+
+    /// The links open now (to close a revoked peer's).
+    pub fn open_links(&self) -> OpenLinks {
+        self.open.clone()
     }
 
     /// How many connection attempts were asked to prove their address (a
@@ -109,6 +159,7 @@ async fn accept_links(
     context: ServerContext,
     paths: AcceptPaths,
     validations: Arc<AtomicU64>,
+    open: OpenLinks,
 ) {
     let limit = context.config.max_pending_links;
     let pending = Arc::new(Semaphore::new(limit));
@@ -145,6 +196,7 @@ async fn accept_links(
         let context = context.clone();
         let paths = paths.clone();
         let refusals = refusals.clone();
+        let open = open.clone();
         tokio::spawn(async move {
             let admitted = admit(
                 incoming,
@@ -156,7 +208,11 @@ async fn accept_links(
             .await;
             drop(setting_up);
             match admitted {
-                Ok(link) => serve_link(link, context).await,
+                Ok(link) => {
+                    let id = open.add(&link.peer().key_id.to_string(), link.connection().clone());
+                    serve_link(link, context).await;
+                    open.remove(id);
+                }
                 Err((remote, refusal)) => report_refusal(&context, &refusals, remote, refusal),
             }
         });

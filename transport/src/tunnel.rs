@@ -136,6 +136,18 @@ async fn keep_link(
             Ok(link) => link,
             Err(e) => {
                 tracing::warn!(peer = %spec.peer_addr, error = %e, retry_in = ?backoff, "link could not be opened");
+                if matches!(
+                    e,
+                    LinkError::Refused { .. }
+                        | LinkError::PeerKeyMismatch { .. }
+                        | LinkError::BindingFailed(_)
+                ) {
+                    observer.record(LinkEvent::DialRefused {
+                        remote: spec.peer_addr,
+                        expected: spec.peer_key.key_id(),
+                        reason: e.to_string(),
+                    });
+                }
                 slot.send_modify(|s| s.link = None);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(policy.max_backoff);

@@ -1,0 +1,724 @@
+//! The operator's operations on a node home, written once and run where the
+//! home is open: inside the running node (`vigil serve`, `vigil mcp`) when a
+//! command reaches it over the control socket, or in the command's own
+//! process when no node runs. [`execute`] picks the way; the command then
+//! prints the same reply either way, so the output and exit codes do not
+//! depend on it.
+//!
+//! Every change (an appended event, an erasure, an admission, a trust
+//! change, an answered approval) goes through the one [`Auditor`] of the
+//! process that owns the home, and takes effect in the running node at
+//! once through its [`Live`] hooks.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _};
+use base64::Engine as _;
+use serde::Serialize;
+use serde_json::{json, Value};
+use vigil_crypto::keyfile;
+use vigil_ledger::bundle::{export, ExportOptions};
+use vigil_ledger::proof::EntryProof;
+use vigil_ledger::verify::{verify_ledger, VerifyError};
+use vigil_ledger::Entry;
+
+use crate::control::protocol::{
+    EntryView, Event, ExternalEvent, Reply, Request, TrustRequest, MAX_LINE_BYTES,
+};
+use crate::control::{client, ControlError};
+use crate::gatekeeper::record::AuditRecord;
+use crate::gatekeeper::store::PackageStore;
+use crate::gatekeeper::{Decision, Occasion, Refusal, Refused};
+use crate::mcp::CatalogTool;
+use crate::node::audit::{AuditEvent, Auditor, EventKind, Verdict};
+use crate::node::config::Config;
+use crate::node::home::Home;
+use crate::package::format::PackageFile;
+use crate::package::manifest::Sensitivity;
+use crate::package::FormatError;
+use crate::policy::{Answer, ApprovalQueue};
+use crate::sandbox::{CallOutcome, CallResult, Sandbox, SandboxConfig, ToolPackage};
+use crate::trust::{file, TrustChange, TrustStore};
+
+/// What the running node does when the operator changes its state.
+pub trait Live: Send + Sync {
+    /// Admitted packages or trusted publishers changed: serve the tools
+    /// anew and tell connected MCP clients.
+    fn tools_changed(&self) -> anyhow::Result<()>;
+    /// A peer was revoked: close its open links; returns how many.
+    fn peer_revoked(&self, key_id: &str, reason: &str) -> u64;
+    /// The tool `name` as the node serves it.
+    fn tool(&self, name: &str) -> Option<Arc<CatalogTool>>;
+}
+
+/// The operations over one open node home. See the module documentation.
+pub struct Admin {
+    home: Home,
+    config: Config,
+    auditor: Auditor,
+    live: Option<Arc<dyn Live>>,
+    /// One change to the trust or package store at a time.
+    changes: Mutex<()>,
+}
+
+/// Whether a request needs the node's signing key when the command opens
+/// the home itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyUse {
+    /// It signs a checkpoint: fail without the key.
+    Required,
+    /// Checkpoints may fall due: use the key if it loads.
+    Optional,
+    /// Reads only.
+    None,
+}
+
+fn key_use(request: &Request) -> KeyUse {
+    match request {
+        Request::AuditAppend { .. }
+        | Request::AuditCheckpoint
+        | Request::AuditExport { .. }
+        | Request::AuditProve { .. }
+        | Request::AuditErase { .. } => KeyUse::Required,
+        Request::Install { .. } | Request::Trust(_) | Request::Tools | Request::Call { .. } => {
+            KeyUse::Optional
+        }
+        Request::AuditEntries { .. }
+        | Request::AuditSize
+        | Request::AuditVerify { .. }
+        | Request::TrustList
+        | Request::Approvals
+        | Request::Decide { .. }
+        | Request::Mcp { .. } => KeyUse::None,
+    }
+}
+
+/// True when a node is serving `home` (its control socket answers).
+pub fn node_running(home: &Home) -> anyhow::Result<bool> {
+    Ok(client::connect(&home.control_socket())
+        .map_err(unreachable_node)?
+        .is_some())
+}
+
+fn unreachable_node(e: ControlError) -> anyhow::Error {
+    anyhow!("{e} (only the node's user or root may administer a running node)")
+}
+
+/// Runs `request` on the node serving `home`, or on the home itself when no
+/// node runs; events (progress) go to `on_event`. An error reply becomes
+/// an error with the node's message.
+pub fn execute(
+    home: &Home,
+    request: Request,
+    on_event: &mut dyn FnMut(Event),
+) -> anyhow::Result<Reply> {
+    if let Some(node) = client::connect(&home.control_socket()).map_err(unreachable_node)? {
+        return match node.request(&request, on_event)? {
+            Reply::Error { message } => Err(anyhow!(message)),
+            reply => Ok(reply),
+        };
+    }
+    home.require_initialized()?;
+    let config = Config::load(&home.config_path())?;
+    let key = match key_use(&request) {
+        KeyUse::Required => Some(super::passphrase::node_key(home, &config)?),
+        KeyUse::Optional => super::passphrase::node_key(home, &config).ok(),
+        KeyUse::None => None,
+    };
+    let auditor = Auditor::open(home, &config, key).context("opening the audit ledger")?;
+    let admin = Admin::new(home.clone(), config, auditor, None);
+    admin.handle(request, &mut |e| {
+        on_event(e);
+        true
+    })
+}
+
+/// The ledger entry as commands print it.
+pub fn entry_view(e: &Entry) -> EntryView {
+    EntryView {
+        index: e.index,
+        timestamp_ns: e.timestamp_ns,
+        kind: e.kind.clone(),
+        actor: e.actor.clone(),
+        subject: e.subject.clone(),
+        decision: e.decision.clone(),
+        details: e.details.clone(),
+        payload: e.payload.map(|c| (hex::encode(c.digest), c.length)),
+        hash: hex::encode(e.hash()),
+    }
+}
+
+fn json_value(value: &impl Serialize) -> anyhow::Result<Value> {
+    Ok(serde_json::to_value(value)?)
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Admin {
+    /// The operations over an open home; `live` is the running node's hooks
+    /// (None when a command opened the home itself).
+    pub fn new(home: Home, config: Config, auditor: Auditor, live: Option<Arc<dyn Live>>) -> Self {
+        Self {
+            home,
+            config,
+            auditor,
+            live,
+            changes: Mutex::new(()),
+        }
+    }
+
+    fn lock_changes(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.changes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs one request. `emit` sends progress; it returns false once the
+    /// asker has gone away.
+    pub fn handle(
+        &self,
+        request: Request,
+        emit: &mut dyn FnMut(Event) -> bool,
+    ) -> anyhow::Result<Reply> {
+        match request {
+            Request::AuditAppend { events } => self.append(events),
+            Request::AuditEntries {
+                from,
+                limit,
+                wait_ms,
+            } => self.entries(from, limit, wait_ms),
+            Request::AuditSize => Ok(Reply::Size {
+                size: self.auditor.ledger().size(),
+            }),
+            Request::AuditCheckpoint => Ok(Reply::Checkpoint {
+                note: self.auditor.checkpoint()?.note,
+            }),
+            Request::AuditExport {
+                out,
+                from,
+                to,
+                no_payloads,
+            } => self.export(&out, from, to, no_payloads, emit),
+            Request::AuditVerify { key } => self.verify(key.as_deref()),
+            Request::AuditProve { index } => self.prove(index),
+            Request::AuditErase { index, reason } => {
+                let recorded = self.auditor.erase_payload(index, "operator", &reason)?;
+                self.auditor.checkpoint()?;
+                Ok(Reply::Erased { index, recorded })
+            }
+            Request::Install {
+                source,
+                len,
+                package_b64,
+                allow_findings,
+            } => self.install(&source, len, &package_b64, &allow_findings),
+            Request::Trust(change) => self.trust(change),
+            Request::TrustList => Ok(Reply::TrustStore {
+                store: json_value(&file::load(&self.home.trust_path())?)?,
+            }),
+            Request::Tools => self.tools(),
+            Request::Call { tool, arguments } => self.call(&tool, &arguments),
+            Request::Approvals => Ok(Reply::Approvals {
+                pending: json_value(&ApprovalQueue::new(self.home.approvals_dir()).pending()?)?,
+            }),
+            Request::Decide {
+                id,
+                approve,
+                reason,
+                by,
+            } => {
+                let decision = crate::policy::Decision {
+                    answer: if approve {
+                        Answer::Approve
+                    } else {
+                        Answer::Deny
+                    },
+                    by,
+                    reason,
+                };
+                let request = ApprovalQueue::new(self.home.approvals_dir())
+                    .decide(&id, &decision)
+                    .map_err(|e| anyhow!("{e}"))?;
+                Ok(Reply::Decided {
+                    tool: request.tool,
+                    agent: request.agent,
+                })
+            }
+            Request::Mcp { .. } => bail!("an MCP session needs a running node (`vigil serve`)"),
+        }
+    }
+
+    /// Records one gatekeeper or trust decision, before it takes effect.
+    fn record(&self, record: &AuditRecord) -> anyhow::Result<u64> {
+        self.auditor
+            .record(record.event("operator"))
+            .context("recording the decision in the audit ledger; it does not take effect")
+    }
+
+    fn append(&self, events: Vec<ExternalEvent>) -> anyhow::Result<Reply> {
+        let mut batch = Vec::with_capacity(events.len());
+        for (n, e) in events.into_iter().enumerate() {
+            if !e.details.is_object() {
+                bail!(
+                    "event {}: details must be a JSON object, like {{\"ticket\": 42}}",
+                    n + 1
+                );
+            }
+            let kind = EventKind::external(&e.kind).with_context(|| format!("event {}", n + 1))?;
+            let mut event =
+                AuditEvent::new(kind, e.actor, e.subject, Verdict::External(e.decision))
+                    .details(e.details);
+            if let Some(p) = e.payload_b64 {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(p)
+                    .with_context(|| format!("event {}: payload is not base64", n + 1))?;
+                event = event.payload(bytes);
+            }
+            batch.push(event);
+        }
+        let range = self.auditor.record_batch(batch)?;
+        Ok(Reply::Appended {
+            indices: range.collect(),
+        })
+    }
+
+    fn entries(&self, from: u64, limit: u64, wait_ms: u64) -> anyhow::Result<Reply> {
+        let ledger = self.auditor.ledger();
+        // Only a running node waits: a command holding the home itself
+        // would keep the node from starting meanwhile.
+        if wait_ms > 0 && self.live.is_some() && ledger.size() <= from {
+            self.auditor
+                .wait_for_growth(from, Duration::from_millis(wait_ms.min(30_000)));
+        }
+        let size = ledger.size();
+        let to = from.saturating_add(limit).min(size);
+        let mut entries = Vec::new();
+        for i in from..to {
+            let e = ledger
+                .entry(i)?
+                .with_context(|| format!("entry {i} is missing; run `vigil audit verify`"))?;
+            entries.push(entry_view(&e));
+        }
+        Ok(Reply::Entries { entries, size })
+    }
+
+    fn export(
+        &self,
+        out: &Path,
+        from: u64,
+        to: Option<u64>,
+        no_payloads: bool,
+        emit: &mut dyn FnMut(Event) -> bool,
+    ) -> anyhow::Result<Reply> {
+        let ledger = self.auditor.ledger();
+        // Make sure a signed checkpoint covers the requested end.
+        let want_to = to.map_or(ledger.size(), |t| t.saturating_add(1).min(ledger.size()));
+        let covered = ledger
+            .checkpoint_notes()?
+            .iter()
+            .any(|(s, _)| *s >= want_to);
+        if !covered {
+            self.auditor.checkpoint()?;
+        }
+        let public = keyfile::read_public_key(&self.home.node_pub_path())?;
+        let file =
+            std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+        let opts = ExportOptions {
+            from,
+            to: Some(want_to),
+            no_payloads,
+        };
+        let mut last = std::time::Instant::now();
+        let summary = export(
+            ledger,
+            &public,
+            std::io::BufWriter::with_capacity(1 << 20, file),
+            &opts,
+            &mut |done, total| {
+                if done == total || last.elapsed() >= Duration::from_millis(100) {
+                    last = std::time::Instant::now();
+                    emit(Event::Progress { done, total });
+                }
+            },
+        )?;
+        Ok(Reply::Exported {
+            from: summary.from,
+            to: summary.to,
+            checkpoints: summary.checkpoints,
+            payloads: summary.payloads,
+            bytes: summary.bytes,
+        })
+    }
+
+    fn verify(&self, key: Option<&str>) -> anyhow::Result<Reply> {
+        let key = match key {
+            Some(line) => keyfile::parse_public_key_line(line).map(|(k, _)| k),
+            None => keyfile::read_public_key(&self.home.node_pub_path()),
+        };
+        let key = match key {
+            Ok(k) => k,
+            Err(e) => {
+                return Ok(Reply::Verified {
+                    code: 2,
+                    text: format!("error: cannot use the key: {e}"),
+                    warning: None,
+                })
+            }
+        };
+        Ok(match verify_ledger(self.auditor.ledger(), &key) {
+            Ok(report) => Reply::Verified {
+                code: 0,
+                warning: (report.uncovered > 0).then(|| {
+                    format!(
+                        "warning: the last {} entries ({}..{}) are not yet covered by a signed checkpoint \
+                         (recorded since the last one; this is not tampering); sign one with `vigil audit checkpoint`",
+                        report.uncovered,
+                        report.to - report.uncovered,
+                        report.to - 1
+                    )
+                }),
+                text: report.to_string(),
+            },
+            Err(VerifyError::Failed(f)) => Reply::Verified {
+                code: 1,
+                text: format!("INVALID: {f}"),
+                warning: None,
+            },
+            Err(e) => Reply::Verified {
+                code: 2,
+                text: format!("error: {e}"),
+                warning: None,
+            },
+        })
+    }
+
+    fn prove(&self, index: u64) -> anyhow::Result<Reply> {
+        let ledger = self.auditor.ledger();
+        if index >= ledger.size() {
+            bail!(
+                "entry {index} does not exist (the ledger has {} entries)",
+                ledger.size()
+            );
+        }
+        if ledger.checkpoint_covering(index)?.is_none() {
+            self.auditor.checkpoint()?;
+        }
+        Ok(Reply::Proof {
+            text: EntryProof::build(ledger, index)?.to_text(),
+        })
+    }
+
+    fn install(
+        &self,
+        source: &str,
+        len: u64,
+        package_b64: &str,
+        allow_findings: &[String],
+    ) -> anyhow::Result<Reply> {
+        let _changing = self.lock_changes();
+        let max = self.config.packages.max_package_bytes;
+        let trust = file::load(&self.home.trust_path())?;
+        let mut store = PackageStore::open(&self.home)?;
+        let carried = !package_b64.is_empty() || len == 0;
+        let (decision, bytes) = if len > max || !carried {
+            let max = if carried {
+                max
+            } else {
+                max.min(INSTALL_CARRY_BYTES)
+            };
+            let reason = Refusal::Format(FormatError::TooLarge { len, max });
+            let refused = Refused {
+                package: None,
+                reason,
+            };
+            (Decision::Refused(Box::new(refused)), Vec::new())
+        } else {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(package_b64)
+                .context("the package bytes are not base64")?;
+            (store.decide(&trust, max, &bytes, allow_findings), bytes)
+        };
+        // Recorded before it is acted on: a decision that cannot be
+        // recorded does not take effect.
+        self.record(&decision.audit_record(Occasion::Install, source))?;
+        if let Decision::Admitted(a) = &decision {
+            store.store_admitted(&bytes, a, now())?;
+            if let Some(live) = &self.live {
+                live.tools_changed()?;
+            }
+        }
+        Ok(match decision {
+            Decision::Admitted(a) => {
+                let mut lines = vec![format!(
+                    "admitted {} {} (hash {}, publisher {})",
+                    a.package.name, a.package.version, a.package.hash, a.package.publisher
+                )];
+                for t in &a.manifest.tools {
+                    lines.push(format!("  tool {} [{}]", t.name, t.sensitivity.as_str()));
+                }
+                for f in &a.allowed_findings {
+                    lines.push(format!("  allowed finding {} ({:?})", f.id, f.evidence));
+                }
+                Reply::Installed {
+                    admitted: true,
+                    package: a.package.label(),
+                    tools: a.manifest.tools.iter().map(|t| t.name.clone()).collect(),
+                    reason: None,
+                    lines,
+                }
+            }
+            Decision::Refused(r) => Reply::Installed {
+                admitted: false,
+                package: r
+                    .package
+                    .as_ref()
+                    .map_or_else(|| source.to_string(), |p| p.label()),
+                tools: Vec::new(),
+                reason: Some(r.reason.to_string()),
+                lines: vec![format!("refused {source}: {}", r.reason)],
+            },
+        })
+    }
+
+    fn trust(&self, request: TrustRequest) -> anyhow::Result<Reply> {
+        let _changing = self.lock_changes();
+        let path = self.home.trust_path();
+        let mut store = file::load(&path)?;
+        let change = apply_trust(&mut store, &request)?;
+        // Recorded before it takes effect: an unrecorded change is not made.
+        self.record(&change.audit_record())?;
+        file::save(&path, &store)?;
+        let mut closed_links = 0;
+        if let Some(live) = &self.live {
+            match &change {
+                TrustChange::PeerRevoked { key_id, reason } => {
+                    closed_links = live.peer_revoked(key_id, reason);
+                }
+                TrustChange::PublisherAdded { .. } | TrustChange::PublisherRevoked { .. } => {
+                    live.tools_changed()?;
+                }
+                TrustChange::PeerAdded { .. } => {}
+            }
+        }
+        Ok(Reply::TrustChanged {
+            change: json_value(&change)?,
+            closed_links,
+        })
+    }
+
+    fn tools(&self) -> anyhow::Result<Reply> {
+        #[derive(Serialize)]
+        struct ToolRow<'a> {
+            tool: &'a str,
+            package: &'a str,
+            version: &'a str,
+            publisher: &'a str,
+            hash: &'a str,
+            sensitivity: &'static str,
+            description: &'a str,
+        }
+        let trust = file::load(&self.home.trust_path())?;
+        let store = PackageStore::open(&self.home)?;
+        let checks = store.verify_stored(&trust, self.config.packages.max_package_bytes);
+        let mut rows = Vec::new();
+        let mut refused = Vec::new();
+        for check in &checks {
+            match &check.decision {
+                Decision::Admitted(a) => {
+                    for t in &a.manifest.tools {
+                        rows.push(ToolRow {
+                            tool: &t.name,
+                            package: &a.package.name,
+                            version: &a.package.version,
+                            publisher: &a.package.publisher,
+                            hash: &a.package.hash,
+                            sensitivity: t.sensitivity.as_str(),
+                            description: &t.description,
+                        });
+                    }
+                }
+                Decision::Refused(r) => {
+                    self.record(
+                        &check
+                            .decision
+                            .audit_record(Occasion::Startup, &check.path.display().to_string()),
+                    )?;
+                    refused.push(format!(
+                        "refused stored package {}@{} ({}): {}",
+                        check.record.name,
+                        check.record.version,
+                        check.path.display(),
+                        r.reason
+                    ));
+                }
+            }
+        }
+        Ok(Reply::Tools {
+            rows: json_value(&rows)?,
+            refused,
+        })
+    }
+
+    fn call(&self, tool: &str, arguments: &Value) -> anyhow::Result<Reply> {
+        let no_tool = || anyhow!("no admitted package provides tool `{tool}` (see `vigil tools`)");
+        let high = |s: Sensitivity| {
+            if s == Sensitivity::High {
+                Err(anyhow!(
+                    "tool `{tool}` is marked sensitivity = \"high\" and needs a human approval per call, \
+                     which `vigil call` does not ask for; call it through the node instead"
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let (package, outcome) = match &self.live {
+            Some(live) => {
+                let served = live.tool(tool).ok_or_else(no_tool)?;
+                high(served.spec.sensitivity)?;
+                let package = served
+                    .package
+                    .split('@')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                (package, served.loaded.call(tool, arguments))
+            }
+            None => {
+                let max_bytes = self.config.packages.max_package_bytes;
+                let trust = file::load(&self.home.trust_path())?;
+                let store = PackageStore::open(&self.home)?;
+                let (path, admitted) = store
+                    .verify_stored(&trust, max_bytes)
+                    .into_iter()
+                    .find_map(|check| match check.decision {
+                        Decision::Admitted(a)
+                            if a.manifest.tools.iter().any(|t| t.name == tool) =>
+                        {
+                            Some((check.path, a))
+                        }
+                        _ => None,
+                    })
+                    .ok_or_else(no_tool)?;
+                if let Some(spec) = admitted.manifest.tools.iter().find(|t| t.name == tool) {
+                    high(spec.sensitivity)?;
+                }
+                let bytes =
+                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                let file = PackageFile::parse(&bytes, max_bytes)
+                    .map_err(|e| anyhow!("stored package {} is unreadable: {e}", path.display()))?;
+                let sandbox =
+                    Sandbox::new(&SandboxConfig::new(self.home.cache_dir().join("wasm")))?;
+                let loaded = sandbox.load(&ToolPackage {
+                    program: &admitted.package.name,
+                    wasm: file.module,
+                    capabilities: &admitted.manifest.capabilities,
+                    limits: admitted.manifest.limits,
+                })?;
+                (admitted.package.name.clone(), loaded.call(tool, arguments))
+            }
+        };
+        let index = self.record_call(&package, arguments, &outcome)?;
+        Ok(Reply::Called {
+            outcome: json_value(&outcome)?,
+            index,
+        })
+    }
+
+    /// Writes the call's one ledger entry: the capability report and status
+    /// in the details, arguments and output (privacy-filtered as on the MCP
+    /// path) as the erasable payload.
+    fn record_call(
+        &self,
+        package: &str,
+        arguments: &Value,
+        outcome: &CallOutcome,
+    ) -> anyhow::Result<u64> {
+        let redactor = crate::privacy::Redactor::new();
+        let kinds = self.config.privacy.kinds_for(&outcome.tool);
+        let mut stored = json!({
+            "arguments": arguments,
+            "output": match &outcome.result {
+                CallResult::Ok { value } => value.clone(),
+                _ => Value::Null,
+            },
+        });
+        redactor.redact_json(&mut stored, &kinds);
+        let details = json!({
+            "tool": outcome.tool,
+            "package": package,
+            "via": "vigil call",
+            "status": outcome.result.status(),
+            "limit": outcome.result.limit(),
+            "arguments_sha256": crate::mcp::pipeline::digest(arguments),
+            "elapsed_us": outcome.elapsed_us,
+            "capabilities": outcome.report,
+        });
+        let event = AuditEvent::new(
+            EventKind::ToolCall,
+            "operator",
+            format!("tool:{}", outcome.tool),
+            Verdict::Allow,
+        )
+        .details(details)
+        .payload(stored.to_string().into_bytes());
+        self.auditor
+            .record(event)
+            .context("recording the call in the audit ledger; its result is withheld")
+    }
+}
+
+/// Applies one requested change to the trust store (nothing is saved).
+fn apply_trust(store: &mut TrustStore, request: &TrustRequest) -> anyhow::Result<TrustChange> {
+    let key = |line: &str| {
+        keyfile::parse_public_key_line(line)
+            .map(|(k, _)| k)
+            .context("not a public key line")
+    };
+    Ok(match request {
+        TrustRequest::AddPublisher {
+            key: k,
+            name,
+            scopes,
+        } => store.add_publisher(&key(k)?, name, scopes, now())?,
+        TrustRequest::RevokePublisher { key_id, reason } => {
+            store.revoke_publisher(key_id, reason, now())?
+        }
+        TrustRequest::AddPeer {
+            key: k,
+            name,
+            targets,
+        } => store.add_peer(&key(k)?, name, targets, now())?,
+        TrustRequest::RevokePeer { key_id, reason } => store.revoke_peer(key_id, reason, now())?,
+    })
+}
+
+/// The largest package a control request carries.
+const INSTALL_CARRY_BYTES: u64 = (MAX_LINE_BYTES as u64 / 4) * 3 - (1 << 20);
+
+/// Reads a package file for [`Request::Install`]: its bytes as base64
+/// unless it is larger than a control message can carry (the gatekeeper
+/// then refuses it by its length alone).
+pub fn install_request(file: &Path, allow_findings: Vec<String>) -> anyhow::Result<Request> {
+    let source = file.display().to_string();
+    let len = std::fs::metadata(file)
+        .with_context(|| format!("cannot read {source}"))?
+        .len();
+    let package_b64 = if len <= INSTALL_CARRY_BYTES {
+        let bytes = std::fs::read(file).with_context(|| format!("cannot read {source}"))?;
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    } else {
+        String::new()
+    };
+    Ok(Request::Install {
+        source,
+        len,
+        package_b64,
+        allow_findings,
+    })
+}

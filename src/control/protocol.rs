@@ -1,0 +1,317 @@
+//! The control protocol, sans I/O: the requests an operator's command sends
+//! to the running node, the events the node streams back while it works,
+//! the final reply, and the framing (one JSON object per line). Documented
+//! in `docs/control.md`; [`PROTOCOL_VERSION`] is in every request.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The version of this protocol; a node refuses requests of another version.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest line either side accepts (a request carries a whole package
+/// file, base64-encoded, so this is above 4/3 of the largest package).
+pub const MAX_LINE_BYTES: usize = 128 << 20;
+
+/// One request line: the version and the operation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Must be [`PROTOCOL_VERSION`].
+    pub v: u32,
+    /// The operation.
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+/// An event from another system for `vigil audit append`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExternalEvent {
+    pub kind: String,
+    pub actor: String,
+    pub subject: String,
+    pub decision: String,
+    /// A JSON object.
+    #[serde(default = "empty_object")]
+    pub details: Value,
+    /// The erasable payload, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_b64: Option<String>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+/// A change to the trust store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "kebab-case")]
+pub enum TrustRequest {
+    /// Trust a publisher key (its `.pub` line) for `scopes`.
+    AddPublisher {
+        key: String,
+        name: String,
+        scopes: Vec<String>,
+    },
+    /// Revoke a publisher key.
+    RevokePublisher { key_id: String, reason: String },
+    /// Trust a peer node key (its `.pub` line) for `targets`.
+    AddPeer {
+        key: String,
+        name: String,
+        targets: Vec<String>,
+    },
+    /// Revoke a peer key; its open links are closed.
+    RevokePeer { key_id: String, reason: String },
+}
+
+/// What an operator's command asks the node to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Request {
+    /// Record events from other systems, in order, in one group commit.
+    AuditAppend { events: Vec<ExternalEvent> },
+    /// Entries `from..` (at most `limit`); with `wait_ms`, waits that long
+    /// for an entry at `from` to exist first (`tail --follow`).
+    AuditEntries {
+        from: u64,
+        limit: u64,
+        #[serde(default)]
+        wait_ms: u64,
+    },
+    /// The number of entries.
+    AuditSize,
+    /// Sign a checkpoint now.
+    AuditCheckpoint,
+    /// Write a bundle to `out` (an absolute path, written by the node).
+    AuditExport {
+        out: PathBuf,
+        from: u64,
+        to: Option<u64>,
+        no_payloads: bool,
+    },
+    /// Verify the ledger in place against `key` (a `.pub` line; default:
+    /// the node's own key).
+    AuditVerify { key: Option<String> },
+    /// A single-entry proof of entry `index`.
+    AuditProve { index: u64 },
+    /// Erase the payload of entry `index`.
+    AuditErase { index: u64, reason: String },
+    /// Offer a package to the gatekeeper: its file name, length and bytes
+    /// (base64; empty when the file is too large to carry, which the
+    /// gatekeeper refuses by its length).
+    Install {
+        source: String,
+        len: u64,
+        package_b64: String,
+        allow_findings: Vec<String>,
+    },
+    /// Change the trust store.
+    Trust(TrustRequest),
+    /// The trust store.
+    TrustList,
+    /// The tools of admitted packages (stored packages re-verified).
+    Tools,
+    /// Run one tool in the sandbox.
+    Call { tool: String, arguments: Value },
+    /// Calls waiting for approval.
+    Approvals,
+    /// Answer a held call.
+    Decide {
+        id: String,
+        approve: bool,
+        reason: String,
+        by: String,
+    },
+    /// Turn this connection into an MCP session (newline-delimited
+    /// JSON-RPC, as on stdio) for `agent`, after an `Ok` reply.
+    Mcp { agent: String },
+}
+
+/// What the node streams before its reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    /// Progress of a long operation.
+    Progress { done: u64, total: u64 },
+}
+
+/// One ledger entry as commands print it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntryView {
+    pub index: u64,
+    pub timestamp_ns: u64,
+    pub kind: String,
+    pub actor: String,
+    pub subject: String,
+    pub decision: String,
+    /// The canonical JSON text of the details.
+    pub details: String,
+    /// Hex commitment and length of the payload, if any.
+    pub payload: Option<(String, u64)>,
+    /// Hex entry hash.
+    pub hash: String,
+}
+
+/// The final answer to a request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "kebab-case")]
+pub enum Reply {
+    /// Done; nothing to report (also the go-ahead of [`Request::Mcp`]).
+    Ok,
+    /// The request failed; `message` is what the command prints after `error: `.
+    Error { message: String },
+    /// Indices of appended entries, in request order.
+    Appended { indices: Vec<u64> },
+    /// Entries and the ledger size when they were read.
+    Entries { entries: Vec<EntryView>, size: u64 },
+    /// The ledger size.
+    Size { size: u64 },
+    /// A signed checkpoint note.
+    Checkpoint { note: String },
+    /// A bundle was written.
+    Exported {
+        from: u64,
+        to: u64,
+        checkpoints: u64,
+        payloads: u64,
+        bytes: u64,
+    },
+    /// Verification outcome: `code` 0 valid, 1 invalid, 2 error; `text` is
+    /// what the command prints (stdout when valid, else stderr); `warning`,
+    /// printed on stderr, names entries no checkpoint covers yet.
+    Verified {
+        code: u8,
+        text: String,
+        warning: Option<String>,
+    },
+    /// A proof, as text.
+    Proof { text: String },
+    /// An erasure recorded as entry `recorded`.
+    Erased { index: u64, recorded: u64 },
+    /// The gatekeeper's decision: whether it admitted, the package
+    /// (`name@version`, or the file when unreadable), the admitted tools or
+    /// the refusal's reason, and the lines the command prints.
+    Installed {
+        admitted: bool,
+        package: String,
+        tools: Vec<String>,
+        reason: Option<String>,
+        lines: Vec<String>,
+    },
+    /// A trust change was made (its record, as JSON).
+    TrustChanged { change: Value, closed_links: u64 },
+    /// The trust store, as JSON.
+    TrustStore { store: Value },
+    /// Tool rows and the refusals of stored packages.
+    Tools { rows: Value, refused: Vec<String> },
+    /// A call outcome (JSON of `CallOutcome`) and its ledger entry.
+    Called { outcome: Value, index: u64 },
+    /// Pending approvals (JSON).
+    Approvals { pending: Value },
+    /// A held call was answered.
+    Decided { tool: String, agent: String },
+}
+
+/// Why a line is not a valid message.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("control message is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("control protocol version {0} is not supported (this vigil speaks version {PROTOCOL_VERSION})")]
+    Version(u32),
+}
+
+/// The request line (with its newline) for `request`.
+pub fn encode_request(request: &Request) -> Result<Vec<u8>, FrameError> {
+    line(&Envelope {
+        v: PROTOCOL_VERSION,
+        request: request.clone(),
+    })
+}
+
+/// Parses a request line, checking the version.
+pub fn decode_request(line: &[u8]) -> Result<Request, FrameError> {
+    #[derive(Deserialize)]
+    struct Version {
+        v: u32,
+    }
+    let Version { v } = serde_json::from_slice(line)?;
+    if v != PROTOCOL_VERSION {
+        return Err(FrameError::Version(v));
+    }
+    let envelope: Envelope = serde_json::from_slice(line)?;
+    Ok(envelope.request)
+}
+
+/// A message from the node: an event on the way, or the final reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Answer {
+    Event(Event),
+    Reply(Reply),
+}
+
+/// The line (with its newline) for one message from the node.
+pub fn encode_answer(answer: &Answer) -> Result<Vec<u8>, FrameError> {
+    line(answer)
+}
+
+/// Parses one line from the node.
+pub fn decode_answer(line: &[u8]) -> Result<Answer, FrameError> {
+    Ok(serde_json::from_slice(line)?)
+}
+
+fn line(value: &impl Serialize) -> Result<Vec<u8>, FrameError> {
+    let mut out = serde_json::to_vec(value)?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_with_their_version() {
+        let requests = [
+            Request::AuditCheckpoint,
+            Request::AuditEntries {
+                from: 3,
+                limit: 10,
+                wait_ms: 500,
+            },
+            Request::Trust(TrustRequest::RevokePeer {
+                key_id: "ab".into(),
+                reason: "leaked".into(),
+            }),
+            Request::Call {
+                tool: "echo".into(),
+                arguments: serde_json::json!({"text": "hi"}),
+            },
+        ];
+        for r in requests {
+            let line = encode_request(&r).unwrap();
+            assert_eq!(line.last(), Some(&b'\n'));
+            assert_eq!(decode_request(&line).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn other_versions_and_garbage_are_refused() {
+        let err = decode_request(br#"{"v":2,"op":"audit-size"}"#).unwrap_err();
+        assert!(matches!(err, FrameError::Version(2)), "{err}");
+        assert!(decode_request(b"not json").is_err());
+        assert!(decode_request(br#"{"v":1,"op":"no-such-op"}"#).is_err());
+    }
+
+    #[test]
+    fn answers_tell_events_from_replies() {
+        let e = Answer::Event(Event::Progress { done: 1, total: 2 });
+        let r = Answer::Reply(Reply::Size { size: 7 });
+        for a in [e, r] {
+            assert_eq!(decode_answer(&encode_answer(&a).unwrap()).unwrap(), a);
+        }
+    }
+}
