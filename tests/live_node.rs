@@ -198,7 +198,8 @@ fn text_of(result: &rmcp::model::CallToolResult) -> String {
 
 #[test]
 fn every_operator_command_works_against_a_running_node() {
-    let node = Node::new("[links]\nlisten = \"127.0.0.1:0\"\n[mcp]\napproval_timeout_seconds = 60\n");
+    let node =
+        Node::new("[links]\nlisten = \"127.0.0.1:0\"\n[mcp]\napproval_timeout_seconds = 60\n");
     // A peer node B with a tunnel through this node to an echo server.
     let peer_home = node.path("peer");
     Command::new(env!("CARGO_BIN_EXE_vigil"))
@@ -249,7 +250,11 @@ fn every_operator_command_works_against_a_running_node() {
     assert!(stdout(&tail).contains("deploy:1"), "{}", stdout(&tail));
     node.vigil().args(["audit", "checkpoint"]).assert_ok();
     let verified = node.vigil().args(["audit", "verify"]).assert_ok();
-    assert!(stdout(&verified).starts_with("valid:"), "{}", stdout(&verified));
+    assert!(
+        stdout(&verified).starts_with("valid:"),
+        "{}",
+        stdout(&verified)
+    );
     let bundle = node.path("live.bundle");
     node.vigil()
         .args(["audit", "export", "--out"])
@@ -267,7 +272,13 @@ fn every_operator_command_works_against_a_running_node() {
         .assert_ok();
     let erased = node
         .vigil()
-        .args(["audit", "erase", &index.to_string(), "--reason", "GDPR request"])
+        .args([
+            "audit",
+            "erase",
+            &index.to_string(),
+            "--reason",
+            "GDPR request",
+        ])
         .assert_ok();
     assert!(stdout(&erased).contains("erased the payload"));
 
@@ -281,11 +292,16 @@ fn every_operator_command_works_against_a_running_node() {
     });
     assert!(listed(&client).contains(&"shout".to_string()));
     let result = rt
-        .block_on(client.call_tool(
-            CallToolRequestParams::new("shout").with_arguments(
-                serde_json::json!({"text": "live"}).as_object().cloned().unwrap_or_default(),
+        .block_on(
+            client.call_tool(
+                CallToolRequestParams::new("shout").with_arguments(
+                    serde_json::json!({"text": "live"})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                ),
             ),
-        ))
+        )
         .expect("tools/call");
     assert_ne!(result.is_error, Some(true), "{}", text_of(&result));
 
@@ -302,9 +318,14 @@ fn every_operator_command_works_against_a_running_node() {
     let held_call = {
         let peer = client.peer().clone();
         rt.spawn(async move {
-            peer.call_tool(CallToolRequestParams::new("vault_read").with_arguments(
-                serde_json::json!({"text": "vault"}).as_object().cloned().unwrap_or_default(),
-            ))
+            peer.call_tool(
+                CallToolRequestParams::new("vault_read").with_arguments(
+                    serde_json::json!({"text": "vault"})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                ),
+            )
             .await
         })
     };
@@ -319,10 +340,7 @@ fn every_operator_command_works_against_a_running_node() {
         std::thread::sleep(Duration::from_millis(100));
     };
     node.vigil().args(["approve", &id]).assert_ok();
-    let answered = rt
-        .block_on(held_call)
-        .expect("join")
-        .expect("tools/call");
+    let answered = rt.block_on(held_call).expect("join").expect("tools/call");
     assert_ne!(answered.is_error, Some(true), "{}", text_of(&answered));
 
     // A peer's tunnel carries bytes; revoking the peer stops it within 1 s.
@@ -346,7 +364,8 @@ fn every_operator_command_works_against_a_running_node() {
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("unexpected tunnel line {first:?}"));
     let mut tcp = TcpStream::connect(local).expect("connect through the tunnel");
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     tcp.write_all(b"before").expect("write");
     let mut back = [0u8; 6];
     tcp.read_exact(&mut back).expect("echo through the tunnel");
@@ -355,9 +374,20 @@ fn every_operator_command_works_against_a_running_node() {
     let revoked_at = Instant::now();
     let revoked = node
         .vigil()
-        .args(["trust", "peer", "revoke", &peer_id, "--reason", "key leaked"])
+        .args([
+            "trust",
+            "peer",
+            "revoke",
+            &peer_id,
+            "--reason",
+            "key leaked",
+        ])
         .assert_ok();
-    assert!(stdout(&revoked).contains("closed 1 open link"), "{}", stdout(&revoked));
+    assert!(
+        stdout(&revoked).contains("closed 1 open link"),
+        "{}",
+        stdout(&revoked)
+    );
     // The tunnelled connection ends: reads see EOF or an error, and bytes
     // written now are never echoed.
     tcp.set_read_timeout(Some(Duration::from_millis(1000)))
@@ -385,17 +415,33 @@ fn every_operator_command_works_against_a_running_node() {
     // A revoked publisher's tools stop being callable.
     let acme = key_id(&node.path("acme.pub"));
     node.vigil()
-        .args(["trust", "publisher", "revoke", &acme, "--reason", "key leaked"])
+        .args([
+            "trust",
+            "publisher",
+            "revoke",
+            &acme,
+            "--reason",
+            "key leaked",
+        ])
         .assert_ok();
     let refused = rt
-        .block_on(client.call_tool(
-            CallToolRequestParams::new("echo").with_arguments(
-                serde_json::json!({"text": "x"}).as_object().cloned().unwrap_or_default(),
+        .block_on(
+            client.call_tool(
+                CallToolRequestParams::new("echo").with_arguments(
+                    serde_json::json!({"text": "x"})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                ),
             ),
-        ))
+        )
         .expect("tools/call");
     assert_eq!(refused.is_error, Some(true), "{}", text_of(&refused));
-    assert!(text_of(&refused).contains("unknown-tool"), "{}", text_of(&refused));
+    assert!(
+        text_of(&refused).contains("unknown-tool"),
+        "{}",
+        text_of(&refused)
+    );
     let trust = node.vigil().args(["trust", "list"]).assert_ok();
     assert!(stdout(&trust).contains("REVOKED"));
     rt.block_on(async {
@@ -468,13 +514,19 @@ fn tail_follow_streams_entries_and_a_second_mcp_is_served_by_the_node() {
             .arg("--home")
             .arg(node.home())
             .args(["mcp", "--agent", "local"]);
-        let client = ().serve(TokioChildProcess::new(cmd).expect("spawn"))
-            .await
-            .expect("MCP over the relay");
+        let client =
+            ().serve(TokioChildProcess::new(cmd).expect("spawn"))
+                .await
+                .expect("MCP over the relay");
         let result = client
-            .call_tool(CallToolRequestParams::new("echo").with_arguments(
-                serde_json::json!({"text": "relayed"}).as_object().cloned().unwrap_or_default(),
-            ))
+            .call_tool(
+                CallToolRequestParams::new("echo").with_arguments(
+                    serde_json::json!({"text": "relayed"})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                ),
+            )
             .await
             .expect("tools/call");
         assert_ne!(result.is_error, Some(true), "{}", text_of(&result));

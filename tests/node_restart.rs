@@ -75,7 +75,9 @@ fn entries(node: &Node) -> Vec<serde_json::Value> {
 
 fn jsonl(n: usize, tag: &str) -> String {
     (0..n)
-        .map(|i| format!("{{\"actor\":\"ci\",\"subject\":\"{tag}:{i}\",\"details\":{{\"i\":{i}}}}}\n"))
+        .map(|i| {
+            format!("{{\"actor\":\"ci\",\"subject\":\"{tag}:{i}\",\"details\":{{\"i\":{i}}}}}\n")
+        })
         .collect()
 }
 
@@ -100,7 +102,8 @@ fn import(node: &Node, input: &str) -> Output {
 
 #[test]
 fn a_node_killed_every_300_entries_still_signs_every_1000() {
-    let node = Node::new("[ledger]\ncheckpoint_every_entries = 1000\ncheckpoint_every_seconds = 0\n");
+    let node =
+        Node::new("[ledger]\ncheckpoint_every_entries = 1000\ncheckpoint_every_seconds = 0\n");
     let before = entries(&node).len();
     for cycle in 0..5 {
         let (child, _) = serve(&node);
@@ -129,7 +132,11 @@ fn a_node_killed_every_300_entries_still_signs_every_1000() {
     sigterm(child);
     let verified = node.vigil().args(["audit", "verify"]).assert_ok();
     assert!(text(&verified.stdout).contains("2 signed checkpoints"));
-    assert!(!text(&verified.stderr).contains("warning"), "{}", text(&verified.stderr));
+    assert!(
+        !text(&verified.stderr).contains("warning"),
+        "{}",
+        text(&verified.stderr)
+    );
 }
 
 #[test]
@@ -139,14 +146,19 @@ fn held_approvals_of_a_dead_node_are_refused_on_restart() {
     let rt = mcp_support::runtime();
     let call = rt.spawn(async move {
         let config = StreamableHttpClientTransportConfig::with_uri(url).auth_header(ALICE_TOKEN);
-        let client = ()
-            .serve(StreamableHttpClientTransport::from_config(config))
-            .await
-            .expect("connect");
+        let client =
+            ().serve(StreamableHttpClientTransport::from_config(config))
+                .await
+                .expect("connect");
         client
-            .call_tool(CallToolRequestParams::new("vault_read").with_arguments(
-                serde_json::json!({"text": "x"}).as_object().cloned().unwrap_or_default(),
-            ))
+            .call_tool(
+                CallToolRequestParams::new("vault_read").with_arguments(
+                    serde_json::json!({"text": "x"})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                ),
+            )
             .await
     });
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -169,8 +181,15 @@ fn held_approvals_of_a_dead_node_are_refused_on_restart() {
     let (child, _) = serve(&node);
     let out = node.vigil().args(["approvals", "--json"]).assert_ok();
     assert!(!text(&out.stdout).contains(&id), "{}", text(&out.stdout));
-    let approve = node.vigil().args(["approve", &id]).output().expect("approve");
-    assert!(!approve.status.success(), "an answered call cannot be approved");
+    let approve = node
+        .vigil()
+        .args(["approve", &id])
+        .output()
+        .expect("approve");
+    assert!(
+        !approve.status.success(),
+        "an answered call cannot be approved"
+    );
     assert!(text(&approve.stderr).contains("no pending approval"));
     sigterm(child);
     let refused: Vec<serde_json::Value> = entries(&node)
@@ -197,7 +216,11 @@ fn a_stored_package_that_no_longer_verifies_is_refused_with_an_entry_at_start() 
     std::fs::write(&stored[0], bytes).expect("tamper");
 
     let (child, _) = serve(&node);
-    let tools = node.vigil().args(["tools", "--json"]).output().expect("tools");
+    let tools = node
+        .vigil()
+        .args(["tools", "--json"])
+        .output()
+        .expect("tools");
     assert_eq!(text(&tools.stdout).trim(), "[]", "nothing is served");
     sigterm(child);
     let startup: Vec<serde_json::Value> = entries(&node)
@@ -217,7 +240,11 @@ fn bulk_import_is_checked_before_anything_is_recorded() {
     let before = entries(&node).len();
     let out = import(&node, &jsonl(12_000, "bulk"));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("recorded 12000 events"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("recorded 12000 events"),
+        "{}",
+        text(&out.stdout)
+    );
     let all = entries(&node);
     assert_eq!(all.len(), before + 12_000);
     assert_eq!(all[before + 11_999]["subject"], "bulk:11999");
@@ -227,11 +254,19 @@ fn bulk_import_is_checked_before_anything_is_recorded() {
     let bad = format!("{}not json\n", jsonl(10, "bad"));
     let out = import(&node, &bad);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("line 11"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("line 11"),
+        "{}",
+        text(&out.stderr)
+    );
     // An outside event may not pass for the node's own decision.
     let forged = "{\"actor\":\"agent:x\",\"subject\":\"tool:echo\",\"kind\":\"tool.call\",\"decision\":\"allow\"}\n";
     let out = import(&node, forged);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("reserved"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("reserved"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(entries(&node).len(), before + 12_000);
 }

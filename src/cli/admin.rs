@@ -82,10 +82,9 @@ fn key_use(request: &Request) -> KeyUse {
         | Request::AuditExport { .. }
         | Request::AuditProve { .. }
         | Request::AuditErase { .. } => KeyUse::Required,
-        Request::Install { .. }
-        | Request::Trust(_)
-        | Request::Tools
-        | Request::Call { .. } => KeyUse::Optional,
+        Request::Install { .. } | Request::Trust(_) | Request::Tools | Request::Call { .. } => {
+            KeyUse::Optional
+        }
         Request::AuditEntries { .. }
         | Request::AuditSize
         | Request::AuditVerify { .. }
@@ -235,7 +234,11 @@ impl Admin {
                 by,
             } => {
                 let decision = crate::policy::Decision {
-                    answer: if approve { Answer::Approve } else { Answer::Deny },
+                    answer: if approve {
+                        Answer::Approve
+                    } else {
+                        Answer::Deny
+                    },
                     by,
                     reason,
                 };
@@ -262,11 +265,15 @@ impl Admin {
         let mut batch = Vec::with_capacity(events.len());
         for (n, e) in events.into_iter().enumerate() {
             if !e.details.is_object() {
-                bail!("event {}: details must be a JSON object, like {{\"ticket\": 42}}", n + 1);
+                bail!(
+                    "event {}: details must be a JSON object, like {{\"ticket\": 42}}",
+                    n + 1
+                );
             }
             let kind = EventKind::external(&e.kind).with_context(|| format!("event {}", n + 1))?;
-            let mut event = AuditEvent::new(kind, e.actor, e.subject, Verdict::External(e.decision))
-                .details(e.details);
+            let mut event =
+                AuditEvent::new(kind, e.actor, e.subject, Verdict::External(e.decision))
+                    .details(e.details);
             if let Some(p) = e.payload_b64 {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(p)
@@ -320,8 +327,8 @@ impl Admin {
             self.auditor.checkpoint()?;
         }
         let public = keyfile::read_public_key(&self.home.node_pub_path())?;
-        let file = std::fs::File::create(out)
-            .with_context(|| format!("creating {}", out.display()))?;
+        let file =
+            std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
         let opts = ExportOptions {
             from,
             to: Some(want_to),
@@ -420,7 +427,11 @@ impl Admin {
         let mut store = PackageStore::open(&self.home)?;
         let carried = !package_b64.is_empty() || len == 0;
         let (decision, bytes) = if len > max || !carried {
-            let max = if carried { max } else { max.min(INSTALL_CARRY_BYTES) };
+            let max = if carried {
+                max
+            } else {
+                max.min(INSTALL_CARRY_BYTES)
+            };
             let reason = Refusal::Format(FormatError::TooLarge { len, max });
             let refused = Refused {
                 package: None,
@@ -586,7 +597,9 @@ impl Admin {
                     .verify_stored(&trust, max_bytes)
                     .into_iter()
                     .find_map(|check| match check.decision {
-                        Decision::Admitted(a) if a.manifest.tools.iter().any(|t| t.name == tool) => {
+                        Decision::Admitted(a)
+                            if a.manifest.tools.iter().any(|t| t.name == tool) =>
+                        {
                             Some((check.path, a))
                         }
                         _ => None,
@@ -668,9 +681,11 @@ fn apply_trust(store: &mut TrustStore, request: &TrustRequest) -> anyhow::Result
             .context("not a public key line")
     };
     Ok(match request {
-        TrustRequest::AddPublisher { key: k, name, scopes } => {
-            store.add_publisher(&key(k)?, name, scopes, now())?
-        }
+        TrustRequest::AddPublisher {
+            key: k,
+            name,
+            scopes,
+        } => store.add_publisher(&key(k)?, name, scopes, now())?,
         TrustRequest::RevokePublisher { key_id, reason } => {
             store.revoke_publisher(key_id, reason, now())?
         }
@@ -689,10 +704,7 @@ const INSTALL_CARRY_BYTES: u64 = (MAX_LINE_BYTES as u64 / 4) * 3 - (1 << 20);
 /// Reads a package file for [`Request::Install`]: its bytes as base64
 /// unless it is larger than a control message can carry (the gatekeeper
 /// then refuses it by its length alone).
-pub fn install_request(
-    file: &Path,
-    allow_findings: Vec<String>,
-) -> anyhow::Result<Request> {
+pub fn install_request(file: &Path, allow_findings: Vec<String>) -> anyhow::Result<Request> {
     let source = file.display().to_string();
     let len = std::fs::metadata(file)
         .with_context(|| format!("cannot read {source}"))?

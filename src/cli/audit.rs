@@ -134,7 +134,9 @@ pub fn run(home: &Home, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
         AuditCommand::Append(args) => append(home, args),
         AuditCommand::Tail(args) => tail(home, args),
         AuditCommand::Checkpoint => {
-            if let Reply::Checkpoint { note } = execute(home, Request::AuditCheckpoint, &mut |_| {})? {
+            if let Reply::Checkpoint { note } =
+                execute(home, Request::AuditCheckpoint, &mut |_| {})?
+            {
                 print!("{note}");
             }
             Ok(ExitCode::SUCCESS)
@@ -165,9 +167,10 @@ fn append(home: &Home, args: AppendArgs) -> anyhow::Result<ExitCode> {
         bail!("--json must be a JSON object, like '{{\"ticket\": 42}}'");
     }
     let payload_b64 = match &args.payload_file {
-        Some(p) => Some(base64::engine::general_purpose::STANDARD.encode(
-            std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-        )),
+        Some(p) => Some(
+            base64::engine::general_purpose::STANDARD
+                .encode(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+        ),
         None => None,
     };
     let event = ExternalEvent {
@@ -286,7 +289,13 @@ fn tail(home: &Home, args: TailArgs) -> anyhow::Result<ExitCode> {
     let Reply::Size { size } = execute(home, Request::AuditSize, &mut |_| {})? else {
         bail!("the node answered `audit-size` with something else");
     };
-    let mut next = print_entries(home, size.saturating_sub(args.lines), args.lines, 0, args.json)?;
+    let mut next = print_entries(
+        home,
+        size.saturating_sub(args.lines),
+        args.lines,
+        0,
+        args.json,
+    )?;
     if !args.follow {
         return Ok(ExitCode::SUCCESS);
     }

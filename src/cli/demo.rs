@@ -307,10 +307,7 @@ fn install(
         let reason = reason.unwrap_or_default();
         story.detail(&format!("{source:<32} -> refused: {reason}"));
         if !source.contains("flipped") {
-            bail!(
-                "the demo package {} was refused: {reason}",
-                package.short
-            );
+            bail!("the demo package {} was refused: {reason}", package.short);
         }
     }
     Ok(())

@@ -87,7 +87,10 @@ impl Live for LiveNode {
         let pipeline = Arc::clone(&self.pipeline);
         self.runtime.spawn(async move {
             let told = pipeline.notify_tools_changed().await;
-            tracing::info!(clients = told, "told connected MCP clients the tool list changed");
+            tracing::info!(
+                clients = told,
+                "told connected MCP clients the tool list changed"
+            );
         });
         Ok(())
     }

@@ -146,8 +146,16 @@ pub fn run(home: &Home, args: ServeArgs) -> anyhow::Result<ExitCode> {
         let stop = cancel.clone();
         tokio::spawn(async move {
             shutdown_signal().await;
+            if let Err(e) = crate::node::notify::notify_stopping() {
+                tracing::warn!(error = %e, "could not tell the service manager the node is stopping");
+            }
             stop.cancel();
         });
+        // Serving: tell a service manager that waits for it (systemd
+        // `Type=notify`).
+        if let Err(e) = crate::node::notify::notify_ready() {
+            tracing::warn!(error = %e, "could not tell the service manager the node is ready");
+        }
         crate::mcp::http::serve(
             listener,
             Arc::clone(&pipeline),

@@ -122,7 +122,10 @@ async fn serve_connection(
 ) -> std::io::Result<()> {
     let uid = stream.peer_cred()?.uid();
     if !peer_allowed(uid, owner) {
-        tracing::warn!(uid, "control socket: refused a connection from another user");
+        tracing::warn!(
+            uid,
+            "control socket: refused a connection from another user"
+        );
         let message = format!(
             "only the node's user (uid {owner}) or root may administer this node; you are uid {uid}"
         );

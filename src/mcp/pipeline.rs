@@ -180,10 +180,7 @@ impl Pipeline {
 
     /// Names of every admitted tool.
     pub fn tool_names(&self) -> Vec<String> {
-        self.catalog()
-            .iter()
-            .map(|t| t.spec.name.clone())
-            .collect()
+        self.catalog().iter().map(|t| t.spec.name.clone()).collect()
     }
 
     /// The admitted tools now.
@@ -232,7 +229,8 @@ impl Pipeline {
     }
 
     /// Runs one call of `tool` by `agent` with `arguments` through every
-    /// step and records exactly one ledger entry for it.
+    /// step, records exactly one ledger entry for it and logs it (without
+    /// its arguments or output: [`super::call_log`]).
     pub async fn call(
         &self,
         agent: &str,
@@ -240,7 +238,7 @@ impl Pipeline {
         arguments: Value,
         approver: &impl Approver,
     ) -> CallReply {
-        match self.admit(agent, tool, &arguments, approver).await {
+        let reply = match self.admit(agent, tool, &arguments, approver).await {
             Err(mut early) => {
                 redact_refusal(
                     &self.redactor,
@@ -267,7 +265,9 @@ impl Pipeline {
                 }
             }
             Ok((entry, approval)) => self.run(agent, &entry, arguments, approval).await,
-        }
+        };
+        super::call_log::log_call(agent, tool, &reply);
+        reply
     }
 
     /// The checks before the sandbox; returns the tool and any approval.

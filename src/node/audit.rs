@@ -344,8 +344,7 @@ impl Auditor {
         }
         let due = {
             let last = lock(&self.inner.last_checkpoint);
-            self.inner.policy.every_entries > 0
-                && size >= last.0 + self.inner.policy.every_entries
+            self.inner.policy.every_entries > 0 && size >= last.0 + self.inner.policy.every_entries
         };
         if due && self.inner.key.is_some() {
             if let Err(e) = self.checkpoint() {
@@ -471,11 +470,8 @@ mod tests {
             .find("Kinds written by the node:")
             .expect("the doc lists the node's kinds");
         let end = start + doc[start..].find(". ").expect("end of the list");
-        let listed: std::collections::BTreeSet<&str> = doc[start..end]
-            .split('`')
-            .skip(1)
-            .step_by(2)
-            .collect();
+        let listed: std::collections::BTreeSet<&str> =
+            doc[start..end].split('`').skip(1).step_by(2).collect();
         let ours: std::collections::BTreeSet<&str> =
             EventKind::NODE_KINDS.iter().map(|k| k.as_str()).collect();
         assert_eq!(listed, ours, "docs/ledger-format.md and EventKind disagree");

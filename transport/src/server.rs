@@ -15,8 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::LinkError;
 use crate::link::{
-    admit, serving_endpoint, AcceptPaths, Link, LinkConfig, LinkIdentity, CLOSE_DONE,
-    CLOSE_REFUSED,
+    admit, serving_endpoint, AcceptPaths, Link, LinkConfig, LinkIdentity, CLOSE_DONE, CLOSE_REFUSED,
 };
 use crate::load::{must_validate, RecentRefusals};
 use crate::message::{LinkMessage, TunnelRefusalCode};
