@@ -28,9 +28,10 @@ use crate::control::protocol::{
     EntryView, Event, ExternalEvent, Reply, Request, TrustRequest, MAX_LINE_BYTES,
 };
 use crate::control::{client, ControlError};
+use crate::gatekeeper::history::VersionCheck;
 use crate::gatekeeper::record::AuditRecord;
 use crate::gatekeeper::store::PackageStore;
-use crate::gatekeeper::{Decision, Occasion, Refusal, Refused};
+use crate::gatekeeper::{AdmitOptions, Decision, Occasion, Refusal, Refused};
 use crate::mcp::CatalogTool;
 use crate::node::audit::{AuditEvent, Auditor, EventKind, Verdict};
 use crate::node::config::Config;
@@ -217,7 +218,14 @@ impl Admin {
                 len,
                 package_b64,
                 allow_findings,
-            } => self.install(&source, len, &package_b64, &allow_findings),
+                allow_downgrade,
+            } => {
+                let options = AdmitOptions {
+                    allowed_findings: &allow_findings,
+                    allow_downgrade,
+                };
+                self.install(&source, len, &package_b64, &options)
+            }
             Request::Trust(change) => self.trust(change),
             Request::TrustList => Ok(Reply::TrustStore {
                 store: json_value(&file::load(&self.home.trust_path())?)?,
@@ -419,7 +427,7 @@ impl Admin {
         source: &str,
         len: u64,
         package_b64: &str,
-        allow_findings: &[String],
+        options: &AdmitOptions<'_>,
     ) -> anyhow::Result<Reply> {
         let _changing = self.lock_changes();
         let max = self.config.packages.max_package_bytes;
@@ -442,21 +450,30 @@ impl Admin {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(package_b64)
                 .context("the package bytes are not base64")?;
-            (store.decide(&trust, max, &bytes, allow_findings), bytes)
+            (store.decide(&trust, max, &bytes, options), bytes)
         };
         // Recorded before it is acted on: a decision that cannot be
         // recorded does not take effect.
         self.record(&decision.audit_record(Occasion::Install, source))?;
         if let Decision::Admitted(a) = &decision {
-            store.store_admitted(&bytes, a, now())?;
-            if let Some(live) = &self.live {
+            let changed = store.store_admitted(&bytes, a, now())?;
+            if let (true, Some(live)) = (changed, &self.live) {
                 live.tools_changed()?;
             }
         }
         Ok(match decision {
             Decision::Admitted(a) => {
+                let how = match &a.version_check {
+                    VersionCheck::AlreadyAdmitted => {
+                        " (already admitted and current; nothing changed)".to_string()
+                    }
+                    VersionCheck::Downgrade { from } => {
+                        format!(" (downgrade from {from}, allowed with --allow-downgrade)")
+                    }
+                    _ => String::new(),
+                };
                 let mut lines = vec![format!(
-                    "admitted {} {} (hash {}, publisher {})",
+                    "admitted {} {} (hash {}, publisher {}){how}",
                     a.package.name, a.package.version, a.package.hash, a.package.publisher
                 )];
                 for t in &a.manifest.tools {
@@ -704,7 +721,11 @@ const INSTALL_CARRY_BYTES: u64 = (MAX_LINE_BYTES as u64 / 4) * 3 - (1 << 20);
 /// Reads a package file for [`Request::Install`]: its bytes as base64
 /// unless it is larger than a control message can carry (the gatekeeper
 /// then refuses it by its length alone).
-pub fn install_request(file: &Path, allow_findings: Vec<String>) -> anyhow::Result<Request> {
+pub fn install_request(
+    file: &Path,
+    allow_findings: Vec<String>,
+    allow_downgrade: bool,
+) -> anyhow::Result<Request> {
     let source = file.display().to_string();
     let len = std::fs::metadata(file)
         .with_context(|| format!("cannot read {source}"))?
@@ -720,5 +741,6 @@ pub fn install_request(file: &Path, allow_findings: Vec<String>) -> anyhow::Resu
         len,
         package_b64,
         allow_findings,
+        allow_downgrade,
     })
 }

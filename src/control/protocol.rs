@@ -100,12 +100,16 @@ pub enum Request {
     AuditErase { index: u64, reason: String },
     /// Offer a package to the gatekeeper: its file name, length and bytes
     /// (base64; empty when the file is too large to carry, which the
-    /// gatekeeper refuses by its length).
+    /// gatekeeper refuses by its length), the poisoning findings to admit
+    /// anyway, and whether a version lower than the highest ever admitted
+    /// may be admitted (`--allow-downgrade`).
     Install {
         source: String,
         len: u64,
         package_b64: String,
         allow_findings: Vec<String>,
+        #[serde(default)]
+        allow_downgrade: bool,
     },
     /// Change the trust store.
     Trust(TrustRequest),

@@ -8,8 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::history::VersionCheck;
 use super::history::{AdmissionHistory, AdmittedRecord, HISTORY_VERSION};
-use super::{Admitted, Decision, Gatekeeper};
+use super::{AdmitOptions, Admitted, Decision, Gatekeeper};
 use crate::node::home::Home;
 use crate::trust::file::write_atomic;
 use crate::trust::TrustStore;
@@ -96,25 +97,37 @@ impl PackageStore {
         trust: &TrustStore,
         max_package_bytes: u64,
         bytes: &[u8],
-        allowed_findings: &[String],
+        options: &AdmitOptions<'_>,
     ) -> Decision {
         Gatekeeper {
             trust,
             history: &self.history,
             max_package_bytes,
         }
-        .admit(bytes, allowed_findings)
+        .admit(bytes, options)
     }
 
     /// Stores an admitted package as `<hash>.vpkg`, records the admission
     /// in the history (making it the current version of its name) and
-    /// removes the file of the version it supersedes.
+    /// removes the file of the version it supersedes. The new file is
+    /// written and the history saved before anything is removed, and the
+    /// file of the version that is current afterwards is never removed. A
+    /// package already current ([`VersionCheck::AlreadyAdmitted`]) changes
+    /// nothing. Returns whether anything changed.
     pub fn store_admitted(
         &mut self,
         bytes: &[u8],
         admitted: &Admitted,
         now: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        if admitted.version_check == VersionCheck::AlreadyAdmitted
+            && self
+                .history
+                .current(&admitted.package.name)
+                .is_some_and(|r| r.hash == admitted.package.hash)
+        {
+            return Ok(false);
+        }
         crate::node::home::create_private_dir(&self.dir).map_err(|e| StoreError::Invalid {
             path: self.dir.clone(),
             message: e.to_string(),
@@ -144,9 +157,11 @@ impl PackageStore {
         for hash in superseded {
             // The history keeps the superseded version; its file is no
             // longer needed. A leftover file is harmless.
-            let _ = std::fs::remove_file(self.package_path(&hash));
+            if hash != admitted.package.hash {
+                let _ = std::fs::remove_file(self.package_path(&hash));
+            }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Re-verifies every current stored package (the check at node start).
