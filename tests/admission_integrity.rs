@@ -8,14 +8,17 @@
 //! node applies installs and uninstalls at once.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
 /// The echo tool (WASI p2): returns `{"echo": ARGUMENTS}`.
 const ECHO: &[u8] = include_bytes!("../src/cli/demo/wasm/v1/echo.wasm");
+/// Another tool, whose output is not echo's.
+const LOOKUP: &[u8] = include_bytes!("../src/cli/demo/wasm/v1/lookup.wasm");
 
 struct Node {
     dir: tempfile::TempDir,
@@ -169,6 +172,49 @@ impl Node {
     }
 }
 
+/// `vigil serve` on the node's home; killed on drop.
+struct Serve {
+    child: Child,
+}
+
+impl Serve {
+    fn start(node: &Node) -> Self {
+        let mut child = node
+            .vigil()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn vigil serve");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        loop {
+            let line = lines
+                .next()
+                .expect("vigil serve ended before it was ready")
+                .expect("read stdout");
+            if line.contains("serving MCP on") {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Self { child }
+    }
+
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "vigil serve exited with {status}");
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).to_string()
 }
@@ -291,4 +337,128 @@ fn reinstalling_the_current_version_changes_nothing_stored() {
         .is_some_and(|r| r.contains("already admitted")));
     assert_eq!(node.snapshot(), files, "no stored file was written");
     assert_eq!(node.call_echo("same")["echo"]["text"], "same");
+}
+
+#[test]
+fn uninstall_withdraws_the_tools_and_keeps_the_history() {
+    let node = Node::new();
+    let (old, new) = two_versions(&node);
+
+    let before = node.ledger().len();
+    let out = node.run(&["uninstall", "acme/not-there"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("never admitted"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        node.ledger().len(),
+        before,
+        "nothing was removed, nothing recorded"
+    );
+
+    let out = node.ok(&["uninstall", "acme/echo", "--reason", "retired", "--json"]);
+    let reply: Value = serde_json::from_slice(&out.stdout).expect("uninstall JSON");
+    assert_eq!(reply["package"], "acme/echo@9.9.9", "{reply}");
+    assert_eq!(reply["tools"], json!(["echo"]), "{reply}");
+    let entries = node.new_entries(before);
+    let e = one_entry(&entries, "package.removed", "record");
+    assert_eq!(e["index"], reply["recorded"], "{e}");
+    assert_eq!(e["subject"], "acme/echo@9.9.9", "{e}");
+    assert_eq!(details(e)["reason"], "retired", "{e}");
+
+    assert!(node.tools().is_empty());
+    assert!(node.stored().is_empty(), "{:?}", node.stored());
+    let out = node.run(&["call", "echo", "--args", r#"{"text":"gone"}"#]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("no admitted package provides tool `echo`"));
+    let out = node.run(&["uninstall", "acme/echo"]);
+    assert!(
+        text(&out.stderr).contains("uninstalled before"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The history remembers 9.9.9: the older version is still a rollback.
+    let before = node.ledger().len();
+    let out = node.install(&old, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("rollback") && text(&out.stderr).contains("9.9.9"));
+    let entries = node.new_entries(before);
+    assert_eq!(
+        details(one_entry(&entries, "package.refused", "deny"))["code"],
+        "rollback"
+    );
+    assert!(node.tools().is_empty());
+
+    // The highest version may come back.
+    node.ok(&["install", &new.display().to_string()]);
+    assert_eq!(versions(&node.tools()), ["acme/echo@9.9.9"]);
+    assert_eq!(node.call_echo("back")["echo"]["text"], "back");
+}
+
+#[test]
+fn a_running_node_installs_and_uninstalls_at_once() {
+    let node = Node::new();
+    let serve = Serve::start(&node);
+    // While the node runs, a command cannot open the ledger itself: every
+    // command below is answered by the node over its control socket.
+    let old = node.build("1.0.0");
+    node.ok(&["install", &old.display().to_string()]);
+    assert_eq!(node.call_echo("live")["echo"]["text"], "live");
+
+    let new = node.build("9.9.9");
+    node.ok(&["install", &new.display().to_string()]);
+    assert_eq!(versions(&node.tools()), ["acme/echo@9.9.9"]);
+    let before = node.ledger().len();
+    let out = node.install(&old, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("rollback"));
+    assert_eq!(node.new_entries(before).len(), 1);
+    assert_eq!(node.call_echo("newest")["echo"]["text"], "newest");
+
+    node.ok(&["uninstall", "acme/echo", "--reason", "withdrawn live"]);
+    let out = node.run(&["call", "echo", "--args", r#"{"text":"gone"}"#]);
+    assert!(!out.status.success(), "the node no longer serves echo");
+    assert!(text(&out.stderr).contains("no admitted package provides tool `echo`"));
+
+    node.ok(&["install", &new.display().to_string()]);
+    assert_eq!(node.call_echo("again")["echo"]["text"], "again");
+    serve.stop();
+
+    // The same state after a restart, with nothing refused.
+    let serve = Serve::start(&node);
+    assert_eq!(versions(&node.tools()), ["acme/echo@9.9.9"]);
+    serve.stop();
+}
+
+#[test]
+fn a_stored_package_changed_on_disk_never_runs() {
+    let node = Node::new();
+    let pkg = node.build("1.0.0");
+    node.ok(&["install", &pkg.display().to_string()]);
+    let stored = node
+        .home()
+        .join("packages")
+        .join(format!("{}.vpkg", hash_of(&node, &pkg)));
+    // A validly signed package of the same name and version, other module.
+    let swapped = node.build_module("swapped", "1.0.0", LOOKUP);
+
+    let serve = Serve::start(&node);
+    std::fs::copy(&swapped, &stored).expect("swap the stored module");
+    // The node keeps running the bytes it verified when it loaded them.
+    assert_eq!(node.call_echo("original")["echo"]["text"], "original");
+    serve.stop();
+
+    // At restart the changed copy is refused, recorded, and not served.
+    let before = node.ledger().len();
+    let serve = Serve::start(&node);
+    let entries = node.new_entries(before);
+    let e = one_entry(&entries, "package.refused", "deny");
+    assert_eq!(details(e)["code"], "stored-copy-changed", "{e}");
+    let out = node.run(&["call", "echo", "--args", r#"{"text":"x"}"#]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("no admitted package provides tool `echo`"));
+    serve.stop();
 }

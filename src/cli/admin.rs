@@ -29,7 +29,7 @@ use crate::control::protocol::{
 };
 use crate::control::{client, ControlError};
 use crate::gatekeeper::history::VersionCheck;
-use crate::gatekeeper::record::AuditRecord;
+use crate::gatekeeper::record::{self, AuditRecord};
 use crate::gatekeeper::store::PackageStore;
 use crate::gatekeeper::{AdmitOptions, Decision, Occasion, Refusal, Refused};
 use crate::mcp::CatalogTool;
@@ -83,9 +83,11 @@ fn key_use(request: &Request) -> KeyUse {
         | Request::AuditExport { .. }
         | Request::AuditProve { .. }
         | Request::AuditErase { .. } => KeyUse::Required,
-        Request::Install { .. } | Request::Trust(_) | Request::Tools | Request::Call { .. } => {
-            KeyUse::Optional
-        }
+        Request::Install { .. }
+        | Request::Uninstall { .. }
+        | Request::Trust(_)
+        | Request::Tools
+        | Request::Call { .. } => KeyUse::Optional,
         Request::AuditEntries { .. }
         | Request::AuditSize
         | Request::AuditVerify { .. }
@@ -226,6 +228,7 @@ impl Admin {
                 };
                 self.install(&source, len, &package_b64, &options)
             }
+            Request::Uninstall { name, reason } => self.uninstall(&name, &reason),
             Request::Trust(change) => self.trust(change),
             Request::TrustList => Ok(Reply::TrustStore {
                 store: json_value(&file::load(&self.home.trust_path())?)?,
@@ -500,6 +503,41 @@ impl Admin {
                 reason: Some(r.reason.to_string()),
                 lines: vec![format!("refused {source}: {}", r.reason)],
             },
+        })
+    }
+
+    /// Withdraws the current version of `name`: recorded first (a removal
+    /// that cannot be recorded is not made), then no longer current in the
+    /// history (which keeps it), then no longer served.
+    fn uninstall(&self, name: &str, reason: &str) -> anyhow::Result<Reply> {
+        let _changing = self.lock_changes();
+        let mut store = PackageStore::open(&self.home)?;
+        let Some(current) = store.history().current(name).cloned() else {
+            let hint = if store.history().admitted.iter().any(|r| r.name == name) {
+                "it was uninstalled before"
+            } else {
+                "this node never admitted it"
+            };
+            bail!("no version of `{name}` is installed ({hint}; see `vigil tools`)");
+        };
+        // The tools as the stored copy declares them, when it still reads.
+        let tools: Vec<String> = std::fs::read(store.package_path(&current.hash))
+            .ok()
+            .and_then(|bytes| {
+                let file = PackageFile::parse(&bytes, u64::MAX).ok()?;
+                let manifest = crate::package::Manifest::parse(file.manifest).ok()?;
+                Some(manifest.tools.into_iter().map(|t| t.name).collect())
+            })
+            .unwrap_or_default();
+        let recorded = self.record(&record::removal(&current, &tools, reason))?;
+        store.withdraw(name)?;
+        if let Some(live) = &self.live {
+            live.tools_changed()?;
+        }
+        Ok(Reply::Uninstalled {
+            package: format!("{}@{}", current.name, current.version),
+            tools,
+            recorded,
         })
     }
 

@@ -4,7 +4,9 @@
 //! ([`PackageStore::decide`]) and, once the decision is recorded, stores
 //! what it admitted ([`PackageStore::store_admitted`]); re-verifying every
 //! current package ([`PackageStore::verify_stored`], as the node does at
-//! start) refuses a stored copy that changed.
+//! start) refuses a stored copy that changed. Uninstalling
+//! ([`PackageStore::withdraw`]) makes no version current and keeps the
+//! history.
 
 use std::path::{Path, PathBuf};
 
@@ -162,6 +164,20 @@ impl PackageStore {
             }
         }
         Ok(true)
+    }
+
+    /// Makes no version of `name` current (the history keeps every record,
+    /// so an older version offered later is still judged a rollback) and
+    /// removes its stored file once the history is saved. Record the
+    /// removal first. Returns the record that was current.
+    pub fn withdraw(&mut self, name: &str) -> Result<Option<AdmittedRecord>, StoreError> {
+        let Some(record) = self.history.withdraw(name) else {
+            return Ok(None);
+        };
+        self.save()?;
+        // A leftover file is harmless: nothing current names it.
+        let _ = std::fs::remove_file(self.package_path(&record.hash));
+        Ok(Some(record))
     }
 
     /// Re-verifies every current stored package (the check at node start).
