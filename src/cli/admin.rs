@@ -40,7 +40,7 @@ use crate::package::format::PackageFile;
 use crate::package::manifest::Sensitivity;
 use crate::package::FormatError;
 use crate::policy::{Answer, ApprovalQueue};
-use crate::sandbox::{CallOutcome, CallResult, Sandbox, SandboxConfig, ToolPackage};
+use crate::sandbox::{CallOutcome, CallResult, Sandbox, SandboxConfig};
 use crate::trust::{file, TrustChange, TrustStore};
 
 /// What the running node does when the operator changes its state.
@@ -477,9 +477,12 @@ impl Admin {
                 };
                 let mut lines = vec![format!(
                     "admitted {} {} (hash {}, publisher {}){how}",
-                    a.package.name, a.package.version, a.package.hash, a.package.publisher
+                    a.package().name,
+                    a.package().version,
+                    a.package().hash,
+                    a.package().publisher
                 )];
-                for t in &a.manifest.tools {
+                for t in &a.manifest().tools {
                     lines.push(format!("  tool {} [{}]", t.name, t.sensitivity.as_str()));
                 }
                 for f in &a.allowed_findings {
@@ -487,8 +490,8 @@ impl Admin {
                 }
                 Reply::Installed {
                     admitted: true,
-                    package: a.package.label(),
-                    tools: a.manifest.tools.iter().map(|t| t.name.clone()).collect(),
+                    package: a.package().label(),
+                    tools: a.manifest().tools.iter().map(|t| t.name.clone()).collect(),
                     reason: None,
                     lines,
                 }
@@ -586,13 +589,13 @@ impl Admin {
         for check in &checks {
             match &check.decision {
                 Decision::Admitted(a) => {
-                    for t in &a.manifest.tools {
+                    for t in &a.manifest().tools {
                         rows.push(ToolRow {
                             tool: &t.name,
-                            package: &a.package.name,
-                            version: &a.package.version,
-                            publisher: &a.package.publisher,
-                            hash: &a.package.hash,
+                            package: &a.package().name,
+                            version: &a.package().version,
+                            publisher: &a.package().publisher,
+                            hash: &a.package().hash,
                             sensitivity: t.sensitivity.as_str(),
                             description: &t.description,
                         });
@@ -648,34 +651,29 @@ impl Admin {
                 let max_bytes = self.config.packages.max_package_bytes;
                 let trust = file::load(&self.home.trust_path())?;
                 let store = PackageStore::open(&self.home)?;
-                let (path, admitted) = store
+                let admitted = store
                     .verify_stored(&trust, max_bytes)
                     .into_iter()
                     .find_map(|check| match check.decision {
                         Decision::Admitted(a)
-                            if a.manifest.tools.iter().any(|t| t.name == tool) =>
+                            if a.manifest().tools.iter().any(|t| t.name == tool) =>
                         {
-                            Some((check.path, a))
+                            Some(a)
                         }
                         _ => None,
                     })
                     .ok_or_else(no_tool)?;
-                if let Some(spec) = admitted.manifest.tools.iter().find(|t| t.name == tool) {
+                if let Some(spec) = admitted.manifest().tools.iter().find(|t| t.name == tool) {
                     high(spec.sensitivity)?;
                 }
-                let bytes =
-                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-                let file = PackageFile::parse(&bytes, max_bytes)
-                    .map_err(|e| anyhow!("stored package {} is unreadable: {e}", path.display()))?;
+                // The bytes the gatekeeper just verified, not a second read.
                 let sandbox =
                     Sandbox::new(&SandboxConfig::new(self.home.cache_dir().join("wasm")))?;
-                let loaded = sandbox.load(&ToolPackage {
-                    program: &admitted.package.name,
-                    wasm: file.module,
-                    capabilities: &admitted.manifest.capabilities,
-                    limits: admitted.manifest.limits,
-                })?;
-                (admitted.package.name.clone(), loaded.call(tool, arguments))
+                let loaded = sandbox.load(&admitted.verified)?;
+                (
+                    admitted.package().name.clone(),
+                    loaded.call(tool, arguments),
+                )
             }
         };
         let index = self.record_call(&package, arguments, &outcome)?;

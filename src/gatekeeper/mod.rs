@@ -13,6 +13,7 @@ pub mod names;
 pub mod poisoning;
 pub mod record;
 pub mod store;
+pub mod verified;
 
 use serde_json::json;
 use vigil_crypto::{context, CompositePublicKey};
@@ -22,6 +23,7 @@ use crate::trust::TrustStore;
 use history::{AdmissionHistory, AdmittedRecord, VersionCheck, VersionProblem};
 use poisoning::Finding;
 use record::AuditRecord;
+pub use verified::VerifiedPackage;
 
 use crate::node::audit::{EventKind, Verdict};
 
@@ -137,12 +139,24 @@ impl Refusal {
 /// An admitted package.
 #[derive(Debug, Clone)]
 pub struct Admitted {
-    pub package: PackageSummary,
-    pub manifest: Manifest,
+    /// The verified bytes, manifest and summary: what the sandbox loads.
+    pub verified: VerifiedPackage,
     /// Findings present but allowed by the operator.
     pub allowed_findings: Vec<Finding>,
     /// How the version relates to earlier admissions.
     pub version_check: VersionCheck,
+}
+
+impl Admitted {
+    /// Who the package is.
+    pub fn package(&self) -> &PackageSummary {
+        self.verified.summary()
+    }
+
+    /// Its manifest.
+    pub fn manifest(&self) -> &Manifest {
+        self.verified.manifest()
+    }
 }
 
 /// A refused package.
@@ -180,7 +194,7 @@ impl Decision {
         match self {
             Self::Admitted(a) => AuditRecord {
                 kind: EventKind::PackageAdmitted,
-                subject: a.package.label(),
+                subject: a.package().label(),
                 decision: Verdict::Allow,
                 details: admitted_details(a, occasion, source),
             },
@@ -215,7 +229,7 @@ fn admitted_details(a: &Admitted, occasion: &str, source: &str) -> serde_json::V
         ),
         VersionCheck::AlreadyAdmitted => (
             "all checks passed (already admitted, unchanged)".to_string(),
-            Some(a.package.version.clone()),
+            Some(a.package().version.clone()),
         ),
         VersionCheck::Restored { from } => (
             "all checks passed (the highest version admitted, made current again)".to_string(),
@@ -229,14 +243,14 @@ fn admitted_details(a: &Admitted, occasion: &str, source: &str) -> serde_json::V
     let mut details = json!({
         "occasion": occasion,
         "source": source,
-        "name": a.package.name,
-        "version": a.package.version,
-        "hash": a.package.hash,
-        "publisher": a.package.publisher,
+        "name": a.package().name,
+        "version": a.package().version,
+        "hash": a.package().hash,
+        "publisher": a.package().publisher,
         "allowed_findings": a.allowed_findings.iter().map(|f| &f.id).collect::<Vec<_>>(),
         "reason": reason,
         "from": from,
-        "to": a.package.version,
+        "to": a.package().version,
     });
     if matches!(a.version_check, VersionCheck::Downgrade { .. }) {
         details["downgrade"] = json!(true);
@@ -332,8 +346,7 @@ impl Gatekeeper<'_> {
             };
         match check_findings(&v.manifest, options.allowed_findings) {
             Ok(allowed) => Decision::Admitted(Box::new(Admitted {
-                package: v.summary,
-                manifest: v.manifest,
+                verified: VerifiedPackage::new(v.summary, v.manifest, v.file.module),
                 allowed_findings: allowed,
                 version_check,
             })),
@@ -393,8 +406,7 @@ impl Gatekeeper<'_> {
         }
         match check_findings(&v.manifest, &record.allowed_findings) {
             Ok(allowed) => Decision::Admitted(Box::new(Admitted {
-                package: v.summary,
-                manifest: v.manifest,
+                verified: VerifiedPackage::new(v.summary, v.manifest, v.file.module),
                 allowed_findings: allowed,
                 version_check: VersionCheck::AlreadyAdmitted,
             })),

@@ -125,8 +125,8 @@ impl PackageStore {
         if admitted.version_check == VersionCheck::AlreadyAdmitted
             && self
                 .history
-                .current(&admitted.package.name)
-                .is_some_and(|r| r.hash == admitted.package.hash)
+                .current(&admitted.package().name)
+                .is_some_and(|r| r.hash == admitted.package().hash)
         {
             return Ok(false);
         }
@@ -134,19 +134,19 @@ impl PackageStore {
             path: self.dir.clone(),
             message: e.to_string(),
         })?;
-        let path = self.package_path(&admitted.package.hash);
+        let path = self.package_path(&admitted.package().hash);
         write_atomic(&path, bytes).map_err(io_err(&path))?;
         let superseded: Vec<String> = self
             .history
             .current_records()
-            .filter(|r| r.name == admitted.package.name && r.hash != admitted.package.hash)
+            .filter(|r| r.name == admitted.package().name && r.hash != admitted.package().hash)
             .map(|r| r.hash.clone())
             .collect();
         self.history.record(AdmittedRecord {
-            name: admitted.package.name.clone(),
-            version: admitted.package.version.clone(),
-            hash: admitted.package.hash.clone(),
-            publisher: admitted.package.publisher.clone(),
+            name: admitted.package().name.clone(),
+            version: admitted.package().version.clone(),
+            hash: admitted.package().hash.clone(),
+            publisher: admitted.package().publisher.clone(),
             admitted_at: now,
             allowed_findings: admitted
                 .allowed_findings
@@ -159,7 +159,7 @@ impl PackageStore {
         for hash in superseded {
             // The history keeps the superseded version; its file is no
             // longer needed. A leftover file is harmless.
-            if hash != admitted.package.hash {
+            if hash != admitted.package().hash {
                 let _ = std::fs::remove_file(self.package_path(&hash));
             }
         }
