@@ -337,6 +337,17 @@ fn reinstalling_the_current_version_changes_nothing_stored() {
         .is_some_and(|r| r.contains("already admitted")));
     assert_eq!(node.snapshot(), files, "no stored file was written");
     assert_eq!(node.call_echo("same")["echo"]["text"], "same");
+
+    // A stored copy damaged on disk is repaired by offering the package again.
+    let stored = node
+        .home()
+        .join("packages")
+        .join(format!("{}.vpkg", hash_of(&node, &new)));
+    std::fs::write(&stored, b"damaged").expect("damage the stored copy");
+    assert!(!node.run(&["tools"]).status.success());
+    node.ok(&["install", &new.display().to_string()]);
+    assert_eq!(versions(&node.tools()), ["acme/echo@9.9.9"]);
+    assert_eq!(node.call_echo("repaired")["echo"]["text"], "repaired");
 }
 
 #[test]

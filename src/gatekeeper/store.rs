@@ -115,7 +115,8 @@ impl PackageStore {
     /// written and the history saved before anything is removed, and the
     /// file of the version that is current afterwards is never removed. A
     /// package already current ([`VersionCheck::AlreadyAdmitted`]) changes
-    /// nothing. Returns whether anything changed.
+    /// nothing (unless its stored copy is missing or changed, which the
+    /// offered bytes then replace). Returns whether anything changed.
     pub fn store_admitted(
         &mut self,
         bytes: &[u8],
@@ -128,7 +129,14 @@ impl PackageStore {
                 .current(&admitted.package().name)
                 .is_some_and(|r| r.hash == admitted.package().hash)
         {
-            return Ok(false);
+            // Nothing changes unless the stored copy went missing or was
+            // changed on disk: then the verified bytes offered repair it.
+            let path = self.package_path(&admitted.package().hash);
+            if std::fs::read(&path).is_ok_and(|stored| stored == bytes) {
+                return Ok(false);
+            }
+            write_atomic(&path, bytes).map_err(io_err(&path))?;
+            return Ok(true);
         }
         crate::node::home::create_private_dir(&self.dir).map_err(|e| StoreError::Invalid {
             path: self.dir.clone(),
