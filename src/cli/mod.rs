@@ -29,6 +29,7 @@ mod sign;
 mod tools;
 mod trust;
 mod tunnel;
+mod uninstall;
 
 /// vigil: signed tools, a capability sandbox and a tamper-evident audit ledger
 /// for AI agents.
@@ -67,6 +68,8 @@ pub enum Command {
     Trust(trust::TrustCommand),
     /// Offer a package to the gatekeeper; store it if admitted
     Install(install::InstallArgs),
+    /// Withdraw an admitted package (recorded); its tools stop being served
+    Uninstall(uninstall::UninstallArgs),
     /// List the tools of admitted packages (re-verifying stored packages)
     Tools(tools::ToolsArgs),
     /// Run one tool of an admitted package in the sandbox; print the result and capability report
@@ -149,6 +152,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Package(cmd) => package::run(cmd),
         Command::Trust(cmd) => trust::run(&home, cmd),
         Command::Install(args) => install::run(&home, args),
+        Command::Uninstall(args) => uninstall::run(&home, args),
         Command::Tools(args) => tools::run(&home, args),
         Command::Call(args) => call::run(&home, args),
         Command::Mcp(args) => mcp::run(&home, args),
