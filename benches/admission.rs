@@ -25,7 +25,7 @@ fn time_admission(path: &Path, gatekeeper: &Gatekeeper<'_>, runs: usize) -> Dura
     for _ in 0..runs {
         let start = Instant::now();
         let bytes = std::fs::read(path).expect("read package");
-        let decision = gatekeeper.admit(&bytes, &[]);
+        let decision = gatekeeper.admit(&bytes, &Default::default());
         times.push(start.elapsed());
         assert!(matches!(decision, Decision::Admitted(_)), "{decision:?}");
     }

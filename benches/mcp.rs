@@ -17,6 +17,8 @@
 
 #[path = "../tests/mcp_support/mod.rs"]
 mod mcp_support;
+#[path = "../tests/signed_support/mod.rs"]
+mod signed;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -36,7 +38,7 @@ use vigil::node::config::Config;
 use vigil::node::home::Home;
 use vigil::policy::ApprovalQueue;
 use vigil::sandbox::capabilities::{Capabilities, Limits};
-use vigil::sandbox::{Sandbox, SandboxConfig, ToolPackage};
+use vigil::sandbox::{Sandbox, SandboxConfig};
 
 /// How long and at which concurrency each point runs.
 #[derive(Clone)]
@@ -150,17 +152,8 @@ fn direct(clients: usize, per_point: Duration) -> Figures {
     let dir = tempfile::tempdir().expect("tempdir");
     let sandbox = Sandbox::new(&SandboxConfig::new(dir.path().join("cache"))).expect("sandbox");
     let wasm = std::fs::read(mcp_support::echo_wasm()).expect("echo.wasm");
-    let caps = Capabilities::default();
-    let tool = Arc::new(
-        sandbox
-            .load(&ToolPackage {
-                program: "echo",
-                wasm: &wasm,
-                capabilities: &caps,
-                limits: Limits::default(),
-            })
-            .expect("load echo"),
-    );
+    let package = signed::verified("echo", &wasm, &Capabilities::default(), Limits::default());
+    let tool = Arc::new(sandbox.load(&package).expect("load echo"));
     let value = serde_json::Value::Object(args());
     for _ in 0..20 {
         let _ = tool.call("echo", &value);

@@ -3,6 +3,8 @@
 //! bare wasmtime floor (same engine, same component, plain WASI with only
 //! stdin/stdout, no capability setup or guard) and a native process spawn of
 //! the same echo program, all measured in the same run. Prints figures.
+//! vigil's side loads echo as the node does: a signed package admitted by
+//! the gatekeeper (signed and admitted in memory before timing starts).
 //!
 //! Run: `bash tools/build.sh && cargo bench --bench sandbox`
 
@@ -13,13 +15,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use vigil::sandbox::capabilities::{Capabilities, Limits};
-use vigil::sandbox::{LoadedTool, Sandbox, SandboxConfig, ToolPackage};
+use vigil::sandbox::{LoadedTool, Sandbox, SandboxConfig};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::p2::{IoView, WasiCtx, WasiCtxBuilder, WasiView};
 use wasmtime_wasi::I32Exit;
+
+#[path = "../tests/signed_support/mod.rs"]
+mod signed;
 
 const WARM_CALLS: usize = 2000;
 const SPAWNS: usize = 200;
@@ -161,13 +166,7 @@ fn main() {
     });
     let cache = tempfile::tempdir().expect("tempdir");
     let config = SandboxConfig::new(cache.path().join("compiled"));
-    let caps = Capabilities::default();
-    let package = ToolPackage {
-        program: "echo",
-        wasm: &wasm,
-        capabilities: &caps,
-        limits: Limits::default(),
-    };
+    let package = signed::verified("echo", &wasm, &Capabilities::default(), Limits::default());
 
     // Fill the cache, then "restart": the cold call is the first after start.
     drop(

@@ -566,3 +566,86 @@ impl Serve {
         }
     }
 }
+
+/// `vigil --home HOME`.
+fn vigil_at(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.env_remove("VIGIL_HOME").arg("--home").arg(home);
+    cmd
+}
+
+/// Starts `vigil serve` on `home` and waits for a stdout line containing
+/// `ready`; returns the process and that line.
+fn serve_home(home: &Path, ready: &str) -> (Child, String) {
+    let mut child = vigil_at(home)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn vigil serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let line = loop {
+        let line = lines
+            .next()
+            .expect("vigil serve ended before it was ready")
+            .expect("read");
+        if line.contains(ready) {
+            break line;
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, line)
+}
+
+#[test]
+fn the_dialling_node_records_the_links_its_peer_refuses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for home in [&a, &b] {
+        vigil_at(home).arg("init").assert_ok();
+    }
+    // A accepts links but does not trust B; B keeps a tunnel to A.
+    std::fs::write(a.join("vigil.toml"), "[links]\nlisten = \"127.0.0.1:0\"\n").expect("config a");
+    let (mut node_a, line) = serve_home(&a, "accepting post-quantum links on");
+    let link = line.split_whitespace().last().expect("address").to_string();
+    std::fs::write(
+        b.join("vigil.toml"),
+        format!(
+            "[[tunnels]]\npeer = \"{link}\"\npeer_key = \"{}\"\nlisten = \"127.0.0.1:0\"\ntarget = \"127.0.0.1:9\"\n",
+            a.join("node.pub").display()
+        ),
+    )
+    .expect("config b");
+    let (mut node_b, _) = serve_home(&b, "vigil tunnel: listening on");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        let out = vigil_at(&b)
+            .args(["audit", "tail", "-n", "100", "--json"])
+            .assert_ok();
+        let found = stdout(&out)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|e| e["kind"] == "link.refused" && e["details"]["side"] == "dialler");
+        if let Some(e) = found {
+            break e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no dialler-side link.refused entry on B"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(refused["decision"], "deny");
+    assert!(
+        refused["details"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("refused")),
+        "{refused}"
+    );
+    for node in [&mut node_a, &mut node_b] {
+        let _ = Command::new("kill")
+            .args(["-TERM", &node.id().to_string()])
+            .status();
+        let _ = node.wait();
+    }
+}

@@ -76,12 +76,7 @@ fn p1_module_importing_poll_oneoff() -> Vec<u8> {
 fn a_preview1_module_that_can_wait_on_clocks_is_refused() {
     let sandbox = shared_sandbox();
     let wasm = p1_module_importing_poll_oneoff();
-    let package = vigil::sandbox::ToolPackage {
-        program: "sleepy",
-        wasm: &wasm,
-        capabilities: &Capabilities::default(),
-        limits: Limits::default(),
-    };
+    let package = signed::verified("sleepy", &wasm, &Capabilities::default(), Limits::default());
     let err = sandbox.load(&package).err().expect("refused");
     let text = err.to_string();
     assert!(

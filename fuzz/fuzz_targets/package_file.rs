@@ -18,5 +18,5 @@ fuzz_target!(|data: &[u8]| {
         max_package_bytes: 1 << 24,
     };
     // The trust store is empty: nothing may ever be admitted.
-    assert!(matches!(gatekeeper.admit(data, &[]), Decision::Refused(_)));
+    assert!(matches!(gatekeeper.admit(data, &Default::default()), Decision::Refused(_)));
 });

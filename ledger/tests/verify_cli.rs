@@ -203,3 +203,64 @@ fn proof_for_another_index_fails_with_exit_1() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("entry 13"), "{err}");
 }
+
+/// `--json`: one object on stdout for each outcome, exit codes unchanged,
+/// nothing on stderr.
+#[test]
+fn json_output_for_valid_invalid_and_unverifiable_inputs() {
+    let f = fixture();
+    let json = |args: &[&Path]| {
+        let mut all = args.to_vec();
+        all.push(Path::new("--json"));
+        let (code, out, err) = run(&all);
+        assert!(err.is_empty(), "JSON mode writes nothing on stderr: {err}");
+        let value: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+        (code, value)
+    };
+    let (code, v) = json(&[&f.bundle, Path::new("--key"), &f.key]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["bundle"]["entries"], 31, "{v}");
+    assert_eq!(v["bundle"]["checkpoints"], 3, "{v}");
+    assert_eq!(v["bundle"]["origin"], "cli.example/ledger");
+    assert_eq!(v["bundle"]["erasures"], 1, "{v}");
+
+    let (code, v) = json(&[Path::new("--proof"), &f.proof, Path::new("--key"), &f.key]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["proof"]["index"], 12, "{v}");
+    assert_eq!(v["proof"]["subject"], "tool:12", "{v}");
+    assert_eq!(v["checkpoint"]["size"], 31, "{v}");
+
+    // A forged checkpoint inside a proof: a verification failure (1).
+    let proof = std::fs::read_to_string(&f.proof).unwrap();
+    let forged = f.root.join("forged.tlog-proof");
+    std::fs::write(
+        &forged,
+        proof.replacen("cli.example/ledger\n31\n", "cli.example/ledger\n32\n", 1),
+    )
+    .unwrap();
+    let (code, v) = json(&[Path::new("--proof"), &forged, Path::new("--key"), &f.key]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["failure"]["location"], "checkpoint", "{v}");
+    assert!(v["failure"]["reason"].is_string(), "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("INVALID")),
+        "{v}"
+    );
+
+    // Nothing to verify (2): a missing bundle, an unusable key.
+    let (code, v) = json(&[&f.root.join("absent.bundle"), Path::new("--key"), &f.key]);
+    assert_eq!(code, 2, "{v}");
+    assert_eq!(v["valid"], false);
+    assert!(v["error"].is_string() && v.get("failure").is_none(), "{v}");
+    let (code, v) = json(&[&f.bundle, Path::new("--key"), &f.root.join("absent.pub")]);
+    assert_eq!(code, 2, "{v}");
+    assert!(
+        v["error"].as_str().is_some_and(|e| e.contains("key")),
+        "{v}"
+    );
+}

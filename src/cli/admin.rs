@@ -28,9 +28,10 @@ use crate::control::protocol::{
     EntryView, Event, ExternalEvent, Reply, Request, TrustRequest, MAX_LINE_BYTES,
 };
 use crate::control::{client, ControlError};
-use crate::gatekeeper::record::AuditRecord;
+use crate::gatekeeper::history::VersionCheck;
+use crate::gatekeeper::record::{self, AuditRecord};
 use crate::gatekeeper::store::PackageStore;
-use crate::gatekeeper::{Decision, Occasion, Refusal, Refused};
+use crate::gatekeeper::{AdmitOptions, Decision, Occasion, Refusal, Refused};
 use crate::mcp::CatalogTool;
 use crate::node::audit::{AuditEvent, Auditor, EventKind, Verdict};
 use crate::node::config::Config;
@@ -39,7 +40,7 @@ use crate::package::format::PackageFile;
 use crate::package::manifest::Sensitivity;
 use crate::package::FormatError;
 use crate::policy::{Answer, ApprovalQueue};
-use crate::sandbox::{CallOutcome, CallResult, Sandbox, SandboxConfig, ToolPackage};
+use crate::sandbox::{CallOutcome, CallResult, Sandbox, SandboxConfig};
 use crate::trust::{file, TrustChange, TrustStore};
 
 /// What the running node does when the operator changes its state.
@@ -82,9 +83,11 @@ fn key_use(request: &Request) -> KeyUse {
         | Request::AuditExport { .. }
         | Request::AuditProve { .. }
         | Request::AuditErase { .. } => KeyUse::Required,
-        Request::Install { .. } | Request::Trust(_) | Request::Tools | Request::Call { .. } => {
-            KeyUse::Optional
-        }
+        Request::Install { .. }
+        | Request::Uninstall { .. }
+        | Request::Trust(_)
+        | Request::Tools
+        | Request::Call { .. } => KeyUse::Optional,
         Request::AuditEntries { .. }
         | Request::AuditSize
         | Request::AuditVerify { .. }
@@ -217,7 +220,15 @@ impl Admin {
                 len,
                 package_b64,
                 allow_findings,
-            } => self.install(&source, len, &package_b64, &allow_findings),
+                allow_downgrade,
+            } => {
+                let options = AdmitOptions {
+                    allowed_findings: &allow_findings,
+                    allow_downgrade,
+                };
+                self.install(&source, len, &package_b64, &options)
+            }
+            Request::Uninstall { name, reason } => self.uninstall(&name, &reason),
             Request::Trust(change) => self.trust(change),
             Request::TrustList => Ok(Reply::TrustStore {
                 store: json_value(&file::load(&self.home.trust_path())?)?,
@@ -419,7 +430,7 @@ impl Admin {
         source: &str,
         len: u64,
         package_b64: &str,
-        allow_findings: &[String],
+        options: &AdmitOptions<'_>,
     ) -> anyhow::Result<Reply> {
         let _changing = self.lock_changes();
         let max = self.config.packages.max_package_bytes;
@@ -442,24 +453,36 @@ impl Admin {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(package_b64)
                 .context("the package bytes are not base64")?;
-            (store.decide(&trust, max, &bytes, allow_findings), bytes)
+            (store.decide(&trust, max, &bytes, options), bytes)
         };
         // Recorded before it is acted on: a decision that cannot be
         // recorded does not take effect.
         self.record(&decision.audit_record(Occasion::Install, source))?;
         if let Decision::Admitted(a) = &decision {
-            store.store_admitted(&bytes, a, now())?;
-            if let Some(live) = &self.live {
+            let changed = store.store_admitted(&bytes, a, now())?;
+            if let (true, Some(live)) = (changed, &self.live) {
                 live.tools_changed()?;
             }
         }
         Ok(match decision {
             Decision::Admitted(a) => {
+                let how = match &a.version_check {
+                    VersionCheck::AlreadyAdmitted => {
+                        " (already admitted and current; nothing changed)".to_string()
+                    }
+                    VersionCheck::Downgrade { from } => {
+                        format!(" (downgrade from {from}, allowed with --allow-downgrade)")
+                    }
+                    _ => String::new(),
+                };
                 let mut lines = vec![format!(
-                    "admitted {} {} (hash {}, publisher {})",
-                    a.package.name, a.package.version, a.package.hash, a.package.publisher
+                    "admitted {} {} (hash {}, publisher {}){how}",
+                    a.package().name,
+                    a.package().version,
+                    a.package().hash,
+                    a.package().publisher
                 )];
-                for t in &a.manifest.tools {
+                for t in &a.manifest().tools {
                     lines.push(format!("  tool {} [{}]", t.name, t.sensitivity.as_str()));
                 }
                 for f in &a.allowed_findings {
@@ -467,8 +490,8 @@ impl Admin {
                 }
                 Reply::Installed {
                     admitted: true,
-                    package: a.package.label(),
-                    tools: a.manifest.tools.iter().map(|t| t.name.clone()).collect(),
+                    package: a.package().label(),
+                    tools: a.manifest().tools.iter().map(|t| t.name.clone()).collect(),
                     reason: None,
                     lines,
                 }
@@ -483,6 +506,41 @@ impl Admin {
                 reason: Some(r.reason.to_string()),
                 lines: vec![format!("refused {source}: {}", r.reason)],
             },
+        })
+    }
+
+    /// Withdraws the current version of `name`: recorded first (a removal
+    /// that cannot be recorded is not made), then no longer current in the
+    /// history (which keeps it), then no longer served.
+    fn uninstall(&self, name: &str, reason: &str) -> anyhow::Result<Reply> {
+        let _changing = self.lock_changes();
+        let mut store = PackageStore::open(&self.home)?;
+        let Some(current) = store.history().current(name).cloned() else {
+            let hint = if store.history().admitted.iter().any(|r| r.name == name) {
+                "it was uninstalled before"
+            } else {
+                "this node never admitted it"
+            };
+            bail!("no version of `{name}` is installed ({hint}; see `vigil tools`)");
+        };
+        // The tools as the stored copy declares them, when it still reads.
+        let tools: Vec<String> = std::fs::read(store.package_path(&current.hash))
+            .ok()
+            .and_then(|bytes| {
+                let file = PackageFile::parse(&bytes, u64::MAX).ok()?;
+                let manifest = crate::package::Manifest::parse(file.manifest).ok()?;
+                Some(manifest.tools.into_iter().map(|t| t.name).collect())
+            })
+            .unwrap_or_default();
+        let recorded = self.record(&record::removal(&current, &tools, reason))?;
+        store.withdraw(name)?;
+        if let Some(live) = &self.live {
+            live.tools_changed()?;
+        }
+        Ok(Reply::Uninstalled {
+            package: format!("{}@{}", current.name, current.version),
+            tools,
+            recorded,
         })
     }
 
@@ -531,13 +589,13 @@ impl Admin {
         for check in &checks {
             match &check.decision {
                 Decision::Admitted(a) => {
-                    for t in &a.manifest.tools {
+                    for t in &a.manifest().tools {
                         rows.push(ToolRow {
                             tool: &t.name,
-                            package: &a.package.name,
-                            version: &a.package.version,
-                            publisher: &a.package.publisher,
-                            hash: &a.package.hash,
+                            package: &a.package().name,
+                            version: &a.package().version,
+                            publisher: &a.package().publisher,
+                            hash: &a.package().hash,
                             sensitivity: t.sensitivity.as_str(),
                             description: &t.description,
                         });
@@ -593,34 +651,29 @@ impl Admin {
                 let max_bytes = self.config.packages.max_package_bytes;
                 let trust = file::load(&self.home.trust_path())?;
                 let store = PackageStore::open(&self.home)?;
-                let (path, admitted) = store
+                let admitted = store
                     .verify_stored(&trust, max_bytes)
                     .into_iter()
                     .find_map(|check| match check.decision {
                         Decision::Admitted(a)
-                            if a.manifest.tools.iter().any(|t| t.name == tool) =>
+                            if a.manifest().tools.iter().any(|t| t.name == tool) =>
                         {
-                            Some((check.path, a))
+                            Some(a)
                         }
                         _ => None,
                     })
                     .ok_or_else(no_tool)?;
-                if let Some(spec) = admitted.manifest.tools.iter().find(|t| t.name == tool) {
+                if let Some(spec) = admitted.manifest().tools.iter().find(|t| t.name == tool) {
                     high(spec.sensitivity)?;
                 }
-                let bytes =
-                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-                let file = PackageFile::parse(&bytes, max_bytes)
-                    .map_err(|e| anyhow!("stored package {} is unreadable: {e}", path.display()))?;
+                // The bytes the gatekeeper just verified, not a second read.
                 let sandbox =
                     Sandbox::new(&SandboxConfig::new(self.home.cache_dir().join("wasm")))?;
-                let loaded = sandbox.load(&ToolPackage {
-                    program: &admitted.package.name,
-                    wasm: file.module,
-                    capabilities: &admitted.manifest.capabilities,
-                    limits: admitted.manifest.limits,
-                })?;
-                (admitted.package.name.clone(), loaded.call(tool, arguments))
+                let loaded = sandbox.load(&admitted.verified)?;
+                (
+                    admitted.package().name.clone(),
+                    loaded.call(tool, arguments),
+                )
             }
         };
         let index = self.record_call(&package, arguments, &outcome)?;
@@ -704,7 +757,11 @@ const INSTALL_CARRY_BYTES: u64 = (MAX_LINE_BYTES as u64 / 4) * 3 - (1 << 20);
 /// Reads a package file for [`Request::Install`]: its bytes as base64
 /// unless it is larger than a control message can carry (the gatekeeper
 /// then refuses it by its length alone).
-pub fn install_request(file: &Path, allow_findings: Vec<String>) -> anyhow::Result<Request> {
+pub fn install_request(
+    file: &Path,
+    allow_findings: Vec<String>,
+    allow_downgrade: bool,
+) -> anyhow::Result<Request> {
     let source = file.display().to_string();
     let len = std::fs::metadata(file)
         .with_context(|| format!("cannot read {source}"))?
@@ -720,5 +777,6 @@ pub fn install_request(file: &Path, allow_findings: Vec<String>) -> anyhow::Resu
         len,
         package_b64,
         allow_findings,
+        allow_downgrade,
     })
 }

@@ -285,6 +285,7 @@ fn install(
         len: bytes.len() as u64,
         package_b64: base64::engine::general_purpose::STANDARD.encode(bytes),
         allow_findings: Vec::new(),
+        allow_downgrade: false,
     };
     let Reply::Installed {
         admitted,

@@ -1,7 +1,7 @@
-//! `vigil install FILE.vpkg [--allow-finding ID]...`: offers a package to
-//! the gatekeeper (in the running node, or in this process when none runs),
-//! which records the decision and stores what it admits; a running node
-//! serves the new tools at once.
+//! `vigil install FILE.vpkg [--allow-finding ID]... [--allow-downgrade]`:
+//! offers a package to the gatekeeper (in the running node, or in this
+//! process when none runs), which records the decision and stores what it
+//! admits; a running node serves the new tools at once.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +21,11 @@ pub struct InstallArgs {
     /// `vigil package inspect`); recorded in the ledger. Repeatable.
     #[arg(long = "allow-finding", value_name = "ID")]
     pub allow_finding: Vec<String>,
+    /// Admit a version lower than the highest this node ever admitted
+    /// (otherwise refused as a rollback) and make it current; recorded
+    /// with `"downgrade": true` and the versions
+    #[arg(long)]
+    pub allow_downgrade: bool,
     /// Print the decision as one JSON object (`admitted`, `package`,
     /// `tools`, `reason`) on stdout
     #[arg(long)]
@@ -28,7 +33,7 @@ pub struct InstallArgs {
 }
 
 pub fn run(home: &Home, args: InstallArgs) -> anyhow::Result<ExitCode> {
-    let request = install_request(&args.file, args.allow_finding)?;
+    let request = install_request(&args.file, args.allow_finding, args.allow_downgrade)?;
     let Reply::Installed {
         admitted,
         package,

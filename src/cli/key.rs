@@ -38,6 +38,9 @@ pub struct ShowArgs {
     /// Env var holding the passphrase, for a sealed .key file
     #[arg(long, value_name = "VAR")]
     pub passphrase_env: Option<String>,
+    /// Print JSON: file, kind, algorithm, scheme, key_id, fingerprint, comment
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
@@ -75,6 +78,19 @@ fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
         let key = keyfile::read_secret_key(&args.file, pass.as_deref().map(|p| p.as_slice()))?;
         (key.public_key().clone(), None, "secret")
     };
+    if args.json {
+        let shown = serde_json::json!({
+            "file": args.file.display().to_string(),
+            "kind": kind,
+            "algorithm": ALGORITHM,
+            "scheme": SCHEME,
+            "key_id": public.key_id().to_string(),
+            "fingerprint": public.fingerprint(),
+            "comment": comment,
+        });
+        println!("{}", serde_json::to_string_pretty(&shown)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("file        {} ({kind} key)", args.file.display());
     print_public(&public, comment.as_deref());
     Ok(ExitCode::SUCCESS)

@@ -1,6 +1,7 @@
 //! The `vigil` command line: clap definitions and dispatch. Each command
 //! group lives in its own module; this module only routes. Errors carry
-//! context (`anyhow`) and end as one `error: ...` line on stderr.
+//! context (`anyhow`) and end as one `error: ...` line on stderr, exit code
+//! 1, or the code of an [`ExitError`] in the chain.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +14,7 @@ mod admin;
 mod approvals;
 mod audit;
 mod call;
+mod completions;
 mod demo;
 mod init;
 mod install;
@@ -27,6 +29,7 @@ mod sign;
 mod tools;
 mod trust;
 mod tunnel;
+mod uninstall;
 
 /// vigil: signed tools, a capability sandbox and a tamper-evident audit ledger
 /// for AI agents.
@@ -65,6 +68,8 @@ pub enum Command {
     Trust(trust::TrustCommand),
     /// Offer a package to the gatekeeper; store it if admitted
     Install(install::InstallArgs),
+    /// Withdraw an admitted package (recorded); its tools stop being served
+    Uninstall(uninstall::UninstallArgs),
     /// List the tools of admitted packages (re-verifying stored packages)
     Tools(tools::ToolsArgs),
     /// Run one tool of an admitted package in the sandbox; print the result and capability report
@@ -93,6 +98,8 @@ pub enum Command {
     Deny(approvals::DenyArgs),
     /// Carry local TCP connections over a post-quantum link to a peer node
     Tunnel(tunnel::TunnelArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions(completions::CompletionsArgs),
 }
 
 impl Cli {
@@ -102,16 +109,46 @@ impl Cli {
     }
 }
 
+/// A failure that ends `vigil` with its own exit code instead of 1 (2: the
+/// node's configuration does not let the command start). Commands return it
+/// like any other error; [`main`] prints it once and exits with `code`.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ExitError {
+    pub code: u8,
+    pub message: String,
+}
+
 /// Runs the command line of this process.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match log::init().and_then(|()| run(cli)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            eprintln!("error: {}", error_line(&err));
+            err.chain()
+                .find_map(|e| e.downcast_ref::<ExitError>())
+                .map_or(ExitCode::FAILURE, |e| ExitCode::from(e.code))
         }
     }
+}
+
+/// The error and its causes as one line, `outer: cause: cause`, leaving out
+/// a cause whose text already ends the line (errors whose message embeds
+/// their source would otherwise print it twice).
+pub fn error_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// Runs one parsed command.
@@ -127,6 +164,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Package(cmd) => package::run(cmd),
         Command::Trust(cmd) => trust::run(&home, cmd),
         Command::Install(args) => install::run(&home, args),
+        Command::Uninstall(args) => uninstall::run(&home, args),
         Command::Tools(args) => tools::run(&home, args),
         Command::Call(args) => call::run(&home, args),
         Command::Mcp(args) => mcp::run(&home, args),
@@ -135,5 +173,45 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Approve(args) => approvals::approve(&home, args),
         Command::Deny(args) => approvals::deny(&home, args),
         Command::Tunnel(args) => tunnel::run(&home, args),
+        Command::Completions(args) => completions::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_embedded_in_its_error_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let err = anyhow::Error::new(crate::node::config::ConfigError::Io {
+            path: "home/vigil.toml".into(),
+            source: io,
+        })
+        .context("cannot start");
+        assert_eq!(
+            format!("{err:#}"),
+            "cannot start: home/vigil.toml: No such file: No such file",
+            "anyhow repeats the source"
+        );
+        assert_eq!(
+            error_line(&err),
+            "cannot start: home/vigil.toml: No such file"
+        );
+    }
+
+    #[test]
+    fn distinct_causes_are_all_shown_and_exit_codes_travel() {
+        let err = anyhow::Error::new(ExitError {
+            code: 2,
+            message: "agent `x` is not in [[agents]]".into(),
+        })
+        .context("vigil mcp");
+        assert_eq!(
+            error_line(&err),
+            "vigil mcp: agent `x` is not in [[agents]]"
+        );
+        let code = err.chain().find_map(|e| e.downcast_ref::<ExitError>());
+        assert_eq!(code.map(|e| e.code), Some(2));
     }
 }

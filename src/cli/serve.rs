@@ -186,6 +186,9 @@ async fn serve_until_stopped(
         let stop = stop.clone();
         async move {
             shutdown_signal().await;
+            if let Err(e) = crate::node::notify::notify_stopping() {
+                tracing::warn!(error = %e, "could not tell the service manager the node is stopping");
+            }
             stop.cancel();
         }
     });
@@ -203,6 +206,11 @@ async fn serve_until_stopped(
     let links = start_links(home, config, pipeline.auditor().clone(), metrics).await?;
     if let Some(server) = &links.server {
         live.set_links(server.open_links());
+    }
+    // Serving: tell a service manager that waits for it (systemd
+    // `Type=notify`).
+    if let Err(e) = crate::node::notify::notify_ready() {
+        tracing::warn!(error = %e, "could not tell the service manager the node is ready");
     }
     stop.cancelled().await;
     eprintln!("vigil: stopping");

@@ -43,6 +43,10 @@ pub struct VerifyArgs {
     pub signature: PathBuf,
     /// The signed file
     pub file: PathBuf,
+    /// Print the verdict as JSON on stdout: `valid`, `file`, `key_id`,
+    /// `namespace`, and `error` when not valid (exit codes unchanged)
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn check_namespace(ns: &str) -> anyhow::Result<()> {
@@ -85,7 +89,25 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let sig = B64
         .decode(sig_text.trim())
         .with_context(|| format!("{} is not a base64 signature", args.signature.display()))?;
-    match public.verify_bytes(&message, args.namespace.as_bytes(), &sig) {
+    let verdict = public.verify_bytes(&message, args.namespace.as_bytes(), &sig);
+    if args.json {
+        let mut shown = serde_json::json!({
+            "valid": verdict.is_ok(),
+            "file": args.file.display().to_string(),
+            "key_id": public.key_id().to_string(),
+            "namespace": args.namespace,
+        });
+        if let Err(reason) = &verdict {
+            shown["error"] = reason.to_string().into();
+        }
+        println!("{}", serde_json::to_string_pretty(&shown)?);
+        return Ok(if verdict.is_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
+    match verdict {
         Ok(()) => {
             println!(
                 "good signature on {} by key {} in namespace `{}`",

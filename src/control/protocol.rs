@@ -100,13 +100,21 @@ pub enum Request {
     AuditErase { index: u64, reason: String },
     /// Offer a package to the gatekeeper: its file name, length and bytes
     /// (base64; empty when the file is too large to carry, which the
-    /// gatekeeper refuses by its length).
+    /// gatekeeper refuses by its length), the poisoning findings to admit
+    /// anyway, and whether a version lower than the highest ever admitted
+    /// may be admitted (`--allow-downgrade`).
     Install {
         source: String,
         len: u64,
         package_b64: String,
         allow_findings: Vec<String>,
+        #[serde(default)]
+        allow_downgrade: bool,
     },
+    /// Withdraw the current version of package `name` (its tools stop
+    /// being served); the admission history is kept, so an older version
+    /// offered later is still a rollback.
+    Uninstall { name: String, reason: String },
     /// Change the trust store.
     Trust(TrustRequest),
     /// The trust store.
@@ -200,6 +208,13 @@ pub enum Reply {
         reason: Option<String>,
         lines: Vec<String>,
     },
+    /// A package was withdrawn: `name@version`, the tools no longer
+    /// served, and the `package.removed` entry.
+    Uninstalled {
+        package: String,
+        tools: Vec<String>,
+        recorded: u64,
+    },
     /// A trust change was made (its record, as JSON).
     TrustChanged { change: Value, closed_links: u64 },
     /// The trust store, as JSON.
@@ -290,12 +305,28 @@ mod tests {
                 tool: "echo".into(),
                 arguments: serde_json::json!({"text": "hi"}),
             },
+            Request::Uninstall {
+                name: "acme/echo".into(),
+                reason: "retired".into(),
+            },
         ];
         for r in requests {
             let line = encode_request(&r).unwrap();
             assert_eq!(line.last(), Some(&b'\n'));
             assert_eq!(decode_request(&line).unwrap(), r);
         }
+    }
+
+    #[test]
+    fn an_install_without_allow_downgrade_does_not_allow_one() {
+        let line = br#"{"v":1,"op":"install","source":"a.vpkg","len":0,"package_b64":"","allow_findings":[]}"#;
+        let Request::Install {
+            allow_downgrade, ..
+        } = decode_request(line).unwrap()
+        else {
+            panic!("not an install");
+        };
+        assert!(!allow_downgrade);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod names;
 pub mod poisoning;
 pub mod record;
 pub mod store;
+pub mod verified;
 
 use serde_json::json;
 use vigil_crypto::{context, CompositePublicKey};
@@ -22,6 +23,7 @@ use crate::trust::TrustStore;
 use history::{AdmissionHistory, AdmittedRecord, VersionCheck, VersionProblem};
 use poisoning::Finding;
 use record::AuditRecord;
+pub use verified::VerifiedPackage;
 
 use crate::node::audit::{EventKind, Verdict};
 
@@ -75,7 +77,7 @@ pub enum Refusal {
         other: String,
         why: String,
     },
-    #[error("rollback refused: {name} {version} is lower than version {highest}, which this node already admitted")]
+    #[error("rollback refused: {name} {version} is lower than version {highest}, which this node already admitted; to run the older version anyway, install it with --allow-downgrade (recorded)")]
     Rollback {
         name: String,
         version: String,
@@ -137,12 +139,24 @@ impl Refusal {
 /// An admitted package.
 #[derive(Debug, Clone)]
 pub struct Admitted {
-    pub package: PackageSummary,
-    pub manifest: Manifest,
+    /// The verified bytes, manifest and summary: what the sandbox loads.
+    pub verified: VerifiedPackage,
     /// Findings present but allowed by the operator.
     pub allowed_findings: Vec<Finding>,
     /// How the version relates to earlier admissions.
     pub version_check: VersionCheck,
+}
+
+impl Admitted {
+    /// Who the package is.
+    pub fn package(&self) -> &PackageSummary {
+        self.verified.summary()
+    }
+
+    /// Its manifest.
+    pub fn manifest(&self) -> &Manifest {
+        self.verified.manifest()
+    }
 }
 
 /// A refused package.
@@ -180,22 +194,9 @@ impl Decision {
         match self {
             Self::Admitted(a) => AuditRecord {
                 kind: EventKind::PackageAdmitted,
-                subject: a.package.label(),
+                subject: a.package().label(),
                 decision: Verdict::Allow,
-                details: json!({
-                    "occasion": occasion,
-                    "source": source,
-                    "name": a.package.name,
-                    "version": a.package.version,
-                    "hash": a.package.hash,
-                    "publisher": a.package.publisher,
-                    "allowed_findings": a.allowed_findings.iter().map(|f| &f.id).collect::<Vec<_>>(),
-                    "reason": match &a.version_check {
-                        VersionCheck::New => "all checks passed (new name)".to_string(),
-                        VersionCheck::Upgrade { from } => format!("all checks passed (upgrade from {from})"),
-                        VersionCheck::AlreadyAdmitted => "all checks passed (already admitted, unchanged)".to_string(),
-                    },
-                }),
+                details: admitted_details(a, occasion, source),
             },
             Self::Refused(r) => AuditRecord {
                 kind: EventKind::PackageRefused,
@@ -214,6 +215,57 @@ impl Decision {
             },
         }
     }
+}
+
+/// The details of a `package.admitted` entry: the package, the findings
+/// allowed, the reason and how the version changes (`from`, `to`, and
+/// `"downgrade": true` for a pinned downgrade).
+fn admitted_details(a: &Admitted, occasion: &str, source: &str) -> serde_json::Value {
+    let (reason, from) = match &a.version_check {
+        VersionCheck::New => ("all checks passed (new name)".to_string(), None),
+        VersionCheck::Upgrade { from } => (
+            format!("all checks passed (upgrade from {from})"),
+            Some(from.clone()),
+        ),
+        VersionCheck::AlreadyAdmitted => (
+            "all checks passed (already admitted, unchanged)".to_string(),
+            Some(a.package().version.clone()),
+        ),
+        VersionCheck::Restored { from } => (
+            "all checks passed (the highest version admitted, made current again)".to_string(),
+            from.clone(),
+        ),
+        VersionCheck::Downgrade { from } => (
+            format!("all checks passed (downgrade from {from}, allowed by the operator)"),
+            Some(from.clone()),
+        ),
+    };
+    let mut details = json!({
+        "occasion": occasion,
+        "source": source,
+        "name": a.package().name,
+        "version": a.package().version,
+        "hash": a.package().hash,
+        "publisher": a.package().publisher,
+        "allowed_findings": a.allowed_findings.iter().map(|f| &f.id).collect::<Vec<_>>(),
+        "reason": reason,
+        "from": from,
+        "to": a.package().version,
+    });
+    if matches!(a.version_check, VersionCheck::Downgrade { .. }) {
+        details["downgrade"] = json!(true);
+    }
+    details
+}
+
+/// What the operator allows for one admission.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AdmitOptions<'a> {
+    /// Finding ids of the poisoning scan admitted anyway (`--allow-finding`).
+    pub allowed_findings: &'a [String],
+    /// Admit a version lower than the highest ever admitted
+    /// (`--allow-downgrade`).
+    pub allow_downgrade: bool,
 }
 
 /// The admission rules over a trust store and an admission history.
@@ -237,9 +289,9 @@ fn refused(package: Option<PackageSummary>, reason: Refusal) -> Decision {
 }
 
 impl Gatekeeper<'_> {
-    /// Decides on a package offered by `vigil install`. `allowed_findings`
-    /// are finding ids the operator admits despite the scan.
-    pub fn admit(&self, bytes: &[u8], allowed_findings: &[String]) -> Decision {
+    /// Decides on a package offered by `vigil install`, with what the
+    /// operator allows in `options`.
+    pub fn admit(&self, bytes: &[u8], options: &AdmitOptions<'_>) -> Decision {
         let v = match self.verify_intact(bytes) {
             Ok(v) => v,
             Err(d) => return d,
@@ -270,28 +322,31 @@ impl Gatekeeper<'_> {
                 "package.version is not a semantic version".into(),
             )));
         };
-        let version_check = match self.history.check_version(name, &version, &summary.hash) {
-            Ok(c) => c,
-            Err(VersionProblem::Rollback { highest }) => {
-                return refuse(Refusal::Rollback {
-                    name: name.clone(),
-                    version: version.to_string(),
-                    highest,
-                })
-            }
-            Err(VersionProblem::SameVersionOtherContent { admitted_hash }) => {
-                return refuse(Refusal::SameVersionOtherContent {
-                    name: name.clone(),
-                    version: version.to_string(),
-                    admitted_hash,
-                    hash: summary.hash.clone(),
-                })
-            }
-        };
-        match check_findings(&v.manifest, allowed_findings) {
+        let version_check =
+            match self
+                .history
+                .check_version(name, &version, &summary.hash, options.allow_downgrade)
+            {
+                Ok(c) => c,
+                Err(VersionProblem::Rollback { highest }) => {
+                    return refuse(Refusal::Rollback {
+                        name: name.clone(),
+                        version: version.to_string(),
+                        highest,
+                    })
+                }
+                Err(VersionProblem::SameVersionOtherContent { admitted_hash }) => {
+                    return refuse(Refusal::SameVersionOtherContent {
+                        name: name.clone(),
+                        version: version.to_string(),
+                        admitted_hash,
+                        hash: summary.hash.clone(),
+                    })
+                }
+            };
+        match check_findings(&v.manifest, options.allowed_findings) {
             Ok(allowed) => Decision::Admitted(Box::new(Admitted {
-                package: v.summary,
-                manifest: v.manifest,
+                verified: VerifiedPackage::new(v.summary, v.manifest, v.file.module),
                 allowed_findings: allowed,
                 version_check,
             })),
@@ -351,8 +406,7 @@ impl Gatekeeper<'_> {
         }
         match check_findings(&v.manifest, &record.allowed_findings) {
             Ok(allowed) => Decision::Admitted(Box::new(Admitted {
-                package: v.summary,
-                manifest: v.manifest,
+                verified: VerifiedPackage::new(v.summary, v.manifest, v.file.module),
                 allowed_findings: allowed,
                 version_check: VersionCheck::AlreadyAdmitted,
             })),

@@ -2,12 +2,14 @@
 //! decision and a JSON object of details. The node's auditor turns each
 //! record into exactly one ledger entry; nothing here writes anything.
 
+use super::history::AdmittedRecord;
 use crate::node::audit::{AuditEvent, EventKind, Verdict};
 
 /// One decision or change, ready to be written as one ledger entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditRecord {
-    /// `PackageAdmitted`, `PackageRefused` or `TrustChanged`.
+    /// `PackageAdmitted`, `PackageRefused`, `PackageRemoved` or
+    /// `TrustChanged`.
     pub kind: EventKind,
     /// What the decision is about (`acme/weather@1.2.0`, a key id, a file).
     pub subject: String,
@@ -27,5 +29,24 @@ impl AuditRecord {
             self.decision.clone(),
         )
         .details(self.details.clone())
+    }
+}
+
+/// The record of withdrawing the current version of a package
+/// (`vigil uninstall`): the package, its tools and the operator's reason.
+/// Written before the package stops being current.
+pub fn removal(record: &AdmittedRecord, tools: &[String], reason: &str) -> AuditRecord {
+    AuditRecord {
+        kind: EventKind::PackageRemoved,
+        subject: format!("{}@{}", record.name, record.version),
+        decision: Verdict::Record,
+        details: serde_json::json!({
+            "name": record.name,
+            "version": record.version,
+            "hash": record.hash,
+            "publisher": record.publisher,
+            "tools": tools,
+            "reason": reason,
+        }),
     }
 }

@@ -4,12 +4,15 @@
 //! ([`PackageStore::decide`]) and, once the decision is recorded, stores
 //! what it admitted ([`PackageStore::store_admitted`]); re-verifying every
 //! current package ([`PackageStore::verify_stored`], as the node does at
-//! start) refuses a stored copy that changed.
+//! start) refuses a stored copy that changed. Uninstalling
+//! ([`PackageStore::withdraw`]) makes no version current and keeps the
+//! history.
 
 use std::path::{Path, PathBuf};
 
+use super::history::VersionCheck;
 use super::history::{AdmissionHistory, AdmittedRecord, HISTORY_VERSION};
-use super::{Admitted, Decision, Gatekeeper};
+use super::{AdmitOptions, Admitted, Decision, Gatekeeper};
 use crate::node::home::Home;
 use crate::trust::file::write_atomic;
 use crate::trust::TrustStore;
@@ -96,42 +99,62 @@ impl PackageStore {
         trust: &TrustStore,
         max_package_bytes: u64,
         bytes: &[u8],
-        allowed_findings: &[String],
+        options: &AdmitOptions<'_>,
     ) -> Decision {
         Gatekeeper {
             trust,
             history: &self.history,
             max_package_bytes,
         }
-        .admit(bytes, allowed_findings)
+        .admit(bytes, options)
     }
 
     /// Stores an admitted package as `<hash>.vpkg`, records the admission
     /// in the history (making it the current version of its name) and
-    /// removes the file of the version it supersedes.
+    /// removes the file of the version it supersedes. The new file is
+    /// written and the history saved before anything is removed, and the
+    /// file of the version that is current afterwards is never removed. A
+    /// package already current ([`VersionCheck::AlreadyAdmitted`]) changes
+    /// nothing (unless its stored copy is missing or changed, which the
+    /// offered bytes then replace). Returns whether anything changed.
     pub fn store_admitted(
         &mut self,
         bytes: &[u8],
         admitted: &Admitted,
         now: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        if admitted.version_check == VersionCheck::AlreadyAdmitted
+            && self
+                .history
+                .current(&admitted.package().name)
+                .is_some_and(|r| r.hash == admitted.package().hash)
+        {
+            // Nothing changes unless the stored copy went missing or was
+            // changed on disk: then the verified bytes offered repair it.
+            let path = self.package_path(&admitted.package().hash);
+            if std::fs::read(&path).is_ok_and(|stored| stored == bytes) {
+                return Ok(false);
+            }
+            write_atomic(&path, bytes).map_err(io_err(&path))?;
+            return Ok(true);
+        }
         crate::node::home::create_private_dir(&self.dir).map_err(|e| StoreError::Invalid {
             path: self.dir.clone(),
             message: e.to_string(),
         })?;
-        let path = self.package_path(&admitted.package.hash);
+        let path = self.package_path(&admitted.package().hash);
         write_atomic(&path, bytes).map_err(io_err(&path))?;
         let superseded: Vec<String> = self
             .history
             .current_records()
-            .filter(|r| r.name == admitted.package.name && r.hash != admitted.package.hash)
+            .filter(|r| r.name == admitted.package().name && r.hash != admitted.package().hash)
             .map(|r| r.hash.clone())
             .collect();
         self.history.record(AdmittedRecord {
-            name: admitted.package.name.clone(),
-            version: admitted.package.version.clone(),
-            hash: admitted.package.hash.clone(),
-            publisher: admitted.package.publisher.clone(),
+            name: admitted.package().name.clone(),
+            version: admitted.package().version.clone(),
+            hash: admitted.package().hash.clone(),
+            publisher: admitted.package().publisher.clone(),
             admitted_at: now,
             allowed_findings: admitted
                 .allowed_findings
@@ -144,9 +167,25 @@ impl PackageStore {
         for hash in superseded {
             // The history keeps the superseded version; its file is no
             // longer needed. A leftover file is harmless.
-            let _ = std::fs::remove_file(self.package_path(&hash));
+            if hash != admitted.package().hash {
+                let _ = std::fs::remove_file(self.package_path(&hash));
+            }
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// Makes no version of `name` current (the history keeps every record,
+    /// so an older version offered later is still judged a rollback) and
+    /// removes its stored file once the history is saved. Record the
+    /// removal first. Returns the record that was current.
+    pub fn withdraw(&mut self, name: &str) -> Result<Option<AdmittedRecord>, StoreError> {
+        let Some(record) = self.history.withdraw(name) else {
+            return Ok(None);
+        };
+        self.save()?;
+        // A leftover file is harmless: nothing current names it.
+        let _ = std::fs::remove_file(self.package_path(&record.hash));
+        Ok(Some(record))
     }
 
     /// Re-verifies every current stored package (the check at node start).

@@ -1,7 +1,8 @@
 //! The catalog: every tool of every admitted package, loaded into the
 //! sandbox once and ready to call, with its schemas compiled. Built at node
 //! start from the package store (stored packages are re-verified first, as
-//! `vigil tools` does); only admitted packages reach it.
+//! `vigil tools` does); only admitted packages reach it, and each is loaded
+//! from the very bytes the gatekeeper verified.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,10 +11,9 @@ use crate::gatekeeper::store::{PackageStore, StoredCheck};
 use crate::gatekeeper::Decision;
 use crate::node::config::Config;
 use crate::node::home::Home;
-use crate::package::format::PackageFile;
 use crate::package::manifest::{Sensitivity, ToolSpec};
 use crate::policy::SchemaCheck;
-use crate::sandbox::{LoadedTool, Sandbox, ToolPackage};
+use crate::sandbox::{LoadedTool, Sandbox};
 
 /// Why the catalog could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -130,25 +130,19 @@ impl Catalog {
             };
             let label = format!(
                 "{}@{}",
-                admitted.package.name, admitted.manifest.package.version
+                admitted.package().name,
+                admitted.manifest().package.version
             );
             let fail = |message: String| CatalogError::Package {
                 package: label.clone(),
                 message,
             };
-            let bytes = std::fs::read(&check.path)
-                .map_err(|e| fail(format!("{}: {e}", check.path.display())))?;
-            let file = PackageFile::parse(&bytes, max).map_err(|e| fail(e.to_string()))?;
+            // The bytes the gatekeeper just verified, not a second read.
             let loaded = sandbox
-                .load(&ToolPackage {
-                    program: &admitted.package.name,
-                    wasm: file.module,
-                    capabilities: &admitted.manifest.capabilities,
-                    limits: admitted.manifest.limits,
-                })
+                .load(&admitted.verified)
                 .map_err(|e| fail(e.to_string()))?;
             let loaded = Arc::new(loaded);
-            for spec in &admitted.manifest.tools {
+            for spec in &admitted.manifest().tools {
                 tools.push(CatalogTool::new(
                     spec.clone(),
                     label.clone(),

@@ -3,8 +3,10 @@
 //! (identify the caller, allow-list, argument schema, rate limit, human
 //! approval, sandbox, output schema, privacy filter, ledger entry) used by
 //! both transports; [`server`] is the rmcp handler that exposes it, served
-//! over stdio ([`serve_stdio`]) and streamable HTTP ([`http`]).
+//! over stdio ([`serve_stdio`]) and streamable HTTP ([`http`]); [`call_log`]
+//! is the one log line per call.
 
+pub mod call_log;
 pub mod catalog;
 pub mod connections;
 pub mod http;

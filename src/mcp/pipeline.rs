@@ -243,7 +243,8 @@ impl Pipeline {
     }
 
     /// Runs one call of `tool` by `agent` with `arguments` through every
-    /// step and records exactly one ledger entry for it.
+    /// step, records exactly one ledger entry for it and logs it (without
+    /// its arguments or output: [`super::call_log`]).
     pub async fn call(
         &self,
         agent: &str,
@@ -280,6 +281,7 @@ impl Pipeline {
             }
             Ok((entry, approval)) => self.run(agent, &entry, arguments, approval).await,
         };
+        super::call_log::log_call(agent, tool, &reply);
         // Label values only from names the node knows (see `metrics`).
         let agent = self.agents.by_name(agent).map_or(UNKNOWN, |_| agent);
         let tool = self.catalog().get(tool).map_or(UNKNOWN, |_| tool);

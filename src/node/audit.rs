@@ -51,6 +51,9 @@ pub enum EventKind {
     /// The gatekeeper refused a package, at install or at node start
     /// (`package.refused`).
     PackageRefused,
+    /// The operator withdrew an admitted package (`vigil uninstall`;
+    /// `package.removed`); its admission history is kept.
+    PackageRemoved,
     /// The trust store changed (`trust.changed`).
     TrustChanged,
     /// A peer's link was accepted, or a dialled link came up (`link.opened`).
@@ -76,11 +79,12 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind the node writes itself, `External` aside.
-    pub const NODE_KINDS: [EventKind; 12] = [
+    pub const NODE_KINDS: [EventKind; 13] = [
         Self::ToolCall,
         Self::ToolDenied,
         Self::PackageAdmitted,
         Self::PackageRefused,
+        Self::PackageRemoved,
         Self::TrustChanged,
         Self::LinkOpened,
         Self::LinkRefused,
@@ -101,6 +105,7 @@ impl EventKind {
             Self::ToolDenied => "tool.denied",
             Self::PackageAdmitted => "package.admitted",
             Self::PackageRefused => "package.refused",
+            Self::PackageRemoved => "package.removed",
             Self::TrustChanged => "trust.changed",
             Self::LinkOpened => "link.opened",
             Self::LinkRefused => "link.refused",

@@ -132,14 +132,6 @@ impl Config {
 pub const TEMPLATE: &str = r#"# vigil node configuration. Every option is shown commented out at its
 # default; uncomment to change. Unknown keys are refused.
 
-# Agents that may call tools (none by default: every call is refused).
-# `tools` lists the tools the agent may call ("*": all admitted tools); an
-# HTTP caller is identified by its bearer token, given as the hex SHA-256 of
-# the token (`token_sha256`) or as an env var of `vigil serve` (`token_env`);
-# `calls_per_minute` is the agent's token bucket (0: unlimited). Same as
-# writing one [[agents]] table per agent.
-# agents = [{ name = "local", tools = ["*"], token_env = "VIGIL_TOKEN_LOCAL", calls_per_minute = 600 }]
-
 # TCP tunnels `vigil serve` keeps open over post-quantum links (none by
 # default), as `vigil tunnel` does: local connections to `listen` reach
 # `target` through the peer node, if its trust store allows that target for
@@ -210,6 +202,26 @@ pub const TEMPLATE: &str = r#"# vigil node configuration. Every option is shown 
 # Refused setups within 5-10 seconds after which every new attempt must
 # prove its address first (a flood of bad or spoofed attempts).
 # refusals_before_validation = 32
+
+# Agents that may call tools: one [[agents]] table each (none by default:
+# every call is refused, and `vigil mcp` does not start). `tools` lists the
+# tools the agent may call ("*": all admitted tools). `vigil mcp --agent
+# NAME` (or [mcp] stdio_agent) names the agent of a stdio connection; an
+# HTTP caller of `vigil serve` is identified by its bearer token, given as
+# the hex SHA-256 of the token (`token_sha256`: `printf %s TOKEN | sha256sum`)
+# or as an env var of `vigil serve` holding it (`token_env`).
+# `calls_per_minute` is the agent's token bucket (0: unlimited).
+# [[agents]]
+# name = "local"
+# tools = ["*"]
+# token_env = "VIGIL_TOKEN_LOCAL"
+# calls_per_minute = 600
+#
+# [[agents]]
+# name = "support-bot"
+# tools = ["lookup", "echo"]
+# token_sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+# calls_per_minute = 60
 "#;
 
 #[cfg(test)]
@@ -223,12 +235,17 @@ mod tests {
             .lines()
             .map(|l| {
                 l.strip_prefix("# ")
-                    .filter(|r| r.contains(" = "))
+                    .filter(|r| r.contains(" = ") || r.starts_with("[["))
                     .unwrap_or(l)
             })
             .collect::<Vec<_>>()
             .join("\n");
-        Config::parse(&uncommented, "uncommented").expect("every documented option parses");
+        let config =
+            Config::parse(&uncommented, "uncommented").expect("every documented option parses");
+        let agents: Vec<&str> = config.agents.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(agents, ["local", "support-bot"], "the [[agents]] example");
+        assert_eq!(config.agents[1].tools, ["lookup", "echo"]);
+        assert_eq!(config.agents[1].calls_per_minute, 60);
     }
 
     #[test]

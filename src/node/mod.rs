@@ -1,8 +1,10 @@
 //! The node: its home directory, its configuration and the wiring of the
-//! parts (ledger, gatekeeper, sandbox, links) into one running node.
+//! parts (ledger, gatekeeper, sandbox, links) into one running node, and
+//! its readiness notifications to a service manager ([`notify`]).
 
 pub mod audit;
 pub mod config;
 pub mod home;
 pub mod links;
 pub mod metrics;
+pub mod notify;

@@ -4,7 +4,8 @@
 //! verifies under the embedded key, tools, capabilities, limits and the
 //! findings of the tool-poisoning scan.
 
-use serde::Serialize;
+use serde::ser::SerializeMap as _;
+use serde::{Serialize, Serializer};
 use vigil_crypto::{context, CompositePublicKey};
 
 use super::{FormatError, Manifest, PackageFile};
@@ -28,7 +29,11 @@ pub struct Inspection {
     /// `valid under the embedded key`, or why not. Says nothing about
     /// whether the publisher is trusted.
     pub signature: String,
-    /// The manifest, or why it does not parse.
+    /// True when the signature verifies under the embedded key.
+    pub signature_valid: bool,
+    /// The manifest, or why it does not parse. In JSON: the manifest's
+    /// fields with `"valid": true`, or `{"valid": false, "error": "..."}`.
+    #[serde(serialize_with = "manifest_json")]
     pub manifest: Result<ManifestView, String>,
     pub findings: Vec<Finding>,
 }
@@ -55,22 +60,52 @@ pub struct ToolView {
     pub output_schema: Option<serde_json::Value>,
 }
 
+/// The manifest of an [`Inspection`] as one JSON object with a `valid` flag
+/// (a serialized `Result` would read `{"Ok": ...}`).
+fn manifest_json<S: Serializer>(
+    manifest: &Result<ManifestView, String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Valid<'a> {
+        valid: bool,
+        #[serde(flatten)]
+        manifest: &'a ManifestView,
+    }
+    match manifest {
+        Ok(manifest) => Valid {
+            valid: true,
+            manifest,
+        }
+        .serialize(serializer),
+        Err(error) => {
+            let mut map = serializer.serialize_map(Some(2))?;
+            map.serialize_entry("valid", &false)?;
+            map.serialize_entry("error", error)?;
+            map.end()
+        }
+    }
+}
+
 /// Inspects a package file. Only bytes that are not a package file at all
 /// (wrong magic, truncated, too large) are errors.
 pub fn inspect(bytes: &[u8], max_len: u64) -> Result<Inspection, FormatError> {
     let file = PackageFile::parse(bytes, max_len)?;
     let key = CompositePublicKey::from_bytes(file.public_key);
     let manifest = Manifest::parse(file.manifest);
-    let signature = match (&key, &manifest) {
-        (Err(e), _) => format!("not checked: embedded key is invalid ({e})"),
-        (_, Err(_)) => "not checked: the manifest does not parse".to_string(),
+    let (signature, signature_valid) = match (&key, &manifest) {
+        (Err(e), _) => (format!("not checked: embedded key is invalid ({e})"), false),
+        (_, Err(_)) => (
+            "not checked: the manifest does not parse".to_string(),
+            false,
+        ),
         (Ok(k), Ok(m)) => match k.verify_bytes(
             &super::statement_of(&file, m),
             context::PACKAGE,
             file.signature,
         ) {
-            Ok(()) => "valid under the embedded key".to_string(),
-            Err(e) => format!("INVALID: {e}"),
+            Ok(()) => ("valid under the embedded key".to_string(), true),
+            Err(e) => (format!("INVALID: {e}"), false),
         },
     };
     let findings = manifest.as_ref().map(poisoning::scan).unwrap_or_default();
@@ -84,6 +119,7 @@ pub fn inspect(bytes: &[u8], max_len: u64) -> Result<Inspection, FormatError> {
         publisher_key_id: key.as_ref().ok().map(|k| k.key_id().to_string()),
         publisher_fingerprint: key.as_ref().ok().map(|k| k.fingerprint()),
         signature,
+        signature_valid,
         manifest: manifest.map(view).map_err(|e| e.to_string()),
         findings,
     })

@@ -18,4 +18,4 @@ mod state;
 pub use cache::{CacheStats, WasmKind};
 pub use outcome::{CallOutcome, CallResult, Limit};
 pub use report::{CapabilityReport, Denial, Resource};
-pub use runtime::{LoadedTool, Sandbox, SandboxConfig, SandboxError, ToolPackage};
+pub use runtime::{LoadedTool, Sandbox, SandboxConfig, SandboxError};

@@ -1,7 +1,8 @@
 //! The sandbox runtime: one wasmtime engine (pooling allocator, epoch
 //! interruption driven by a ticker thread), the compiled-code cache, the
 //! linkers, and `LoadedTool::call`, which runs one call in a fresh store and
-//! instance made from the tool's pre-instantiated component.
+//! instance made from the tool's pre-instantiated component. Code enters
+//! only as a [`VerifiedPackage`], which only the gatekeeper makes.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,13 +18,14 @@ use wasmtime_wasi::I32Exit;
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use super::cache::{CacheError, CacheStats, Compiled, CompiledCache};
-use super::capabilities::{Capabilities, Limits};
+use super::capabilities::Limits;
 use super::guard;
 use super::outcome::{classify, CallOutcome, CallResult, RunEnd, RunFacts, TrapKind};
 use super::policy::{Policy, PolicyError};
 use super::report::UseLog;
 use super::slots::CallSlots;
 use super::state::{wasi_builder, CallSetup, CallState, MemoryCap, ModuleState};
+use crate::gatekeeper::VerifiedPackage;
 
 /// How often the epoch ticks: the resolution of call timeouts.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -70,17 +72,6 @@ pub enum SandboxError {
     UnboundedWait,
     #[error("the package cannot be linked against WASI (does it import something the node does not offer?): {0:#}")]
     Link(anyhow::Error),
-}
-
-/// An admitted tool package as the sandbox needs it.
-#[derive(Debug, Clone)]
-pub struct ToolPackage<'a> {
-    /// The program name (argv[0]), normally the package name.
-    pub program: &'a str,
-    /// The wasm component (WASI p2) or module (WASI p1).
-    pub wasm: &'a [u8],
-    pub capabilities: &'a Capabilities,
-    pub limits: Limits,
 }
 
 /// Stops the epoch ticker when the last user is gone.
@@ -181,16 +172,21 @@ impl Sandbox {
         self.cache.stats()
     }
 
-    /// Compiles (or loads from the cache) and pre-instantiates a package.
-    pub fn load(&self, package: &ToolPackage<'_>) -> Result<LoadedTool, SandboxError> {
-        if package.limits.memory_mib > self.ceiling_mib {
+    /// Compiles (or loads from the cache) and pre-instantiates a package
+    /// the gatekeeper verified: its module bytes exactly as verified, under
+    /// its manifest's capabilities and limits, with the package name as
+    /// the program name (argv[0]). Nothing else reaches wasmtime.
+    pub fn load(&self, package: &VerifiedPackage) -> Result<LoadedTool, SandboxError> {
+        let manifest = package.manifest();
+        let limits = manifest.limits;
+        if limits.memory_mib > self.ceiling_mib {
             return Err(SandboxError::MemoryCeiling {
-                asked: package.limits.memory_mib,
+                asked: limits.memory_mib,
                 ceiling: self.ceiling_mib,
             });
         }
-        let policy = Arc::new(Policy::new(package.capabilities)?);
-        let pre = match self.cache.get(&self.shared.engine, package.wasm)? {
+        let policy = Arc::new(Policy::new(&manifest.capabilities)?);
+        let pre = match self.cache.get(&self.shared.engine, package.module())? {
             Compiled::Component(component) => {
                 let pre = self
                     .component_linker
@@ -218,8 +214,8 @@ impl Sandbox {
             shared: Arc::clone(&self.shared),
             pre,
             policy,
-            limits: package.limits,
-            program: package.program.to_string(),
+            limits,
+            program: package.summary().name.clone(),
         })
     }
 }

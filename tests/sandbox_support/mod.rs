@@ -1,13 +1,18 @@
 //! Shared set-up of the sandbox integration tests: builds the guest tools
-//! once per test binary (tools/build.sh), and makes sandboxes and tools.
+//! once per test binary (tools/build.sh), and makes sandboxes and tools
+//! (each tool a signed package admitted by the gatekeeper, since the
+//! sandbox loads nothing else).
 #![allow(dead_code)]
+
+#[path = "../signed_support/mod.rs"]
+pub mod signed;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use serde_json::Value;
 use vigil::sandbox::capabilities::{Capabilities, FilesystemGrant, Limits};
-use vigil::sandbox::{CallOutcome, LoadedTool, Sandbox, SandboxConfig, ToolPackage};
+use vigil::sandbox::{CallOutcome, LoadedTool, Sandbox, SandboxConfig};
 
 /// tools/out, after running tools/build.sh once in this process.
 pub fn tools_out() -> &'static Path {
@@ -58,13 +63,7 @@ pub fn caps(read: &[&Path], write: &[&Path], network: &[String], env: &[&str]) -
 }
 
 pub fn load(sandbox: &Sandbox, name: &str, caps: &Capabilities, limits: Limits) -> LoadedTool {
-    let wasm = wasm(name);
-    let package = ToolPackage {
-        program: name,
-        wasm: &wasm,
-        capabilities: caps,
-        limits,
-    };
+    let package = signed::verified(name, &wasm(name), caps, limits);
     sandbox
         .load(&package)
         .unwrap_or_else(|e| panic!("load {name}: {e}"))

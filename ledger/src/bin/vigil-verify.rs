@@ -3,6 +3,11 @@
 //!
 //! Exit codes: 0 valid; 1 verification failure (the first failing index and
 //! why); 2 usage error, I/O error or malformed input.
+//!
+//! With `--json`, stdout holds one JSON object whatever the outcome:
+//! `{"valid": true, ...}` with what was covered; `{"valid": false,
+//! "failure": {"location", "index", "reason"}, "error"}` for a failure (exit
+//! 1); `{"valid": false, "error"}` when nothing could be verified (exit 2).
 
 use std::fs::File;
 use std::io::BufReader;
@@ -10,9 +15,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use serde_json::{json, Value};
 use vigil_ledger::bundle::verify_bundle;
 use vigil_ledger::proof::EntryProof;
-use vigil_ledger::verify::VerifyError;
+use vigil_ledger::verify::{Failure, Location, VerifyError};
 
 /// Verify a vigil ledger bundle or single-entry proof offline.
 #[derive(Parser, Debug)]
@@ -27,16 +33,22 @@ struct Args {
     /// The node's public key file (`NODE.pub`), obtained independently.
     #[arg(long)]
     key: PathBuf,
+    /// Print the outcome as one JSON object on stdout (exit codes unchanged).
+    #[arg(long)]
+    json: bool,
+}
+
+/// What was verified, for the text and the JSON output.
+struct Verified {
+    text: String,
+    json: Value,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let key = match vigil_crypto::keyfile::read_public_key(&args.key) {
         Ok(k) => k,
-        Err(e) => {
-            eprintln!("vigil-verify: cannot use the key: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return error(args.json, &format!("cannot use the key: {e}")),
     };
     let outcome = match (&args.proof, &args.bundle) {
         (Some(p), _) => std::fs::read(p)
@@ -46,30 +58,86 @@ fn main() -> ExitCode {
             })
             .and_then(|t| EntryProof::parse(&t))
             .and_then(|proof| proof.verify(&key))
-            .map(|(e, cp)| {
-                format!(
+            .map(|(e, cp)| Verified {
+                text: format!(
                     "valid: entry {} ({} by {} on {}: {}) is included in the checkpoint of size {} of {}",
                     e.index, e.kind, e.actor, e.subject, e.decision, cp.size, cp.origin
-                )
+                ),
+                json: json!({
+                    "valid": true,
+                    "proof": {
+                        "index": e.index,
+                        "kind": e.kind,
+                        "actor": e.actor,
+                        "subject": e.subject,
+                        "decision": e.decision,
+                    },
+                    "checkpoint": { "origin": cp.origin, "size": cp.size },
+                }),
             }),
         (None, Some(b)) => File::open(b)
             .map_err(|e| VerifyError::Malformed(format!("{}: {e}", b.display())))
             .and_then(|f| verify_bundle(BufReader::with_capacity(1 << 20, f), &key))
-            .map(|r| r.to_string()),
+            .map(|r| Verified {
+                text: r.to_string(),
+                json: json!({
+                    "valid": true,
+                    "bundle": {
+                        "origin": r.origin,
+                        "from": r.from,
+                        "to": r.to,
+                        "entries": r.entries,
+                        "checkpoints": r.checkpoints,
+                        "payloads_checked": r.payloads_checked,
+                        "payloads_absent": r.payloads_absent,
+                        "erasures": r.erasures,
+                    },
+                }),
+            }),
         (None, None) => Err(VerifyError::Malformed("give a BUNDLE or --proof FILE".into())),
     };
     match outcome {
-        Ok(msg) => {
-            println!("{msg}");
+        Ok(verified) if args.json => {
+            println!("{}", verified.json);
+            ExitCode::SUCCESS
+        }
+        Ok(verified) => {
+            println!("{}", verified.text);
             ExitCode::SUCCESS
         }
         Err(VerifyError::Failed(f)) => {
-            eprintln!("vigil-verify: INVALID: {f}");
+            if args.json {
+                println!("{}", failure_json(&f));
+            } else {
+                eprintln!("vigil-verify: INVALID: {f}");
+            }
             ExitCode::from(1)
         }
-        Err(e) => {
-            eprintln!("vigil-verify: {e}");
-            ExitCode::from(2)
-        }
+        Err(e) => error(args.json, &e.to_string()),
     }
+}
+
+/// Reports that nothing could be verified (exit code 2).
+fn error(json: bool, message: &str) -> ExitCode {
+    if json {
+        println!("{}", json!({ "valid": false, "error": message }));
+    } else {
+        eprintln!("vigil-verify: {message}");
+    }
+    ExitCode::from(2)
+}
+
+/// A verification failure as JSON: where (`header`, `checkpoint` with the
+/// tree size, `entry` with the index) and why.
+fn failure_json(f: &Failure) -> Value {
+    let (location, index) = match f.location {
+        Location::Header => ("header", None),
+        Location::Checkpoint(size) => ("checkpoint", Some(size)),
+        Location::Entry(index) => ("entry", Some(index)),
+    };
+    json!({
+        "valid": false,
+        "failure": { "location": location, "index": index, "reason": f.reason },
+        "error": format!("INVALID: {f}"),
+    })
 }
