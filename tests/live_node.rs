@@ -470,6 +470,13 @@ fn every_operator_command_works_against_a_running_node() {
     for change in ["peer-revoked", "publisher-revoked"] {
         assert!(changes.contains(&change), "no {change} in {changes:?}");
     }
+    // The node withdrew the revoked publisher's two packages, each refusal
+    // recorded.
+    let reloaded = all
+        .iter()
+        .filter(|e| e["kind"] == "package.refused" && e["details"]["occasion"] == "reload")
+        .count();
+    assert_eq!(reloaded, 2, "one refusal per withdrawn package");
     let verified = node.vigil().args(["audit", "verify"]).assert_ok();
     assert!(stdout(&verified).starts_with("valid:"));
 }

@@ -15,6 +15,7 @@ use vigil_transport::OpenLinks;
 use super::admin::{Admin, Live};
 use crate::control::protocol::{Event, Reply, Request};
 use crate::control::server::{ControlServer, Handler, McpSession};
+use crate::gatekeeper::Occasion;
 use crate::mcp::server::{AgentSource, VigilServer};
 use crate::mcp::{Catalog, CatalogTool, Pipeline};
 use crate::node::config::Config;
@@ -82,6 +83,11 @@ impl Live for LiveNode {
         for check in skipped {
             let path = check.path.display().to_string();
             tracing::warn!(%path, "stored package no longer verifies; its tools are not served");
+            let record = check.decision.audit_record(Occasion::Reload, &path);
+            self.pipeline
+                .auditor()
+                .record(record.event("node"))
+                .context("recording a stored package that no longer verifies")?;
         }
         self.pipeline.replace_catalog(catalog);
         let pipeline = Arc::clone(&self.pipeline);

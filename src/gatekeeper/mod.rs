@@ -181,6 +181,9 @@ pub enum Occasion {
     Install,
     /// Re-verification of a stored package when the node starts.
     Startup,
+    /// Re-verification when a running node loads its tools anew (after an
+    /// install, an uninstall or a trust change).
+    Reload,
 }
 
 impl Decision {
@@ -190,6 +193,7 @@ impl Decision {
         let occasion = match occasion {
             Occasion::Install => "install",
             Occasion::Startup => "startup",
+            Occasion::Reload => "reload",
         };
         match self {
             Self::Admitted(a) => AuditRecord {
