@@ -20,7 +20,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use mcp_support::{AssertOk as _, Node, ALICE_TOKEN};
-use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
+use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
 use rmcp::service::NotificationContext;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
@@ -292,16 +292,10 @@ fn every_operator_command_works_against_a_running_node() {
     });
     assert!(listed(&client).contains(&"shout".to_string()));
     let result = rt
-        .block_on(
-            client.call_tool(
-                CallToolRequestParams::new("shout").with_arguments(
-                    serde_json::json!({"text": "live"})
-                        .as_object()
-                        .cloned()
-                        .unwrap_or_default(),
-                ),
-            ),
-        )
+        .block_on(client.call_tool(mcp_support::call(
+            "shout",
+            serde_json::json!({"text": "live"}),
+        )))
         .expect("tools/call");
     assert_ne!(result.is_error, Some(true), "{}", text_of(&result));
 
@@ -318,27 +312,14 @@ fn every_operator_command_works_against_a_running_node() {
     let held_call = {
         let peer = client.peer().clone();
         rt.spawn(async move {
-            peer.call_tool(
-                CallToolRequestParams::new("vault_read").with_arguments(
-                    serde_json::json!({"text": "vault"})
-                        .as_object()
-                        .cloned()
-                        .unwrap_or_default(),
-                ),
-            )
+            peer.call_tool(mcp_support::call(
+                "vault_read",
+                serde_json::json!({"text": "vault"}),
+            ))
             .await
         })
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let id = loop {
-        let out = node.vigil().args(["approvals", "--json"]).assert_ok();
-        let pending: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
-        if let Some(id) = pending.first().and_then(|p| p["id"].as_str()) {
-            break id.to_string();
-        }
-        assert!(Instant::now() < deadline, "no held call listed");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let id = mcp_support::first_held_call(&node);
     node.vigil().args(["approve", &id]).assert_ok();
     let answered = rt.block_on(held_call).expect("join").expect("tools/call");
     assert_ne!(answered.is_error, Some(true), "{}", text_of(&answered));
@@ -425,16 +406,7 @@ fn every_operator_command_works_against_a_running_node() {
         ])
         .assert_ok();
     let refused = rt
-        .block_on(
-            client.call_tool(
-                CallToolRequestParams::new("echo").with_arguments(
-                    serde_json::json!({"text": "x"})
-                        .as_object()
-                        .cloned()
-                        .unwrap_or_default(),
-                ),
-            ),
-        )
+        .block_on(client.call_tool(mcp_support::call("echo", serde_json::json!({"text": "x"}))))
         .expect("tools/call");
     assert_eq!(refused.is_error, Some(true), "{}", text_of(&refused));
     assert!(
@@ -526,14 +498,10 @@ fn tail_follow_streams_entries_and_a_second_mcp_is_served_by_the_node() {
                 .await
                 .expect("MCP over the relay");
         let result = client
-            .call_tool(
-                CallToolRequestParams::new("echo").with_arguments(
-                    serde_json::json!({"text": "relayed"})
-                        .as_object()
-                        .cloned()
-                        .unwrap_or_default(),
-                ),
-            )
+            .call_tool(mcp_support::call(
+                "echo",
+                serde_json::json!({"text": "relayed"}),
+            ))
             .await
             .expect("tools/call");
         assert_ne!(result.is_error, Some(true), "{}", text_of(&result));

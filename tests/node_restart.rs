@@ -12,10 +12,8 @@ mod mcp_support;
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Child, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use mcp_support::{AssertOk as _, Node, ALICE_TOKEN};
-use rmcp::model::CallToolRequestParams;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::ServiceExt as _;
@@ -151,26 +149,13 @@ fn held_approvals_of_a_dead_node_are_refused_on_restart() {
                 .await
                 .expect("connect");
         client
-            .call_tool(
-                CallToolRequestParams::new("vault_read").with_arguments(
-                    serde_json::json!({"text": "x"})
-                        .as_object()
-                        .cloned()
-                        .unwrap_or_default(),
-                ),
-            )
+            .call_tool(mcp_support::call(
+                "vault_read",
+                serde_json::json!({"text": "x"}),
+            ))
             .await
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let id = loop {
-        let out = node.vigil().args(["approvals", "--json"]).assert_ok();
-        let pending: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
-        if let Some(id) = pending.first().and_then(|p| p["id"].as_str()) {
-            break id.to_string();
-        }
-        assert!(Instant::now() < deadline, "no held call");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let id = mcp_support::first_held_call(&node);
     kill9(child);
     // The client's call has no answer coming: the node died holding it.
     call.abort();

@@ -195,3 +195,33 @@ impl Drop for Served {
         }
     }
 }
+
+/// The `tools/call` of `tool` with a JSON object of arguments.
+pub fn call(
+    tool: &'static str,
+    arguments: serde_json::Value,
+) -> rmcp::model::CallToolRequestParams {
+    let arguments = match arguments {
+        serde_json::Value::Object(map) => map,
+        other => panic!("tool arguments must be a JSON object, not {other}"),
+    };
+    rmcp::model::CallToolRequestParams::new(tool).with_arguments(arguments)
+}
+
+/// Waits (30 s at most) until `vigil approvals` lists a held call; its id.
+pub fn first_held_call(node: &Node) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = node.vigil().args(["approvals", "--json"]).assert_ok();
+        let pending: Vec<serde_json::Value> =
+            serde_json::from_slice(&out.stdout).expect("approvals --json");
+        if let Some(id) = pending.first().and_then(|p| p["id"].as_str()) {
+            return id.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no call was held for approval within 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
