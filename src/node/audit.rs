@@ -344,13 +344,21 @@ impl Auditor {
         if event.kind == EventKind::PayloadErased {
             return Err(AuditError::Reserved(event.kind.as_str().to_string()));
         }
-        let mut entry = NewEntry::new(
-            event.kind.as_str(),
-            event.actor,
-            event.subject,
-            event.verdict.as_str(),
-        )
-        .details(event.details);
+        // The node's own decisions always fit an entry (an oversized request
+        // must not make its refusal unrecordable); an outside event that
+        // does not fit is refused as it is, for its sender to fix.
+        let node_event = !matches!(event.kind, EventKind::External(_));
+        let (actor, subject, details) = if node_event {
+            (
+                crate::node::fit::name(event.actor),
+                crate::node::fit::name(event.subject),
+                crate::node::fit::details(event.details),
+            )
+        } else {
+            (event.actor, event.subject, event.details)
+        };
+        let mut entry = NewEntry::new(event.kind.as_str(), actor, subject, event.verdict.as_str())
+            .details(details);
         if self.inner.policy.payloads == PayloadMode::Full {
             entry.payload = event.payload;
         }

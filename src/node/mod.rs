@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod fit;
 pub mod home;
 pub mod links;
 pub mod metrics;
