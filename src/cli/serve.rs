@@ -182,10 +182,11 @@ async fn serve_until_stopped(
     started: Started,
 ) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
+    let signals = StopSignals::listen()?;
     tokio::spawn({
         let stop = stop.clone();
         async move {
-            shutdown_signal().await;
+            signals.recv().await;
             if let Err(e) = crate::node::notify::notify_stopping() {
                 tracing::warn!(error = %e, "could not tell the service manager the node is stopping");
             }
@@ -377,17 +378,37 @@ fn ledger_sink(auditor: Auditor) -> crate::node::links::LinkAuditSink {
     })
 }
 
-async fn shutdown_signal() {
+/// Ctrl-C and SIGTERM, listened for from creation on: a signal that
+/// arrives after the node announced itself is never the default (fatal)
+/// action, however soon it comes.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                term: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+                int: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    let _ = tokio::signal::ctrl_c().await;
+
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
