@@ -86,6 +86,11 @@ pub enum Command {
     /// `[mcp] enabled = false` makes a link-only node: links and tunnels, no
     /// MCP port. Every decision is one ledger entry.
     ///
+    /// While it runs it owns the home: `vigil audit ...`, `install`,
+    /// `uninstall`, `trust ...`, `tools`, `call`, `approvals`, `approve` and
+    /// `deny` reach it through its control socket (control.sock in the home,
+    /// owner-only; docs/control.md) and take effect at once.
+    ///
     /// Ctrl-C or SIGTERM stops it: no new connections or links, every link
     /// closed (each end recorded), requests in progress given 2 s, then a
     /// last signed checkpoint covering every entry; it exits within 5 s.
