@@ -458,9 +458,22 @@ fn tail_follow_streams_entries_and_a_second_mcp_is_served_by_the_node() {
     let node = Node::new("");
     let served = Serve::start_mcp_only(&node);
 
+    // A marker entry first: `tail -n 1` prints it once it has read the
+    // ledger's size, so the entries appended after it are surely new to it
+    // (however late the process starts).
+    node.vigil()
+        .args([
+            "audit",
+            "append",
+            "--actor",
+            "ci",
+            "--subject",
+            "followed:start",
+        ])
+        .assert_ok();
     let mut follow = node
         .vigil()
-        .args(["audit", "tail", "-n", "0", "--follow"])
+        .args(["audit", "tail", "-n", "1", "--follow"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -472,6 +485,10 @@ fn tail_follow_streams_entries_and_a_second_mcp_is_served_by_the_node() {
             let _ = lines_tx.send(line);
         }
     });
+    let first = lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("tail printed the last entry");
+    assert!(first.contains("followed:start"), "{first}");
     for n in 0..3 {
         let subject = format!("followed:{n}");
         node.vigil()

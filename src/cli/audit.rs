@@ -304,11 +304,25 @@ fn tail(home: &Home, args: TailArgs) -> anyhow::Result<ExitCode> {
         // node running, poll the home (opened only for each read).
         let running = super::admin::node_running(home)?;
         let wait = if running { FOLLOW_WAIT_MS } else { 0 };
-        next = print_entries(home, next, u64::MAX, wait, args.json)?;
+        match print_entries(home, next, u64::MAX, wait, args.json) {
+            Ok(after) => next = after,
+            // The node stopped while we waited: follow the home (or the
+            // next node) from where we were.
+            Err(e) if is_lost_node(&e) => std::thread::sleep(Duration::from_secs(1)),
+            Err(e) => return Err(e),
+        }
         if !running {
             std::thread::sleep(Duration::from_millis(500));
         }
     }
+}
+
+/// True when `e` says the running node went away mid-request.
+fn is_lost_node(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<crate::control::ControlError>(),
+        Some(crate::control::ControlError::Lost(_))
+    )
 }
 
 /// Prints entries `from..` (at most `limit`, read in batches); returns the
