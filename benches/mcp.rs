@@ -241,7 +241,8 @@ fn in_process(node: &Node) -> Arc<Pipeline> {
     let sandbox_config = SandboxConfig::new(home.cache_dir().join("wasm"));
     let slots = sandbox_config.max_concurrent_calls as usize;
     let sandbox = Sandbox::new(&sandbox_config).expect("sandbox");
-    let (catalog, _) = Catalog::load(&home, &config, &sandbox).expect("catalog");
+    let trust = vigil::trust::file::load(&home.trust_path()).expect("trust store");
+    let (catalog, _) = Catalog::load(&home, &config, &sandbox, &trust).expect("catalog");
     let key = home.node_signing_key(None).expect("node key");
     let auditor = Auditor::open(&home, &config, Some(key)).expect("auditor");
     Arc::new(Pipeline::new(

@@ -4,8 +4,10 @@
 //! and callable), unless the operator pins it with `--allow-downgrade`,
 //! which is recorded; offering the current version again changes nothing;
 //! `vigil uninstall` withdraws a package (recorded) without forgetting its
-//! history; a stored package changed on disk never runs; and a running
-//! node applies installs and uninstalls at once.
+//! history; a stored package changed on disk never runs; a running node
+//! applies installs and uninstalls at once; and a trust store edited by
+//! hand (a publisher added, a revocation removed) is refused and recorded
+//! until `vigil trust restore` rewrites it from the ledger.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
@@ -84,6 +86,12 @@ impl Node {
 
     /// Builds `acme/echo@version` with `module`, returns its path.
     fn build_module(&self, file: &str, version: &str, module: &[u8]) -> PathBuf {
+        self.build_signed(file, version, module, "acme.key")
+    }
+
+    /// Builds `acme/echo@version` with `module`, signed with `key` (a file
+    /// in the test directory).
+    fn build_signed(&self, file: &str, version: &str, module: &[u8], key: &str) -> PathBuf {
         let src = self.path(&format!("{file}.src"));
         std::fs::create_dir_all(&src).expect("src dir");
         let manifest = format!(
@@ -97,7 +105,7 @@ impl Node {
             "build",
             &src.display().to_string(),
             "--key",
-            &self.path_str("acme.key"),
+            &self.path_str(key),
             "--out",
             &out.display().to_string(),
         ]);
@@ -141,6 +149,11 @@ impl Node {
             text(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).expect("tools JSON")
+    }
+
+    /// True when `vigil tools` fails.
+    fn tools_fail(&self) -> bool {
+        !self.run(&["tools", "--json"]).status.success()
     }
 
     /// The output of a successful `vigil call echo`.
@@ -472,4 +485,137 @@ fn a_stored_package_changed_on_disk_never_runs() {
     assert!(!out.status.success(), "{}", text(&out.stdout));
     assert!(text(&out.stderr).contains("no admitted package provides tool `echo`"));
     serve.stop();
+}
+
+/// Waits for `child` to exit (at most 60 s) and returns its output.
+fn exit_of(mut child: Child) -> Output {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().expect("try_wait").is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "vigil serve started on a disagreeing trust store"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
+#[test]
+fn a_hand_edited_trust_store_is_refused_recorded_and_restored() {
+    let node = Node::new();
+    let trust_path = node.home().join("trust.toml");
+    let recorded_text = std::fs::read_to_string(&trust_path).expect("trust.toml");
+
+    // An attacker with the disk appends a publisher of their own, with
+    // every name in its scope, and signs `acme/echo` with its key.
+    node.ok(&["key", "generate", "--out", &node.path_str("evil")]);
+    let evil_line = std::fs::read_to_string(node.path("evil.pub")).expect("evil.pub");
+    let (evil_key, _) = vigil_crypto::keyfile::parse_public_key_line(&evil_line).expect("evil key");
+    let evil_id = evil_key.key_id().to_string();
+    let evil_pkg = node.build_signed("evil-echo", "9.0.0", ECHO, "evil.key");
+    let edit = format!(
+        "\n[[publishers]]\nkey_id = \"{evil_id}\"\nkey = \"{}\"\nname = \"evil\"\nscopes = [\"*\"]\nadded_at = 0\n",
+        vigil_crypto::keyfile::public_key_line(&evil_key, None)
+    );
+    std::fs::write(&trust_path, format!("{recorded_text}{edit}")).expect("edit trust.toml");
+
+    let before = node.ledger().len();
+    let out = node.install(&evil_pkg, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("disagrees with the trust changes recorded"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&evil_id) && err.contains("no trust.changed entry added it"),
+        "{err}"
+    );
+    assert!(err.contains("vigil trust restore"), "{err}");
+    let refused = one_entry(&node.new_entries(before), "trust.refused", "deny").clone();
+    let differences = details(&refused)["differences"].to_string();
+    assert!(differences.contains(&evil_id), "{differences}");
+    assert!(node.tools_fail(), "no command uses the edited store");
+
+    // Nor does the node: it refuses to start, and records why.
+    let before = node.ledger().len();
+    let serve = node
+        .vigil()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vigil serve");
+    let out = exit_of(serve);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains(&evil_id),
+        "{}",
+        text(&out.stderr)
+    );
+    one_entry(&node.new_entries(before), "trust.refused", "deny");
+
+    // `vigil trust restore` rewrites the file from the ledger (recorded);
+    // the attacker's package is then refused as an untrusted signer.
+    let before = node.ledger().len();
+    node.ok(&["trust", "restore"]);
+    let restored = one_entry(&node.new_entries(before), "trust.changed", "record").clone();
+    assert_eq!(details(&restored)["change"], "store-restored");
+    assert!(details(&restored)["differences"]
+        .to_string()
+        .contains(&evil_id));
+    assert!(!std::fs::read_to_string(&trust_path)
+        .unwrap()
+        .contains(&evil_id));
+    let before = node.ledger().len();
+    let out = node.install(&evil_pkg, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    one_entry(&node.new_entries(before), "package.refused", "deny");
+
+    // A revocation removed by hand is caught the same way.
+    let acme = node.ok(&["trust", "list", "--json"]);
+    let store: Value = serde_json::from_slice(&acme.stdout).expect("trust list JSON");
+    let acme_id = store["publishers"][0]["key_id"]
+        .as_str()
+        .expect("key id")
+        .to_string();
+    node.ok(&[
+        "trust",
+        "publisher",
+        "revoke",
+        &acme_id,
+        "--reason",
+        "key leaked",
+    ]);
+    let revoked_text = std::fs::read_to_string(&trust_path).unwrap();
+    let unrevoked: String = {
+        let mut lines = revoked_text.lines().peekable();
+        let mut kept = Vec::new();
+        while let Some(line) = lines.next() {
+            if line.trim() == "[publishers.revoked]" {
+                while lines
+                    .peek()
+                    .is_some_and(|l| !l.trim().is_empty() && !l.starts_with('['))
+                {
+                    lines.next();
+                }
+                continue;
+            }
+            kept.push(line);
+        }
+        kept.join("\n")
+    };
+    assert!(!unrevoked.contains("key leaked"), "{unrevoked}");
+    std::fs::write(&trust_path, unrevoked).expect("edit trust.toml");
+    let before = node.ledger().len();
+    let out = node.install(&node.build("1.0.0"), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("not revoked in trust.toml but revoked on record"),
+        "{err}"
+    );
+    let entries = node.new_entries(before);
+    one_entry(&entries, "trust.refused", "deny");
+    node.ok(&["audit", "verify"]);
 }

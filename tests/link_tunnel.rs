@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use vigil::node::home::Home;
 use vigil::node::links::{start_listener, LinkAuditEntry, LinkAuditSink, LinkListener};
+use vigil::trust::{file, SharedTrust};
 use vigil_crypto::keyfile;
 
 fn vigil(home: &Path) -> Command {
@@ -145,7 +146,8 @@ fn tunnel_between_two_nodes_is_policed_and_audited() {
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let entries: Entries = Arc::default();
-    let server = serve(&runtime, &a, recording_sink(&entries, None));
+    let trust = Arc::new(SharedTrust::new(file::load(&a.trust_path()).unwrap()));
+    let server = serve_with(&runtime, &a, recording_sink(&entries, None), trust.clone());
     let peer = server.local_addr().unwrap();
 
     let tunnel = Tunnel::start(&home_b, peer, &a.node_pub_path(), allowed);
@@ -174,6 +176,9 @@ fn tunnel_between_two_nodes_is_policed_and_audited() {
             .args(["trust", "peer", "revoke", &b_key.key_id().to_string()])
             .args(["--reason", "decommissioned"]),
     );
+    // What a running node does on that change (tests/live_node.rs shows
+    // it through `vigil serve`): the listener decides with the new store.
+    trust.set(file::load(&a.trust_path()).unwrap());
     drop(tunnel);
     drop(wrong);
     let after = Tunnel::start(&home_b, peer, &a.node_pub_path(), allowed);
@@ -287,11 +292,26 @@ fn recording_sink(entries: &Entries, failing: Option<&'static str>) -> LinkAudit
 
 /// Node A's link listener on 127.0.0.1, recording into `sink`.
 fn serve(runtime: &tokio::runtime::Runtime, a: &Home, sink: LinkAuditSink) -> LinkListener {
+    serve_with(
+        runtime,
+        a,
+        sink,
+        Arc::new(SharedTrust::new(file::load(&a.trust_path()).unwrap())),
+    )
+}
+
+/// [`serve`] deciding with `trust` (which the test may replace).
+fn serve_with(
+    runtime: &tokio::runtime::Runtime,
+    a: &Home,
+    sink: LinkAuditSink,
+    trust: Arc<SharedTrust>,
+) -> LinkListener {
     let _guard = runtime.enter();
     start_listener(
         "127.0.0.1:0".parse().unwrap(),
         a.node_signing_key(None).unwrap(),
-        a.trust_path(),
+        trust,
         sink,
         vigil_transport::LinkConfig::default(),
         None,

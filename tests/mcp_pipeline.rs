@@ -22,7 +22,8 @@ fn pipeline(node: &mcp_support::Node) -> Pipeline {
     let config = Config::load(&home.config_path()).expect("config");
     let sandbox =
         Sandbox::new(&SandboxConfig::new(home.cache_dir().join("wasm"))).expect("sandbox");
-    let (catalog, skipped) = Catalog::load(&home, &config, &sandbox).expect("catalog");
+    let trust = vigil::trust::file::load(&home.trust_path()).expect("trust store");
+    let (catalog, skipped) = Catalog::load(&home, &config, &sandbox, &trust).expect("catalog");
     assert!(skipped.is_empty(), "{skipped:?}");
     let key = home.node_signing_key(None).expect("node key");
     let auditor = Auditor::open(&home, &config, Some(key)).expect("auditor");

@@ -64,7 +64,8 @@ use crate::merkle::{self, Frontier, NodeSource};
 use crate::payloads::{self, PayloadStore, PayloadWriter, PreparedPayload, StoredPayload};
 use crate::storage::{
     checkpoint_key, chunk_entry, chunk_key, chunk_start, decode_chunk, encode_chunk,
-    pending_erasure_index, pending_erasure_key, tile_key, tile_node, CHUNK_BYTES, CHUNK_ENTRIES,
+    kind_index_entry, kind_index_key, kind_index_prefix, kind_marker_key, pending_erasure_index,
+    pending_erasure_key, tile_key, tile_node, CHUNK_BYTES, CHUNK_ENTRIES, KIND_MARKER_PREFIX,
     LEGACY_TILE_PREFIX, PENDING_ERASURE_PREFIX, TILE_NODES, TILE_PREFIX,
 };
 
@@ -146,6 +147,8 @@ struct Writer {
     /// in-memory state can no longer be trusted until the ledger is reopened)
     /// or when the tree's edge could not be recomputed on open.
     poisoned: Option<String>,
+    /// The kinds whose entries are indexed ([`Ledger::index_kind`]).
+    indexed_kinds: Vec<String>,
 }
 
 /// What readers see of the committed ledger: its size, its root and the
@@ -466,6 +469,15 @@ impl Ledger {
             root: state.frontier.root(),
             edge: edge.clone(),
         };
+        let indexed_kinds = db
+            .scan_prefix(KIND_MARKER_PREFIX)
+            .keys()
+            .map(|k| {
+                let k = k?;
+                String::from_utf8(k[KIND_MARKER_PREFIX.len()..].to_vec())
+                    .map_err(|_| LedgerError::Damaged("a kind index marker is not UTF-8".into()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let ledger = Self {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
@@ -478,6 +490,7 @@ impl Ledger {
                     sync,
                     payloads: payload_writer,
                     poisoned: edge.err(),
+                    indexed_kinds,
                 }),
                 erasing: Mutex::new(()),
                 view: Mutex::new(Arc::new(view)),
@@ -648,6 +661,9 @@ impl Ledger {
                 e.prev = st.last_hash;
                 let bytes = e.encode();
                 let leaf = leaf_hash(&bytes);
+                if writer.indexed_kinds.contains(&e.kind) {
+                    batch.insert(kind_index_key(&e.kind, e.index), &[][..]);
+                }
                 if !chunk.is_empty()
                     && (chunk.len() >= CHUNK_ENTRIES || chunk_bytes + bytes.len() > CHUNK_BYTES)
                 {
@@ -725,6 +741,55 @@ impl Ledger {
     fn make_durable(&self, writer: &mut Writer) -> Result<(), LedgerError> {
         self.inner.db.flush()?;
         writer.sync.sync()
+    }
+
+    /// Indexes the entries of `kind` from now on, in the same atomic batch
+    /// as the entries themselves, so that [`Ledger::indices_of_kind`] finds
+    /// them without reading the ledger. The first call on a ledger indexes
+    /// the entries already there (one pass); the choice is stored, so every
+    /// later open keeps indexing the kind.
+    pub fn index_kind(&self, kind: &str) -> Result<(), LedgerError> {
+        let mut writer = lock(&self.inner.writer);
+        if writer.indexed_kinds.iter().any(|k| k == kind) {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for (i, raw) in self.raw_entries(0..writer.state.size).enumerate() {
+            let e = Entry::decode(&raw?)?;
+            if e.kind == kind {
+                batch.insert(kind_index_key(kind, i as u64), &[][..]);
+            }
+        }
+        batch.insert(kind_marker_key(kind), &[][..]);
+        self.inner.db.apply_batch(batch)?;
+        self.make_durable(&mut writer)?;
+        writer.indexed_kinds.push(kind.to_string());
+        Ok(())
+    }
+
+    /// The indices of the entries of `kind`, in order, or `None` when the
+    /// kind is not indexed ([`Ledger::index_kind`]).
+    pub fn indices_of_kind(&self, kind: &str) -> Result<Option<Vec<u64>>, LedgerError> {
+        if !lock(&self.inner.writer)
+            .indexed_kinds
+            .iter()
+            .any(|k| k == kind)
+        {
+            return Ok(None);
+        }
+        let size = self.size();
+        let prefix = kind_index_prefix(kind);
+        let mut out = Vec::new();
+        for key in self.inner.db.scan_prefix(&prefix).keys() {
+            let key = key?;
+            let index = kind_index_entry(prefix.len(), &key).ok_or_else(|| {
+                LedgerError::Damaged(format!("a `{kind}` index key is malformed"))
+            })?;
+            if index < size {
+                out.push(index);
+            }
+        }
+        Ok(Some(out))
     }
 
     /// The entry at `index`, if present.

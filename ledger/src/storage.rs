@@ -41,6 +41,11 @@
 //!   once the payload is destroyed; an open finishes any still present, so
 //!   a payload is never gone without its erasure on record, and never kept
 //!   after its erasure is recorded.
+//! - **kind index**: key `k/` + kind + `\0` + entry index (u64 BE); empty
+//!   value, for entries of the kinds marked indexed by `m/kind-index/` +
+//!   kind (the node indexes `trust.changed`, so its trust store is checked
+//!   against the ledger without reading it all). Written in the batch of
+//!   the entry itself.
 
 use crate::hash::Hash;
 
@@ -139,6 +144,40 @@ pub fn payload_key(digest: &Hash) -> [u8; 34] {
     k[..2].copy_from_slice(PAYLOAD_INDEX_PREFIX);
     k[2..].copy_from_slice(digest);
     k
+}
+
+/// First bytes of kind index keys: `k/<kind>\0<index:u64 BE>`, one empty
+/// value per entry of an indexed kind.
+pub const KIND_INDEX_PREFIX: &[u8] = b"k/";
+/// First bytes of the markers of indexed kinds: `m/kind-index/<kind>`.
+/// A kind with a marker is indexed by every append, in the entries' batch.
+pub const KIND_MARKER_PREFIX: &[u8] = b"m/kind-index/";
+
+/// The prefix of the kind index keys of `kind`.
+pub fn kind_index_prefix(kind: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(KIND_INDEX_PREFIX.len() + kind.len() + 1);
+    k.extend_from_slice(KIND_INDEX_PREFIX);
+    k.extend_from_slice(kind.as_bytes());
+    k.push(0);
+    k
+}
+
+/// The kind index key of entry `index` of kind `kind`.
+pub fn kind_index_key(kind: &str, index: u64) -> Vec<u8> {
+    let mut k = kind_index_prefix(kind);
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// The entry index in a kind index key (after its prefix).
+pub fn kind_index_entry(prefix_len: usize, key: &[u8]) -> Option<u64> {
+    let rest = key.get(prefix_len..)?;
+    rest.try_into().ok().map(u64::from_be_bytes)
+}
+
+/// The marker key saying `kind` is indexed.
+pub fn kind_marker_key(kind: &str) -> Vec<u8> {
+    [KIND_MARKER_PREFIX, kind.as_bytes()].concat()
 }
 
 /// First bytes of pending erasure keys.

@@ -363,3 +363,34 @@ fn second_process_open_is_refused_with_a_clear_message() {
         assert!(!e.to_string().is_empty());
     }
 }
+
+#[test]
+fn an_indexed_kind_is_found_without_reading_the_ledger_and_stays_indexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mark = |i: u64| NewEntry::new("trust.changed", "operator", format!("key:{i}"), "record");
+    {
+        let l = Ledger::open(dir.path()).unwrap();
+        l.append_batch(vec![entry(0), mark(1), entry(2)]).unwrap();
+        assert_eq!(l.indices_of_kind("trust.changed").unwrap(), None);
+        // The first call indexes the entries already there.
+        l.index_kind("trust.changed").unwrap();
+        assert_eq!(l.indices_of_kind("trust.changed").unwrap(), Some(vec![1]));
+        l.append_batch(vec![mark(3), entry(4), mark(5)]).unwrap();
+        assert_eq!(
+            l.indices_of_kind("trust.changed").unwrap(),
+            Some(vec![1, 3, 5])
+        );
+        assert_eq!(l.indices_of_kind("tool.call").unwrap(), None);
+    }
+    // Reopened without asking: the kind is still indexed, also for appends
+    // made after the reopen.
+    let l = Ledger::open(dir.path()).unwrap();
+    l.append(mark(6)).unwrap();
+    assert_eq!(
+        l.indices_of_kind("trust.changed").unwrap(),
+        Some(vec![1, 3, 5, 6])
+    );
+    for i in [1, 3, 5, 6] {
+        assert_eq!(l.entry(i).unwrap().unwrap().kind, "trust.changed");
+    }
+}

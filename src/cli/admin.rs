@@ -36,6 +36,7 @@ use crate::mcp::CatalogTool;
 use crate::node::audit::{AuditEvent, Auditor, EventKind, Verdict};
 use crate::node::config::Config;
 use crate::node::home::Home;
+use crate::node::trusted;
 use crate::package::format::PackageFile;
 use crate::package::manifest::Sensitivity;
 use crate::package::FormatError;
@@ -50,6 +51,9 @@ pub trait Live: Send + Sync {
     fn tools_changed(&self) -> anyhow::Result<()>;
     /// A peer was revoked: close its open links; returns how many.
     fn peer_revoked(&self, key_id: &str, reason: &str) -> u64;
+    /// The trust store changed (already saved and recorded): decide with
+    /// `store` from now on.
+    fn trust_changed(&self, store: TrustStore);
     /// The tool `name` as the node serves it.
     fn tool(&self, name: &str) -> Option<Arc<CatalogTool>>;
 }
@@ -231,7 +235,7 @@ impl Admin {
             Request::Uninstall { name, reason } => self.uninstall(&name, &reason),
             Request::Trust(change) => self.trust(change),
             Request::TrustList => Ok(Reply::TrustStore {
-                store: json_value(&file::load(&self.home.trust_path())?)?,
+                store: json_value(&self.trust_store()?)?,
             }),
             Request::Tools => self.tools(),
             Request::Call { tool, arguments } => self.call(&tool, &arguments),
@@ -434,7 +438,7 @@ impl Admin {
     ) -> anyhow::Result<Reply> {
         let _changing = self.lock_changes();
         let max = self.config.packages.max_package_bytes;
-        let trust = file::load(&self.home.trust_path())?;
+        let trust = self.trust_store()?;
         let mut store = PackageStore::open(&self.home)?;
         let carried = !package_b64.is_empty() || len == 0;
         let (decision, bytes) = if len > max || !carried {
@@ -544,24 +548,44 @@ impl Admin {
         })
     }
 
+    /// The trust store, checked against the ledger (a disagreeing
+    /// `trust.toml` is refused and the refusal recorded).
+    fn trust_store(&self) -> anyhow::Result<TrustStore> {
+        Ok(trusted::load_checked(&self.home, &self.auditor)?)
+    }
+
     fn trust(&self, request: TrustRequest) -> anyhow::Result<Reply> {
         let _changing = self.lock_changes();
         let path = self.home.trust_path();
-        let mut store = file::load(&path)?;
-        let change = apply_trust(&mut store, &request)?;
+        let (store, change) = if request == TrustRequest::Restore {
+            let (store, differences) = trusted::restoration(&self.home, &self.auditor)?;
+            if differences.is_empty() {
+                bail!("trust.toml already says what the ledger records; nothing to restore");
+            }
+            (store, TrustChange::StoreRestored { differences })
+        } else {
+            let mut store = self.trust_store()?;
+            let change = apply_trust(&mut store, &request)?;
+            (store, change)
+        };
         // Recorded before it takes effect: an unrecorded change is not made.
         self.record(&change.audit_record())?;
         file::save(&path, &store)?;
         let mut closed_links = 0;
         if let Some(live) = &self.live {
+            live.trust_changed(store);
             match &change {
-                TrustChange::PeerRevoked { key_id, reason } => {
+                TrustChange::PeerRevoked { key_id, reason, .. } => {
                     closed_links = live.peer_revoked(key_id, reason);
                 }
-                TrustChange::PublisherAdded { .. } | TrustChange::PublisherRevoked { .. } => {
+                TrustChange::PublisherAdded { .. }
+                | TrustChange::PublisherRevoked { .. }
+                | TrustChange::StoreRestored { .. } => {
                     live.tools_changed()?;
                 }
-                TrustChange::PeerAdded { .. } => {}
+                TrustChange::PeerAdded { .. }
+                | TrustChange::OperatorAdded { .. }
+                | TrustChange::OperatorRevoked { .. } => {}
             }
         }
         Ok(Reply::TrustChanged {
@@ -581,7 +605,7 @@ impl Admin {
             sensitivity: &'static str,
             description: &'a str,
         }
-        let trust = file::load(&self.home.trust_path())?;
+        let trust = self.trust_store()?;
         let store = PackageStore::open(&self.home)?;
         let checks = store.verify_stored(&trust, self.config.packages.max_package_bytes);
         let mut rows = Vec::new();
@@ -649,7 +673,7 @@ impl Admin {
             }
             None => {
                 let max_bytes = self.config.packages.max_package_bytes;
-                let trust = file::load(&self.home.trust_path())?;
+                let trust = self.trust_store()?;
                 let store = PackageStore::open(&self.home)?;
                 let admitted = store
                     .verify_stored(&trust, max_bytes)
@@ -748,6 +772,11 @@ fn apply_trust(store: &mut TrustStore, request: &TrustRequest) -> anyhow::Result
             targets,
         } => store.add_peer(&key(k)?, name, targets, now())?,
         TrustRequest::RevokePeer { key_id, reason } => store.revoke_peer(key_id, reason, now())?,
+        TrustRequest::AddOperator { key: k, name } => store.add_operator(&key(k)?, name, now())?,
+        TrustRequest::RevokeOperator { key_id, reason } => {
+            store.revoke_operator(key_id, reason, now())?
+        }
+        TrustRequest::Restore => bail!("a restore is not a change to apply"),
     })
 }
 

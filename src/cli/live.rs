@@ -21,6 +21,9 @@ use crate::mcp::{Catalog, CatalogTool, Pipeline};
 use crate::node::config::Config;
 use crate::node::home::Home;
 use crate::sandbox::Sandbox;
+use crate::trust::{SharedTrust, TrustStore};
+
+use super::serve::Started;
 
 /// The state of a running node that administration changes.
 pub struct LiveNode {
@@ -28,6 +31,8 @@ pub struct LiveNode {
     config: Config,
     pipeline: Arc<Pipeline>,
     sandbox: Arc<Sandbox>,
+    /// The trust store the node decides with.
+    trust: Arc<SharedTrust>,
     /// The link listener's open links, once it runs.
     links: Mutex<Option<OpenLinks>>,
     runtime: tokio::runtime::Handle,
@@ -35,17 +40,13 @@ pub struct LiveNode {
 
 impl LiveNode {
     /// The live state of a node serving `pipeline` on the current runtime.
-    pub fn new(
-        home: &Home,
-        config: &Config,
-        pipeline: Arc<Pipeline>,
-        sandbox: Arc<Sandbox>,
-    ) -> anyhow::Result<Arc<Self>> {
+    pub fn new(home: &Home, config: &Config, started: Started) -> anyhow::Result<Arc<Self>> {
         Ok(Arc::new(Self {
             home: home.clone(),
             config: config.clone(),
-            pipeline,
-            sandbox,
+            pipeline: started.pipeline,
+            sandbox: started.sandbox,
+            trust: started.trust,
             links: Mutex::new(None),
             runtime: tokio::runtime::Handle::try_current()
                 .context("the live node needs a tokio runtime")?,
@@ -78,7 +79,8 @@ impl LiveNode {
 
 impl Live for LiveNode {
     fn tools_changed(&self) -> anyhow::Result<()> {
-        let (catalog, skipped) = Catalog::load(&self.home, &self.config, &self.sandbox)
+        let trust = self.trust.get();
+        let (catalog, skipped) = Catalog::load(&self.home, &self.config, &self.sandbox, &trust)
             .context("loading the admitted tools anew")?;
         for check in skipped {
             let path = check.path.display().to_string();
@@ -106,6 +108,10 @@ impl Live for LiveNode {
         links.map_or(0, |l| {
             l.close_peer(key_id, &format!("peer key revoked: {reason}"))
         })
+    }
+
+    fn trust_changed(&self, store: TrustStore) {
+        self.trust.set(store);
     }
 
     fn tool(&self, name: &str) -> Option<Arc<CatalogTool>> {

@@ -17,7 +17,6 @@ use anyhow::{anyhow, bail, Context};
 use clap::Args;
 
 use super::live::LiveNode;
-use super::serve::Started;
 use crate::control::client;
 use crate::control::protocol::{Reply, Request};
 use crate::node::config::Config;
@@ -39,12 +38,13 @@ pub fn run(home: &Home, args: McpArgs) -> anyhow::Result<ExitCode> {
     if let Some(node) = client::connect(&home.control_socket())? {
         return relay(node, agent);
     }
-    let Started { pipeline, sandbox } = super::serve::start_pipeline(home, &config)?;
+    let started = super::serve::start_pipeline(home, &config)?;
+    let pipeline = std::sync::Arc::clone(&started.pipeline);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let live = LiveNode::new(home, &config, std::sync::Arc::clone(&pipeline), sandbox)?;
+        let live = LiveNode::new(home, &config, started)?;
         let _control = live.serve_control()?;
         crate::mcp::serve_stdio(std::sync::Arc::clone(&pipeline), agent)
             .await

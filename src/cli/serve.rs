@@ -32,6 +32,7 @@ use crate::node::links::{LinkListener, Outstanding};
 use crate::node::metrics::Metrics;
 use crate::policy::ApprovalQueue;
 use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::trust::SharedTrust;
 
 /// Once stopping: how long the ends of open links and tunnels have to be
 /// recorded (the link listener closes them all at once).
@@ -47,11 +48,13 @@ pub struct ServeArgs {
     pub listen: Option<String>,
 }
 
-/// The node's serving parts: the call pipeline and the sandbox its tools
-/// run in (kept to load newly admitted tools while the node runs).
+/// The node's serving parts: the call pipeline, the sandbox its tools
+/// run in (kept to load newly admitted tools while the node runs) and the
+/// trust store it decides with (checked against the ledger).
 pub struct Started {
     pub pipeline: Arc<Pipeline>,
     pub sandbox: Arc<Sandbox>,
+    pub trust: Arc<SharedTrust>,
 }
 
 /// Opens the ledger (with the node key, for checkpoints), loads the
@@ -75,8 +78,9 @@ pub fn start_pipeline(home: &Home, config: &Config) -> anyhow::Result<Started> {
     let sandbox_config = SandboxConfig::new(home.cache_dir().join("wasm"));
     let slots = sandbox_config.max_concurrent_calls as usize;
     let sandbox = Arc::new(Sandbox::new(&sandbox_config).context("starting the sandbox")?);
+    let trust = crate::node::trusted::load_checked(home, &auditor)?;
     let (catalog, skipped) =
-        Catalog::load(home, config, &sandbox).context("loading admitted tools")?;
+        Catalog::load(home, config, &sandbox, &trust).context("loading admitted tools")?;
     for check in skipped {
         let source = check.path.display().to_string();
         let record = check.decision.audit_record(Occasion::Startup, &source);
@@ -95,7 +99,11 @@ pub fn start_pipeline(home: &Home, config: &Config) -> anyhow::Result<Started> {
         auditor,
         slots,
     ));
-    Ok(Started { pipeline, sandbox })
+    Ok(Started {
+        pipeline,
+        sandbox,
+        trust: Arc::new(SharedTrust::new(trust)),
+    })
 }
 
 /// Answers every call a stopped node left waiting for approval: nothing
@@ -193,8 +201,9 @@ async fn serve_until_stopped(
             stop.cancel();
         }
     });
-    let Started { pipeline, sandbox } = started;
-    let live = LiveNode::new(home, config, Arc::clone(&pipeline), sandbox)?;
+    let pipeline = Arc::clone(&started.pipeline);
+    let trust = Arc::clone(&started.trust);
+    let live = LiveNode::new(home, config, started)?;
     let control = live.serve_control()?;
     let http = match mcp {
         Some(addr) => Some(start_http(addr, &pipeline, config, stop.clone()).await?),
@@ -204,7 +213,7 @@ async fn serve_until_stopped(
         }
     };
     let metrics = Arc::clone(pipeline.metrics());
-    let links = start_links(home, config, pipeline.auditor().clone(), metrics).await?;
+    let links = start_links(home, config, pipeline.auditor().clone(), trust, metrics).await?;
     if let Some(server) = &links.server {
         live.set_links(server.open_links());
     }
@@ -320,6 +329,7 @@ async fn start_links(
     home: &Home,
     config: &Config,
     auditor: Auditor,
+    trust: Arc<SharedTrust>,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<Links> {
     use super::tunnel::{describe, start_tunnel, TunnelPlan};
@@ -335,7 +345,7 @@ async fn start_links(
             let server = start_listener(
                 addr,
                 load_key()?,
-                home.trust_path(),
+                trust,
                 ledger_sink(auditor.clone()),
                 config.links.serving(),
                 Some(metrics),

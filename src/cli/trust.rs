@@ -1,7 +1,9 @@
 //! `vigil trust ...`: changes to and listing of the trust store. Every
 //! change is recorded as one ledger entry, then written atomically; a
 //! running node applies it at once (a revoked peer's links are closed, a
-//! revoked publisher's tools withdrawn).
+//! revoked publisher's tools withdrawn). The store is checked against the
+//! ledger whenever it is read; `vigil trust restore` rewrites a
+//! `trust.toml` that disagrees from the ledger.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,8 +25,32 @@ pub enum TrustCommand {
     /// Peer nodes that may link to this node, and the targets they may reach
     #[command(subcommand)]
     Peer(PeerCommand),
-    /// List trusted publishers and peers
+    /// Operators whose signed decisions answer held calls (`vigil approve
+    /// --key`, `vigil deny --key`)
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+    /// List trusted publishers, peers and operators
     List(ListArgs),
+    /// Rewrite trust.toml from the trust changes recorded in the ledger
+    /// (after a hand edit or a crash left it disagreeing; recorded)
+    Restore,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Trust an operator's key (a .pub file from `vigil key generate`)
+    Add(AddOperatorArgs),
+    /// Revoke an operator key; its decisions no longer count
+    Revoke(RevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AddOperatorArgs {
+    /// The operator's public key file (NAME.pub)
+    pub key: PathBuf,
+    /// The operator's name: decisions are recorded as `operator:NAME`
+    #[arg(long)]
+    pub name: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,6 +193,45 @@ pub fn run(home: &Home, cmd: TrustCommand) -> anyhow::Result<ExitCode> {
             println!("revoked publisher {}: {}", args.key_id, args.reason.trim());
             Ok(ExitCode::SUCCESS)
         }
+        TrustCommand::Operator(OperatorCommand::Add(args)) => {
+            let text = std::fs::read_to_string(&args.key)
+                .with_context(|| format!("cannot read {}", args.key.display()))?;
+            let (key, _) = keyfile::parse_public_key_line(&text)
+                .with_context(|| format!("{} is not a public key file", args.key.display()))?;
+            change(
+                home,
+                TrustRequest::AddOperator {
+                    key: keyfile::public_key_line(&key, None),
+                    name: args.name.clone(),
+                },
+            )?;
+            println!(
+                "trusted operator {} ({}) as operator:{}",
+                key.key_id(),
+                key.fingerprint(),
+                args.name.trim()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        TrustCommand::Operator(OperatorCommand::Revoke(args)) => {
+            change(
+                home,
+                TrustRequest::RevokeOperator {
+                    key_id: args.key_id.clone(),
+                    reason: args.reason.clone(),
+                },
+            )?;
+            println!("revoked operator {}: {}", args.key_id, args.reason.trim());
+            Ok(ExitCode::SUCCESS)
+        }
+        TrustCommand::Restore => {
+            change(home, TrustRequest::Restore)?;
+            println!(
+                "rewrote {} from the trust changes in the ledger (recorded)",
+                home.trust_path().display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         TrustCommand::List(args) => list(home, args),
     }
 }
@@ -216,6 +281,14 @@ fn list(home: &Home, args: ListArgs) -> anyhow::Result<ExitCode> {
             p.name,
             p.allowed_targets.join(", ")
         );
+    }
+    if store.operators.is_empty() {
+        println!("operators: none");
+    } else {
+        println!("operators:");
+    }
+    for o in &store.operators {
+        println!("  {}  {:<16} {}", o.key_id, o.name, state(&o.revoked));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -64,6 +64,13 @@ pub enum TrustRequest {
     },
     /// Revoke a peer key; its open links are closed.
     RevokePeer { key_id: String, reason: String },
+    /// Trust an operator key (its `.pub` line) to sign approval decisions
+    /// as `name`.
+    AddOperator { key: String, name: String },
+    /// Revoke an operator key.
+    RevokeOperator { key_id: String, reason: String },
+    /// Rewrite `trust.toml` from the trust changes in the ledger.
+    Restore,
 }
 
 /// What an operator's command asks the node to do.

@@ -14,6 +14,7 @@ use crate::node::home::Home;
 use crate::package::manifest::{Sensitivity, ToolSpec};
 use crate::policy::SchemaCheck;
 use crate::sandbox::{LoadedTool, Sandbox};
+use crate::trust::TrustStore;
 
 /// Why the catalog could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -109,21 +110,21 @@ impl Catalog {
         Ok(Self { tools: map })
     }
 
-    /// Loads every tool of every admitted package of `home` into `sandbox`.
+    /// Loads every tool of every admitted package of `home` into `sandbox`,
+    /// judged by `trust` (the checked store, see [`crate::node::trusted`]).
     /// Packages that no longer verify are skipped; their refusals are
     /// returned, for the caller to record and report.
     pub fn load(
         home: &Home,
         config: &Config,
         sandbox: &Sandbox,
+        trust: &TrustStore,
     ) -> Result<(Self, Vec<StoredCheck>), CatalogError> {
         let max = config.packages.max_package_bytes;
-        let trust = crate::trust::file::load(&home.trust_path())
-            .map_err(|e| CatalogError::Trust(e.to_string()))?;
         let store = PackageStore::open(home).map_err(|e| CatalogError::Store(e.to_string()))?;
         let mut tools = Vec::new();
         let mut skipped = Vec::new();
-        for check in store.verify_stored(&trust, max) {
+        for check in store.verify_stored(trust, max) {
             let Decision::Admitted(admitted) = &check.decision else {
                 skipped.push(check);
                 continue;

@@ -56,6 +56,12 @@ pub enum EventKind {
     PackageRemoved,
     /// The trust store changed (`trust.changed`).
     TrustChanged,
+    /// A trust store that disagrees with the ledger was refused
+    /// (`trust.refused`), with the differences.
+    TrustRefused,
+    /// An operator answered a held call with a signed decision
+    /// (`approval.decided`).
+    ApprovalDecided,
     /// A peer's link was accepted, or a dialled link came up (`link.opened`).
     LinkOpened,
     /// A link was refused, by this node or (when dialling) by the peer
@@ -79,13 +85,15 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind the node writes itself, `External` aside.
-    pub const NODE_KINDS: [EventKind; 13] = [
+    pub const NODE_KINDS: [EventKind; 15] = [
         Self::ToolCall,
         Self::ToolDenied,
         Self::PackageAdmitted,
         Self::PackageRefused,
         Self::PackageRemoved,
         Self::TrustChanged,
+        Self::TrustRefused,
+        Self::ApprovalDecided,
         Self::LinkOpened,
         Self::LinkRefused,
         Self::LinkClosed,
@@ -107,6 +115,8 @@ impl EventKind {
             Self::PackageRefused => "package.refused",
             Self::PackageRemoved => "package.removed",
             Self::TrustChanged => "trust.changed",
+            Self::TrustRefused => "trust.refused",
+            Self::ApprovalDecided => "approval.decided",
             Self::LinkOpened => "link.opened",
             Self::LinkRefused => "link.refused",
             Self::LinkClosed => "link.closed",
@@ -262,6 +272,8 @@ impl Auditor {
     /// is `[node] name`.
     pub fn open(home: &Home, config: &Config, key: Option<SigningKey>) -> Result<Self, AuditError> {
         let ledger = Ledger::open_at(&home.ledger_dir(), &home.payloads_dir())?;
+        // The trust store is checked against these entries at every load.
+        ledger.index_kind(EventKind::TrustChanged.as_str())?;
         Ok(Self::with_ledger(ledger, config, key))
     }
 

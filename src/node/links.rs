@@ -7,7 +7,6 @@
 //! stopping node shuts down so that every open link's end is recorded.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::Arc;
 
@@ -21,7 +20,7 @@ use vigil_transport::{
 
 use crate::node::audit::{EventKind, Verdict};
 use crate::node::metrics::Metrics;
-use crate::trust::{file, TrustError};
+use crate::trust::{SharedTrust, TrustError};
 
 /// `[links]`: accepting links from peer nodes and dialling them.
 #[derive(Debug, Clone, Deserialize)]
@@ -79,29 +78,24 @@ pub struct TunnelConfig {
     pub link_lifetime_seconds: Option<u64>,
 }
 
-/// The trust store file as the policy for peers. The file is read on every
-/// decision, so `vigil trust peer revoke` takes effect for the next link or
-/// tunnel without a restart.
+/// The node's trust store (checked against the ledger when the node
+/// started, replaced by every `vigil trust ...` change) as the policy for
+/// peers: a revocation takes effect for the next link or tunnel without a
+/// restart, and a hand edit of `trust.toml` has no effect.
 #[derive(Debug, Clone)]
 pub struct TrustStorePolicy {
-    path: PathBuf,
+    trust: Arc<SharedTrust>,
 }
 
 impl TrustStorePolicy {
-    pub fn new(path: PathBuf) -> Self {
-        Self { path }
+    pub fn new(trust: Arc<SharedTrust>) -> Self {
+        Self { trust }
     }
 }
 
 impl PeerPolicy for TrustStorePolicy {
     fn peer_status(&self, key: &CompositePublicKey) -> PeerStatus {
-        let store = match file::load(&self.path) {
-            Ok(store) => store,
-            Err(e) => {
-                eprintln!("warning: trust store unreadable, refusing peers: {e}");
-                return PeerStatus::Unknown;
-            }
-        };
+        let store = self.trust.get();
         match store.active_peer(key) {
             Ok(peer) => PeerStatus::Trusted {
                 name: peer.name.clone(),
@@ -112,10 +106,7 @@ impl PeerPolicy for TrustStorePolicy {
     }
 
     fn target_allowed(&self, key: &CompositePublicKey, target: &Target) -> bool {
-        let Ok(store) = file::load(&self.path) else {
-            return false;
-        };
-        store.active_peer(key).is_ok_and(|peer| {
+        self.trust.get().active_peer(key).is_ok_and(|peer| {
             peer.allowed_targets
                 .iter()
                 .any(|t| Target::parse(t).is_ok_and(|t| &t == target))
@@ -451,12 +442,12 @@ impl LinkListener {
 }
 
 /// Starts accepting links on `addr` (on the current tokio runtime) with
-/// `config`: peers are judged by the trust store at `trust_path`,
+/// `config`: peers are judged by the node's trust store `trust`,
 /// decisions go to `sink` and are counted in `metrics`.
 pub fn start_listener(
     addr: SocketAddr,
     key: SigningKey,
-    trust_path: PathBuf,
+    trust: Arc<SharedTrust>,
     sink: LinkAuditSink,
     config: LinkConfig,
     metrics: Option<Arc<Metrics>>,
@@ -465,7 +456,7 @@ pub fn start_listener(
     let progress = observer.progress();
     let context = ServerContext {
         identity: Arc::new(LinkIdentity::new(key)?),
-        policy: Arc::new(TrustStorePolicy::new(trust_path)),
+        policy: Arc::new(TrustStorePolicy::new(trust)),
         observer: Arc::new(observer),
         config,
     };

@@ -9,3 +9,4 @@ pub mod home;
 pub mod links;
 pub mod metrics;
 pub mod notify;
+pub mod trusted;

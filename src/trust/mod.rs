@@ -1,11 +1,16 @@
 //! The node's trust store (`trust.toml` in the node home): which publisher
 //! keys may sign packages and for which names (scopes), which peer nodes may
-//! link to this one and reach which targets, and which of either were
-//! revoked and why. The rules (scope matching, add and revoke) are plain
-//! methods returning a [`TrustChange`] for the ledger; reading and writing
-//! the file is in [`file`].
+//! link to this one and reach which targets, which operators may answer
+//! approvals, and which of them were revoked and why. The rules (scope
+//! matching, add and revoke) are plain methods returning a [`TrustChange`]
+//! for the ledger; reading and writing the file is in [`file`]; the store
+//! as the ledger records it, and how a file differs from it, in
+//! [`ledgered`].
 
 pub mod file;
+pub mod ledgered;
+
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 use vigil_crypto::{keyfile, CompositePublicKey, KeyId};
@@ -43,6 +48,18 @@ pub enum TrustError {
     UnknownPeer(String),
     #[error("peer {0} is already revoked")]
     PeerAlreadyRevoked(KeyId),
+    #[error("operator {0} is already trusted")]
+    OperatorExists(KeyId),
+    #[error("operator {0} was revoked; a revoked key is never trusted again (the operator must use a new key)")]
+    OperatorWasRevoked(KeyId),
+    #[error("no operator with key id {0} in the trust store (see `vigil trust list`)")]
+    UnknownOperator(String),
+    #[error("operator {0} is already revoked")]
+    OperatorAlreadyRevoked(KeyId),
+    #[error("an operator needs a name (--name): approvals are recorded as `operator:NAME`")]
+    NoOperatorName,
+    #[error("operator name `{0}` is already used by another operator key")]
+    OperatorNameTaken(String),
     #[error("invalid scope `{scope}`: {problem}")]
     BadScope {
         scope: String,
@@ -63,6 +80,8 @@ pub struct TrustStore {
     pub publishers: Vec<Publisher>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<Peer>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operators: Vec<Operator>,
 }
 
 /// A package publisher: a composite key and the names it may sign.
@@ -105,6 +124,24 @@ pub struct Peer {
     pub revoked: Option<Revocation>,
 }
 
+/// A person who answers approvals: decisions signed with this composite
+/// key are the only ones that count for tools whose approval mode is
+/// `operator`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Operator {
+    /// Key id (32 hex digits) of `key`.
+    pub key_id: String,
+    /// The operator's composite public key as a `.pub` line.
+    pub key: String,
+    /// The operator's name: decisions are recorded as `operator:NAME`.
+    pub name: String,
+    /// Unix seconds when added.
+    pub added_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<Revocation>,
+}
+
 /// When and why a key was revoked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -114,45 +151,77 @@ pub struct Revocation {
     pub reason: String,
 }
 
-/// One change to the trust store, for the ledger.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One change to the trust store, for the ledger. Each carries what the
+/// store gained (the whole key, times), so that the store can be rebuilt
+/// from the ledger alone ([`ledgered::replay`]). Entries written before
+/// that lack `key`, `added_at` and `at`; they are `None` when read back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "kebab-case")]
 pub enum TrustChange {
     PublisherAdded {
         key_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
         name: String,
         scopes: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        added_at: Option<u64>,
     },
     PublisherRevoked {
         key_id: String,
         reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<u64>,
     },
     PeerAdded {
         key_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
         name: String,
         allowed_targets: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        added_at: Option<u64>,
     },
     PeerRevoked {
         key_id: String,
         reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<u64>,
     },
+    OperatorAdded {
+        key_id: String,
+        key: Option<String>,
+        name: String,
+        added_at: Option<u64>,
+    },
+    OperatorRevoked {
+        key_id: String,
+        reason: String,
+        at: Option<u64>,
+    },
+    /// `trust.toml` was rewritten from the ledger (`vigil trust restore`);
+    /// `differences` are what the file held that the ledger did not say.
+    StoreRestored { differences: Vec<String> },
 }
 
 impl TrustChange {
     /// The ledger entry recording this change: `trust.changed`, decision
     /// `record`, the key id as subject and the change (`change`:
     /// `publisher-added`, `publisher-revoked`, `peer-added`, `peer-revoked`)
-    /// in the details.
+    /// in the details; `trust.toml` as subject for a restored store.
     pub fn audit_record(&self) -> AuditRecord {
         let subject = match self {
             Self::PublisherAdded { key_id, .. }
             | Self::PublisherRevoked { key_id, .. }
             | Self::PeerAdded { key_id, .. }
-            | Self::PeerRevoked { key_id, .. } => key_id,
+            | Self::PeerRevoked { key_id, .. }
+            | Self::OperatorAdded { key_id, .. }
+            | Self::OperatorRevoked { key_id, .. } => key_id.as_str(),
+            Self::StoreRestored { .. } => "trust.toml",
         };
         AuditRecord {
             kind: EventKind::TrustChanged,
-            subject: subject.clone(),
+            subject: subject.to_string(),
             decision: Verdict::Record,
             details: serde_json::to_value(self).unwrap_or_default(),
         }
@@ -165,6 +234,7 @@ impl Default for TrustStore {
             version: TRUST_STORE_VERSION,
             publishers: Vec::new(),
             peers: Vec::new(),
+            operators: Vec::new(),
         }
     }
 }
@@ -250,28 +320,21 @@ impl Peer {
 impl TrustStore {
     /// The publisher with this key id, revoked or not.
     pub fn publisher(&self, key_id: &KeyId) -> Option<&Publisher> {
-        let id = key_id.to_string();
-        self.publishers.iter().find(|p| p.key_id == id)
+        by_id(&self.publishers, key_id)
     }
 
     /// The peer with this key id, revoked or not.
     pub fn peer(&self, key_id: &KeyId) -> Option<&Peer> {
-        let id = key_id.to_string();
-        self.peers.iter().find(|p| p.key_id == id)
+        by_id(&self.peers, key_id)
     }
 
     /// The peer with this key, if it is trusted and not revoked, with a
     /// reason otherwise. The whole key must match, not only its id.
     pub fn active_peer(&self, key: &CompositePublicKey) -> Result<&Peer, TrustError> {
-        let id = key.key_id();
-        let peer = self
-            .peer(&id)
-            .filter(|p| p.public_key().as_ref() == Some(key))
-            .ok_or_else(|| TrustError::UnknownPeer(id.to_string()))?;
-        if peer.revoked.is_some() {
-            return Err(TrustError::PeerWasRevoked(id));
-        }
-        Ok(peer)
+        active(&self.peers, key).map_err(|revoked| match revoked {
+            true => TrustError::PeerWasRevoked(key.key_id()),
+            false => TrustError::UnknownPeer(key.key_id().to_string()),
+        })
     }
 
     /// Trusts `key` to sign package names covered by `scopes`.
@@ -295,19 +358,23 @@ impl TrustStore {
                 None => TrustError::PublisherExists(id),
             });
         }
-        self.publishers.push(Publisher {
+        let publisher = Publisher {
             key_id: id.to_string(),
             key: keyfile::public_key_line(key, None),
             name: name.to_string(),
             scopes: scopes.to_vec(),
             added_at: now,
             revoked: None,
-        });
-        Ok(TrustChange::PublisherAdded {
-            key_id: id.to_string(),
-            name: name.to_string(),
-            scopes: scopes.to_vec(),
-        })
+        };
+        let change = TrustChange::PublisherAdded {
+            key_id: publisher.key_id.clone(),
+            key: Some(publisher.key.clone()),
+            name: publisher.name.clone(),
+            scopes: publisher.scopes.clone(),
+            added_at: Some(now),
+        };
+        self.publishers.push(publisher);
+        Ok(change)
     }
 
     /// Revokes the publisher whose key id is `key_id` (32 hex digits).
@@ -326,7 +393,11 @@ impl TrustStore {
             Revoke::Already(id) => TrustError::PublisherAlreadyRevoked(id),
             Revoke::EmptyReason => TrustError::EmptyReason,
         })?;
-        Ok(TrustChange::PublisherRevoked { key_id, reason })
+        Ok(TrustChange::PublisherRevoked {
+            key_id,
+            reason,
+            at: Some(now),
+        })
     }
 
     /// Trusts the peer node `key` to link here and reach `allowed_targets`.
@@ -344,19 +415,23 @@ impl TrustStore {
                 None => TrustError::PeerExists(id),
             });
         }
-        self.peers.push(Peer {
+        let peer = Peer {
             key_id: id.to_string(),
             key: keyfile::public_key_line(key, None),
             name: name.to_string(),
             allowed_targets: allowed_targets.to_vec(),
             added_at: now,
             revoked: None,
-        });
-        Ok(TrustChange::PeerAdded {
-            key_id: id.to_string(),
-            name: name.to_string(),
-            allowed_targets: allowed_targets.to_vec(),
-        })
+        };
+        let change = TrustChange::PeerAdded {
+            key_id: peer.key_id.clone(),
+            key: Some(peer.key.clone()),
+            name: peer.name.clone(),
+            allowed_targets: peer.allowed_targets.clone(),
+            added_at: Some(now),
+        };
+        self.peers.push(peer);
+        Ok(change)
     }
 
     /// Revokes the peer whose key id is `key_id`.
@@ -372,7 +447,159 @@ impl TrustStore {
             Revoke::Already(id) => TrustError::PeerAlreadyRevoked(id),
             Revoke::EmptyReason => TrustError::EmptyReason,
         })?;
-        Ok(TrustChange::PeerRevoked { key_id, reason })
+        Ok(TrustChange::PeerRevoked {
+            key_id,
+            reason,
+            at: Some(now),
+        })
+    }
+
+    /// The operator with this key id, revoked or not.
+    pub fn operator(&self, key_id: &KeyId) -> Option<&Operator> {
+        by_id(&self.operators, key_id)
+    }
+
+    /// The operator whose whole key is `key`, if trusted and not revoked.
+    pub fn active_operator(&self, key: &CompositePublicKey) -> Result<&Operator, TrustError> {
+        active(&self.operators, key).map_err(|revoked| match revoked {
+            true => TrustError::OperatorWasRevoked(key.key_id()),
+            false => TrustError::UnknownOperator(key.key_id().to_string()),
+        })
+    }
+
+    /// Trusts `key` to sign approval decisions as operator `name`.
+    pub fn add_operator(
+        &mut self,
+        key: &CompositePublicKey,
+        name: &str,
+        now: u64,
+    ) -> Result<TrustChange, TrustError> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(TrustError::NoOperatorName);
+        }
+        let id = key.key_id();
+        if let Some(o) = self.operator(&id) {
+            return Err(match o.revoked {
+                Some(_) => TrustError::OperatorWasRevoked(id),
+                None => TrustError::OperatorExists(id),
+            });
+        }
+        if self
+            .operators
+            .iter()
+            .any(|o| o.name == name && o.revoked.is_none())
+        {
+            return Err(TrustError::OperatorNameTaken(name.to_string()));
+        }
+        let operator = Operator {
+            key_id: id.to_string(),
+            key: keyfile::public_key_line(key, None),
+            name: name.to_string(),
+            added_at: now,
+            revoked: None,
+        };
+        let change = TrustChange::OperatorAdded {
+            key_id: operator.key_id.clone(),
+            key: Some(operator.key.clone()),
+            name: operator.name.clone(),
+            added_at: Some(now),
+        };
+        self.operators.push(operator);
+        Ok(change)
+    }
+
+    /// Revokes the operator whose key id is `key_id`.
+    pub fn revoke_operator(
+        &mut self,
+        key_id: &str,
+        reason: &str,
+        now: u64,
+    ) -> Result<TrustChange, TrustError> {
+        let entries = self
+            .operators
+            .iter_mut()
+            .map(|o| (&o.key_id, &mut o.revoked));
+        let (key_id, reason) = revoke(entries, key_id, reason, now).map_err(|e| match e {
+            Revoke::Unknown => TrustError::UnknownOperator(key_id.into()),
+            Revoke::Already(id) => TrustError::OperatorAlreadyRevoked(id),
+            Revoke::EmptyReason => TrustError::EmptyReason,
+        })?;
+        Ok(TrustChange::OperatorRevoked {
+            key_id,
+            reason,
+            at: Some(now),
+        })
+    }
+}
+
+/// What every trusted key has, whatever its role.
+trait Keyed {
+    fn key_id(&self) -> &str;
+    fn key_line(&self) -> &str;
+    fn revoked(&self) -> Option<&Revocation>;
+
+    /// Parses the stored key.
+    fn parsed_key(&self) -> Option<CompositePublicKey> {
+        keyfile::parse_public_key_line(self.key_line())
+            .ok()
+            .map(|(k, _)| k)
+    }
+}
+
+macro_rules! keyed {
+    ($($t:ty),*) => {$(
+        impl Keyed for $t {
+            fn key_id(&self) -> &str {
+                &self.key_id
+            }
+            fn key_line(&self) -> &str {
+                &self.key
+            }
+            fn revoked(&self) -> Option<&Revocation> {
+                self.revoked.as_ref()
+            }
+        }
+    )*};
+}
+keyed!(Publisher, Peer, Operator);
+
+/// The entry of `list` with key id `id`, revoked or not.
+fn by_id<'a, T: Keyed>(list: &'a [T], id: &KeyId) -> Option<&'a T> {
+    let id = id.to_string();
+    list.iter().find(|k| k.key_id() == id)
+}
+
+/// The entry of `list` whose whole key is `key`: `Ok` if not revoked,
+/// `Err(true)` if revoked, `Err(false)` if unknown.
+fn active<'a, T: Keyed>(list: &'a [T], key: &CompositePublicKey) -> Result<&'a T, bool> {
+    let found = by_id(list, &key.key_id())
+        .filter(|k| k.parsed_key().as_ref() == Some(key))
+        .ok_or(false)?;
+    match found.revoked() {
+        Some(_) => Err(true),
+        None => Ok(found),
+    }
+}
+
+/// The trust store a running node decides with, shared by the parts that
+/// read it (links, the catalog, approvals) and replaced whole by a change.
+#[derive(Debug, Default)]
+pub struct SharedTrust(RwLock<Arc<TrustStore>>);
+
+impl SharedTrust {
+    pub fn new(store: TrustStore) -> Self {
+        Self(RwLock::new(Arc::new(store)))
+    }
+
+    /// The store now.
+    pub fn get(&self) -> Arc<TrustStore> {
+        Arc::clone(&self.0.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Replaces the store.
+    pub fn set(&self, store: TrustStore) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(store);
     }
 }
 
