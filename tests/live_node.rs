@@ -140,18 +140,6 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-/// The JSON entries of `vigil audit tail -n 1000 --json`.
-fn entries(node: &Node) -> Vec<serde_json::Value> {
-    let out = node
-        .vigil()
-        .args(["audit", "tail", "-n", "1000", "--json"])
-        .assert_ok();
-    stdout(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("an entry per line"))
-        .collect()
-}
-
 /// Builds and signs a second echo package naming its tool `shout`.
 fn second_package(node: &Node) -> std::path::PathBuf {
     let src = node.path("shout.src");
@@ -320,7 +308,10 @@ fn every_operator_command_works_against_a_running_node() {
         })
     };
     let id = mcp_support::first_held_call(&node);
-    node.vigil().args(["approve", &id]).assert_ok();
+    node.vigil()
+        .args(["approve", &id, "--key"])
+        .arg(node.path("jane.key"))
+        .assert_ok();
     let answered = rt.block_on(held_call).expect("join").expect("tools/call");
     assert_ne!(answered.is_error, Some(true), "{}", text_of(&answered));
 
@@ -421,7 +412,7 @@ fn every_operator_command_works_against_a_running_node() {
     });
 
     served.stop();
-    let all = entries(&node);
+    let all = node.entries();
     let kinds: Vec<&str> = all.iter().filter_map(|e| e["kind"].as_str()).collect();
     for kind in [
         "external",
@@ -526,7 +517,8 @@ fn tail_follow_streams_entries_and_a_second_mcp_is_served_by_the_node() {
         let _ = client.cancel().await;
     });
     served.stop();
-    let calls = entries(&node)
+    let calls = node
+        .entries()
         .into_iter()
         .filter(|e| e["kind"] == "tool.call" && e["actor"] == "agent:local")
         .count();

@@ -136,7 +136,7 @@ async fn http(
 
 #[test]
 fn newest_protocol_falls_back_to_the_operator_queue() {
-    let node = Node::new("[mcp]\napproval_timeout_seconds = 60\n");
+    let node = Node::new("[mcp]\napproval_timeout_seconds = 60\n[approvals]\nmode = \"client\"\n");
     let rt = mcp_support::runtime();
     rt.block_on(async {
         let running = client().serve_with_lifecycle(stdio(&node), newest()).await;

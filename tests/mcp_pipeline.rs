@@ -52,6 +52,7 @@ fn operator(
                 answer,
                 by: "operator:test".into(),
                 reason: reason.into(),
+                entry: None,
             };
             queue.decide(&r.id, &d).expect("decide");
             return r;
@@ -146,7 +147,7 @@ fn a_held_call_resumes_when_the_operator_approves_and_stops_when_denied() {
     let node = mcp_support::Node::new("[mcp]\napproval_timeout_seconds = 30\n");
     let p = pipeline(&node);
     let rt = runtime();
-    let queue = ApprovalQueue::new(Home::at(node.home()).approvals_dir());
+    let queue = p.approvals().clone();
     for (answer, reason) in [(Answer::Approve, "fine"), (Answer::Deny, "not today")] {
         let operator = operator(queue.clone(), answer, reason);
         let before = p.auditor().ledger().size();
@@ -188,10 +189,12 @@ impl Approver for Client {
 
 #[test]
 fn failed_elicitation_falls_back_to_the_queue_but_a_human_no_is_final() {
-    let node = mcp_support::Node::new("[mcp]\napproval_timeout_seconds = 30\n");
+    let node = mcp_support::Node::new(
+        "[mcp]\napproval_timeout_seconds = 30\n[approvals]\nmode = \"client\"\n",
+    );
     let p = pipeline(&node);
     let rt = runtime();
-    let queue = ApprovalQueue::new(Home::at(node.home()).approvals_dir());
+    let queue = p.approvals().clone();
     let operator = operator(queue.clone(), Answer::Approve, "fine");
     let failing = Client(Asked::Unavailable(
         "elicitation failed: server-to-client requests are not allowed".into(),
@@ -212,6 +215,7 @@ fn failed_elicitation_falls_back_to_the_queue_but_a_human_no_is_final() {
         answer: Answer::Deny,
         by: "elicitation:alice".into(),
         reason: "the user answered decline".into(),
+        entry: None,
     }));
     let reply = rt.block_on(p.call("alice", "vault_read", json!({"text": "v"}), &declined));
     let refusal = reply.result.expect_err("declined by the human");

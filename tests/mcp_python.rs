@@ -74,7 +74,7 @@ fn vigil_verify() -> PathBuf {
 
 #[test]
 fn python_sdk_over_stdio_and_http_then_the_ledger_verifies() {
-    let node = Node::new("[mcp]\napproval_timeout_seconds = 60\n");
+    let node = Node::new("[mcp]\napproval_timeout_seconds = 60\n[approvals]\nmode = \"client\"\n");
     let stdio_calls = run_client(&node, &["stdio"]);
 
     let served = Served::start(&node);

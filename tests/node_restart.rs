@@ -60,17 +60,6 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).to_string()
 }
 
-fn entries(node: &Node) -> Vec<serde_json::Value> {
-    let out = node
-        .vigil()
-        .args(["audit", "tail", "-n", "100000", "--json"])
-        .assert_ok();
-    text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("entry"))
-        .collect()
-}
-
 fn jsonl(n: usize, tag: &str) -> String {
     (0..n)
         .map(|i| {
@@ -102,7 +91,7 @@ fn import(node: &Node, input: &str) -> Output {
 fn a_node_killed_every_300_entries_still_signs_every_1000() {
     let node =
         Node::new("[ledger]\ncheckpoint_every_entries = 1000\ncheckpoint_every_seconds = 0\n");
-    let before = entries(&node).len();
+    let before = node.entries().len();
     for cycle in 0..5 {
         let (child, _) = serve(&node);
         let out = import(&node, &jsonl(300, &format!("cycle{cycle}")));
@@ -111,7 +100,7 @@ fn a_node_killed_every_300_entries_still_signs_every_1000() {
         kill9(child);
     }
     let total = before + 1500;
-    assert_eq!(entries(&node).len(), total);
+    assert_eq!(node.entries().len(), total);
     // With the schedule counting from the last checkpoint, one was signed
     // when the ledger first held 1000 entries (during the fourth run): only
     // what came after it is uncovered, and that is a warning.
@@ -177,7 +166,8 @@ fn held_approvals_of_a_dead_node_are_refused_on_restart() {
     );
     assert!(text(&approve.stderr).contains("no pending approval"));
     sigterm(child);
-    let refused: Vec<serde_json::Value> = entries(&node)
+    let refused: Vec<serde_json::Value> = node
+        .entries()
         .into_iter()
         .filter(|e| e["kind"] == "tool.denied" && e["details"]["approval_id"] == id.as_str())
         .collect();
@@ -208,7 +198,8 @@ fn a_stored_package_that_no_longer_verifies_is_refused_with_an_entry_at_start() 
         .expect("tools");
     assert_eq!(text(&tools.stdout).trim(), "[]", "nothing is served");
     sigterm(child);
-    let startup: Vec<serde_json::Value> = entries(&node)
+    let startup: Vec<serde_json::Value> = node
+        .entries()
         .into_iter()
         .filter(|e| {
             e["kind"] == "package.refused"
@@ -222,7 +213,7 @@ fn a_stored_package_that_no_longer_verifies_is_refused_with_an_entry_at_start() 
 #[test]
 fn bulk_import_is_checked_before_anything_is_recorded() {
     let node = Node::new("");
-    let before = entries(&node).len();
+    let before = node.entries().len();
     let out = import(&node, &jsonl(12_000, "bulk"));
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
@@ -230,7 +221,7 @@ fn bulk_import_is_checked_before_anything_is_recorded() {
         "{}",
         text(&out.stdout)
     );
-    let all = entries(&node);
+    let all = node.entries();
     assert_eq!(all.len(), before + 12_000);
     assert_eq!(all[before + 11_999]["subject"], "bulk:11999");
     assert_eq!(all[before]["kind"], "external");
@@ -253,5 +244,5 @@ fn bulk_import_is_checked_before_anything_is_recorded() {
         "{}",
         text(&out.stderr)
     );
-    assert_eq!(entries(&node).len(), before + 12_000);
+    assert_eq!(node.entries().len(), before + 12_000);
 }

@@ -14,6 +14,8 @@ pub const LINK_IDENTITY: &[u8] = b"vigil/link-identity/v1";
 pub const TRUST_CHANGE: &[u8] = b"vigil/trust-change/v1";
 /// Single-entry inclusion proofs handed to third parties.
 pub const ENTRY_PROOF: &[u8] = b"vigil/entry-proof/v1";
+/// An operator's decision on a held tool call (`vigil approve --key`).
+pub const APPROVAL: &[u8] = b"vigil/approval/v1";
 
 /// Every internal context, for tests and documentation.
 pub const ALL: &[&[u8]] = &[
@@ -22,6 +24,7 @@ pub const ALL: &[&[u8]] = &[
     LINK_IDENTITY,
     TRUST_CHANGE,
     ENTRY_PROOF,
+    APPROVAL,
 ];
 
 /// The prefix reserved for internal contexts.

@@ -12,6 +12,7 @@
 //! This crate depends on vigil-crypto and nothing of the node, so an auditor
 //! can build `vigil-verify` on its own.
 
+pub mod approval;
 pub mod bundle;
 pub mod checkpoint;
 pub mod durability;

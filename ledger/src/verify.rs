@@ -108,6 +108,8 @@ pub struct Report {
     pub payloads_absent: u64,
     /// `payload.erased` entries checked.
     pub erasures: u64,
+    /// `approval.decided` entries whose operator signature was verified.
+    pub signed_approvals: u64,
     /// Entries after the last signed checkpoint (in-place verification
     /// only: hash-chained and checked, but not yet signed; bundles always
     /// end at a checkpoint).
@@ -118,7 +120,7 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "valid: {} entries ({}..{}) of {}, {} signed checkpoints, {} payloads checked, {} payloads absent, {} erasures",
+            "valid: {} entries ({}..{}) of {}, {} signed checkpoints, {} payloads checked, {} payloads absent, {} erasures, {} signed approvals",
             self.entries,
             self.from,
             self.to,
@@ -126,7 +128,8 @@ impl fmt::Display for Report {
             self.checkpoints,
             self.payloads_checked,
             self.payloads_absent,
-            self.erasures
+            self.erasures,
+            self.signed_approvals
         )
     }
 }
@@ -442,6 +445,9 @@ impl<'k> Verifier<'k> {
         }
         if e.payload.is_some() {
             self.committed.insert(i);
+        }
+        if crate::approval::check_entry(e).map_err(|reason| Failure::entry(i, reason))? {
+            self.report.signed_approvals += 1;
         }
         if e.kind == crate::entry::KIND_PAYLOAD_ERASED {
             let k = e.erased_index().ok_or_else(|| {

@@ -40,9 +40,10 @@ use crate::node::trusted;
 use crate::package::format::PackageFile;
 use crate::package::manifest::Sensitivity;
 use crate::package::FormatError;
-use crate::policy::{Answer, ApprovalQueue};
+use crate::policy::{Answer, ApprovalMode, ApprovalQueue};
 use crate::sandbox::{CallOutcome, CallResult, Sandbox, SandboxConfig};
 use crate::trust::{file, TrustChange, TrustStore};
+use vigil_ledger::approval::SignedStatement;
 
 /// What the running node does when the operator changes its state.
 pub trait Live: Send + Sync {
@@ -54,6 +55,8 @@ pub trait Live: Send + Sync {
     /// The trust store changed (already saved and recorded): decide with
     /// `store` from now on.
     fn trust_changed(&self, store: TrustStore);
+    /// The node's approval queue (its held calls wait on it).
+    fn approvals(&self) -> ApprovalQueue;
     /// The tool `name` as the node serves it.
     fn tool(&self, name: &str) -> Option<Arc<CatalogTool>>;
 }
@@ -240,33 +243,179 @@ impl Admin {
             Request::Tools => self.tools(),
             Request::Call { tool, arguments } => self.call(&tool, &arguments),
             Request::Approvals => Ok(Reply::Approvals {
-                pending: json_value(&ApprovalQueue::new(self.home.approvals_dir()).pending()?)?,
+                pending: json_value(&self.approvals().pending()?)?,
             }),
             Request::Decide {
                 id,
                 approve,
                 reason,
-                by,
-            } => {
-                let decision = crate::policy::Decision {
-                    answer: if approve {
-                        Answer::Approve
-                    } else {
-                        Answer::Deny
-                    },
-                    by,
-                    reason,
-                };
-                let request = ApprovalQueue::new(self.home.approvals_dir())
-                    .decide(&id, &decision)
-                    .map_err(|e| anyhow!("{e}"))?;
-                Ok(Reply::Decided {
-                    tool: request.tool,
-                    agent: request.agent,
-                })
-            }
+                signed,
+            } => self.decide(&id, approve, reason, signed),
             Request::Mcp { .. } => bail!("an MCP session needs a running node (`vigil serve`)"),
         }
+    }
+
+    /// The approval queue: the running node's (whose held calls wait on
+    /// it), or the home's directory.
+    fn approvals(&self) -> ApprovalQueue {
+        match &self.live {
+            Some(live) => live.approvals(),
+            None => ApprovalQueue::new(self.home.approvals_dir()),
+        }
+    }
+
+    /// Answers held call `id`: a signed decision must come from a trusted
+    /// operator key and be about this very call; an unsigned one counts
+    /// only for calls in `client` mode. The decision is recorded
+    /// (`approval.decided`, with the signed statement) before the call
+    /// learns it; a refused one is recorded as `approval.refused`.
+    fn decide(
+        &self,
+        id: &str,
+        approve: bool,
+        reason: String,
+        signed: Option<SignedStatement>,
+    ) -> anyhow::Result<Reply> {
+        let queue = self.approvals();
+        let request = queue.request(id).map_err(|e| anyhow!("{e}"))?;
+        let answer = if approve {
+            Answer::Approve
+        } else {
+            Answer::Deny
+        };
+        let arguments_sha256 = crate::mcp::pipeline::digest(&request.arguments);
+        let mut details = json!({
+            "approval_id": id,
+            "agent": request.agent,
+            "tool": request.tool,
+            "arguments_sha256": arguments_sha256,
+            "answer": answer,
+            "reason": reason,
+            "mode": request.mode,
+        });
+        let by = match self.check_decision(
+            &request,
+            answer,
+            &reason,
+            signed.as_ref(),
+            &arguments_sha256,
+        ) {
+            Ok((by, key_id)) => {
+                if let (Some(signed), Some(map)) = (&signed, details.as_object_mut()) {
+                    map.insert("key_id".into(), json!(key_id));
+                    map.insert("statement".into(), json!(signed.statement));
+                    map.insert("signature".into(), json!(signed.signature));
+                    map.insert("key".into(), json!(signed.key));
+                }
+                by
+            }
+            Err(refusal) => {
+                if let Some(map) = details.as_object_mut() {
+                    map.insert("refusal".into(), json!(refusal));
+                }
+                let actor = signed
+                    .as_ref()
+                    .and_then(|s| keyfile::parse_public_key_line(&s.key).ok())
+                    .map_or_else(
+                        || "operator:unsigned".to_string(),
+                        |(k, _)| format!("operator:key-{}", k.key_id()),
+                    );
+                let event = AuditEvent::new(
+                    EventKind::ApprovalRefused,
+                    actor,
+                    format!("tool:{}", request.tool),
+                    Verdict::Deny,
+                )
+                .details(details);
+                let index = self
+                    .auditor
+                    .record(event)
+                    .context("recording a refused approval decision")?;
+                bail!("{refusal} (refusal recorded as ledger entry {index}); the call still waits");
+            }
+        };
+        let verdict = if approve {
+            Verdict::Allow
+        } else {
+            Verdict::Deny
+        };
+        let event = AuditEvent::new(
+            EventKind::ApprovalDecided,
+            by.clone(),
+            format!("tool:{}", request.tool),
+            verdict,
+        )
+        .details(details);
+        let entry = self
+            .auditor
+            .record(event)
+            .context("recording the decision in the audit ledger; it does not take effect")?;
+        let decision = crate::policy::Decision {
+            answer,
+            by,
+            reason,
+            entry: Some(entry),
+        };
+        let request = queue.decide(id, &decision).map_err(|e| anyhow!("{e}"))?;
+        Ok(Reply::Decided {
+            tool: request.tool,
+            agent: request.agent,
+        })
+    }
+
+    /// Who decided (`operator:NAME` or `operator:unsigned`) and the
+    /// signing key's id, or why the decision does not count.
+    fn check_decision(
+        &self,
+        request: &crate::policy::ApprovalRequest,
+        answer: Answer,
+        reason: &str,
+        signed: Option<&SignedStatement>,
+        arguments_sha256: &str,
+    ) -> Result<(String, Option<String>), String> {
+        let Some(signed) = signed else {
+            return match request.mode {
+                ApprovalMode::Client => Ok(("operator:unsigned".into(), None)),
+                ApprovalMode::Operator => Err(format!(
+                    "the call of `{}` needs a decision signed with a trusted operator key \
+                     ([approvals] mode = \"operator\"): run `vigil approve {} --key OPERATOR.key` \
+                     (or `vigil deny ... --key`)",
+                    request.tool, request.id
+                )),
+            };
+        };
+        let (statement, key) = signed.open().map_err(|e| e.to_string())?;
+        let expected = (
+            request.id.as_str(),
+            request.agent.as_str(),
+            request.tool.as_str(),
+            arguments_sha256,
+            if answer == Answer::Approve {
+                "approve"
+            } else {
+                "deny"
+            },
+            reason,
+        );
+        let said = (
+            statement.approval_id.as_str(),
+            statement.agent.as_str(),
+            statement.tool.as_str(),
+            statement.arguments_sha256.as_str(),
+            statement.answer.as_str(),
+            statement.reason.as_str(),
+        );
+        if said != expected {
+            return Err("the signed statement is not about this call and answer".into());
+        }
+        let trust = self.trust_store().map_err(|e| e.to_string())?;
+        let operator = trust
+            .active_operator(&key)
+            .map_err(|e| format!("the decision's key is not a trusted operator: {e}"))?;
+        Ok((
+            format!("operator:{}", operator.name),
+            Some(operator.key_id.clone()),
+        ))
     }
 
     /// Records one gatekeeper or trust decision, before it takes effect.

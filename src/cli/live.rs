@@ -110,6 +110,10 @@ impl Live for LiveNode {
         })
     }
 
+    fn approvals(&self) -> crate::policy::ApprovalQueue {
+        self.pipeline.approvals().clone()
+    }
+
     fn trust_changed(&self, store: TrustStore) {
         self.trust.set(store);
     }

@@ -89,7 +89,7 @@ pub fn start_pipeline(home: &Home, config: &Config) -> anyhow::Result<Started> {
             .context("recording a stored package that no longer verifies")?;
         eprintln!("warning: stored package {source} no longer verifies; its tools are not served (see `vigil tools`)");
     }
-    let approvals = ApprovalQueue::new(home.approvals_dir());
+    let approvals = ApprovalQueue::new(home.approvals_dir()).with_limits(&config.approvals);
     refuse_orphaned_approvals(&approvals, &auditor)?;
     let pipeline = Arc::new(Pipeline::new(
         catalog,
@@ -114,6 +114,7 @@ fn refuse_orphaned_approvals(queue: &ApprovalQueue, auditor: &Auditor) -> anyhow
         answer: crate::policy::Answer::Deny,
         by: "node:restart".into(),
         reason: "the node stopped while the call waited for approval".into(),
+        entry: None,
     };
     for held in queue.pending()? {
         auditor

@@ -137,7 +137,10 @@ pub enum Request {
         id: String,
         approve: bool,
         reason: String,
-        by: String,
+        /// The operator's signed statement (`vigil approve --key`);
+        /// required for calls in `operator` approval mode.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signed: Option<vigil_ledger::approval::SignedStatement>,
     },
     /// Turn this connection into an MCP session (newline-delimited
     /// JSON-RPC, as on stdio) for `agent`, after an `Ok` reply.

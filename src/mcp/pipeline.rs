@@ -21,7 +21,9 @@ use crate::mcp::catalog::{Catalog, CatalogTool};
 use crate::node::audit::{AuditEvent, Auditor, EventKind, Verdict};
 use crate::node::config::Config;
 use crate::node::metrics::{Metrics, NodeSources, UNKNOWN};
-use crate::policy::{Agents, Answer, ApprovalQueue, Decision, RateLimits, Refusal};
+use crate::policy::{
+    Agents, Answer, ApprovalMode, ApprovalQueue, ApprovalsConfig, Decision, RateLimits, Refusal,
+};
 use crate::privacy::{PiiKind, PrivacyConfig, Redactions, Redactor};
 use crate::sandbox::{CallResult, CapabilityReport};
 
@@ -80,7 +82,8 @@ pub struct Pipeline {
     rates: RateLimits,
     approvals: ApprovalQueue,
     approval_timeout: Duration,
-    approval_poll: Duration,
+    /// Who may answer held calls, by tool and agent.
+    approval_modes: ApprovalsConfig,
     auditor: Auditor,
     redactor: Arc<Redactor>,
     privacy: PrivacyConfig,
@@ -159,7 +162,7 @@ impl Pipeline {
             rates,
             approvals,
             approval_timeout: Duration::from_secs(config.mcp.approval_timeout_seconds),
-            approval_poll: Duration::from_millis(100),
+            approval_modes: config.approvals.clone(),
             auditor,
             redactor: Arc::new(Redactor::new()),
             privacy: config.privacy.clone(),
@@ -351,7 +354,8 @@ impl Pipeline {
         })
     }
 
-    /// Asks the client's human, or holds the call in the queue.
+    /// Asks the client's human (in `client` mode), or holds the call in
+    /// the queue for an operator; a held call costs no thread.
     async fn approve(
         &self,
         agent: &str,
@@ -359,9 +363,13 @@ impl Pipeline {
         arguments: &Value,
         approver: &impl Approver,
     ) -> Result<Decision, Early> {
-        let why = match approver.ask(agent, tool, arguments).await {
-            Asked::Answered(decision) => return Ok(decision),
-            Asked::Unavailable(why) => why,
+        let mode = self.approval_modes.mode_for(agent, tool);
+        let why = match mode {
+            ApprovalMode::Operator => "only a signed operator decision counts".to_string(),
+            ApprovalMode::Client => match approver.ask(agent, tool, arguments).await {
+                Asked::Answered(decision) => return Ok(decision),
+                Asked::Unavailable(why) => why,
+            },
         };
         let unavailable = |message: String| {
             Early::from(Refusal::ApprovalUnavailable {
@@ -369,20 +377,33 @@ impl Pipeline {
                 message,
             })
         };
-        let request = self
-            .approvals
-            .submit(agent, tool, arguments, self.approval_timeout)
-            .map_err(|e| unavailable(e.to_string()))?;
-        eprintln!(
-            "vigil: call of `{tool}` by agent `{agent}` is held for approval {} ({why}): run `vigil approve {}` or `vigil deny {} --reason ...`",
-            request.id, request.id, request.id
-        );
         let queue = self.approvals.clone();
-        let (timeout, poll) = (self.approval_timeout, self.approval_poll);
-        tokio::task::spawn_blocking(move || queue.wait(&request, timeout, poll))
-            .await
-            .map_err(|e| unavailable(e.to_string()))?
-            .map_err(|e| unavailable(e.to_string()))
+        let (owned_agent, owned_tool, owned_args) =
+            (agent.to_string(), tool.to_string(), arguments.clone());
+        let timeout = self.approval_timeout;
+        let mut held = tokio::task::spawn_blocking(move || {
+            queue.submit(&owned_agent, &owned_tool, &owned_args, timeout, mode)
+        })
+        .await
+        .map_err(|e| unavailable(e.to_string()))?
+        .map_err(|e| unavailable(e.to_string()))?;
+        let id = held.request.id.clone();
+        let how = match mode {
+            ApprovalMode::Operator => format!("`vigil approve {id} --key OPERATOR.key` or `vigil deny {id} --key OPERATOR.key --reason ...`"),
+            ApprovalMode::Client => format!("`vigil approve {id}` or `vigil deny {id} --reason ...`"),
+        };
+        eprintln!(
+            "vigil: call of `{tool}` by agent `{agent}` is held for approval {id} ({why}): run {how}"
+        );
+        let decision = self.approvals.wait(&mut held, timeout).await;
+        // The hold ends here (its files removed) whatever the answer.
+        drop(held);
+        decision.map_err(|e| unavailable(e.to_string()))
+    }
+
+    /// The approval queue of this node.
+    pub fn approvals(&self) -> &ApprovalQueue {
+        &self.approvals
     }
 
     /// Sandbox, output schema, privacy filter, then the durable ledger

@@ -168,6 +168,7 @@ fn decision(agent: &str, result: ElicitResult) -> Decision {
         answer,
         by: format!("elicitation:{agent}"),
         reason,
+        entry: None,
     }
 }
 

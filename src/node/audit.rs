@@ -59,9 +59,13 @@ pub enum EventKind {
     /// A trust store that disagrees with the ledger was refused
     /// (`trust.refused`), with the differences.
     TrustRefused,
-    /// An operator answered a held call with a signed decision
-    /// (`approval.decided`).
+    /// An operator answered a held call (`approval.decided`), with the
+    /// signed statement when the decision was signed.
     ApprovalDecided,
+    /// An operator decision the node would not accept: unsigned where a
+    /// signature is required, a bad signature, an unknown or revoked key,
+    /// or a statement about another call (`approval.refused`).
+    ApprovalRefused,
     /// A peer's link was accepted, or a dialled link came up (`link.opened`).
     LinkOpened,
     /// A link was refused, by this node or (when dialling) by the peer
@@ -85,7 +89,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind the node writes itself, `External` aside.
-    pub const NODE_KINDS: [EventKind; 15] = [
+    pub const NODE_KINDS: [EventKind; 16] = [
         Self::ToolCall,
         Self::ToolDenied,
         Self::PackageAdmitted,
@@ -94,6 +98,7 @@ impl EventKind {
         Self::TrustChanged,
         Self::TrustRefused,
         Self::ApprovalDecided,
+        Self::ApprovalRefused,
         Self::LinkOpened,
         Self::LinkRefused,
         Self::LinkClosed,
@@ -116,7 +121,8 @@ impl EventKind {
             Self::PackageRemoved => "package.removed",
             Self::TrustChanged => "trust.changed",
             Self::TrustRefused => "trust.refused",
-            Self::ApprovalDecided => "approval.decided",
+            Self::ApprovalDecided => vigil_ledger::approval::KIND_APPROVAL_DECIDED,
+            Self::ApprovalRefused => "approval.refused",
             Self::LinkOpened => "link.opened",
             Self::LinkRefused => "link.refused",
             Self::LinkClosed => "link.closed",

@@ -32,6 +32,9 @@ pub struct Config {
     pub privacy: crate::privacy::PrivacyConfig,
     /// `[[agents]]`: who may call which tools.
     pub agents: Vec<crate::policy::AgentConfig>,
+    /// `[approvals]`: who may answer calls of `high` tools, and how many
+    /// may wait.
+    pub approvals: crate::policy::ApprovalsConfig,
     /// `[links]`: post-quantum links to peer nodes.
     pub links: crate::node::links::LinksConfig,
     /// `[[tunnels]]`: TCP tunnels `vigil serve` keeps open to peer nodes.
@@ -177,6 +180,21 @@ pub const TEMPLATE: &str = r#"# vigil node configuration. Every option is shown 
 # Whether GET /metrics answers clients other than loopback ones (it needs no
 # token; /healthz answers everyone).
 # metrics_allow_remote = false
+
+[approvals]
+# Who answers calls of `high`-sensitivity tools: "operator" (only a decision
+# signed with a trusted operator key counts: `vigil trust operator add`,
+# then `vigil approve ID --key OPERATOR.key`) or "client" (the agent's MCP
+# client may ask its user through elicitation; otherwise an operator
+# answers, signed or not).
+# mode = "operator"
+# Per tool and per agent; when both are named, "operator" wins.
+# tools = { vault_read = "client" }
+# agents = { alice = "client" }
+# Calls that may wait for an answer at once, per agent and on the node;
+# further calls are refused (approval-unavailable) and recorded.
+# max_pending_per_agent = 16
+# max_pending = 256
 
 [privacy]
 # Redact personal data and secrets in tool output (placeholders such as

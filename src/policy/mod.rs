@@ -14,7 +14,9 @@ pub mod schema;
 use std::time::Duration;
 
 pub use agents::{AgentConfig, Agents, Caller};
-pub use approval::{Answer, ApprovalQueue, ApprovalRequest, Decision};
+pub use approval::{
+    Answer, ApprovalMode, ApprovalQueue, ApprovalRequest, ApprovalsConfig, Decision, Held,
+};
 pub use rate::RateLimits;
 pub use schema::SchemaCheck;
 

@@ -89,6 +89,16 @@ impl Node {
             .arg(&pkg)
             .assert_ok();
         node.vigil().arg("install").arg(&pkg).assert_ok();
+        // Operator `jane`, whose signed decisions answer held calls.
+        node.vigil()
+            .args(["key", "generate", "--out"])
+            .arg(node.path("jane"))
+            .assert_ok();
+        node.vigil()
+            .args(["trust", "operator", "add"])
+            .arg(node.path("jane.pub"))
+            .args(["--name", "jane"])
+            .assert_ok();
         let config = format!(
             "{}\n[[agents]]\nname = \"local\"\ntools = [\"*\"]\ncalls_per_minute = 0\n\n\
              [[agents]]\nname = \"alice\"\ntools = [\"*\"]\ntoken_env = \"VIGIL_TEST_TOKEN_ALICE\"\ncalls_per_minute = 0\n\n\
@@ -97,6 +107,18 @@ impl Node {
         );
         std::fs::write(node.home().join("vigil.toml"), config).expect("write vigil.toml");
         node
+    }
+
+    /// Every ledger entry (`vigil audit tail --json`), details as JSON.
+    pub fn entries(&self) -> Vec<serde_json::Value> {
+        let out = self
+            .vigil()
+            .args(["audit", "tail", "-n", "1000000", "--json"])
+            .assert_ok();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("entry JSON"))
+            .collect()
     }
 
     pub fn home(&self) -> PathBuf {

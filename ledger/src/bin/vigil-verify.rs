@@ -91,6 +91,7 @@ fn main() -> ExitCode {
                         "payloads_checked": r.payloads_checked,
                         "payloads_absent": r.payloads_absent,
                         "erasures": r.erasures,
+                        "signed_approvals": r.signed_approvals,
                     },
                 }),
             }),
