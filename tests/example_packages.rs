@@ -196,7 +196,13 @@ fn every_example_tool_builds_signs_installs_and_runs() {
     assert_eq!(value["outcome"], "blocked", "{value:#}");
     let (ok, outcome) = op.call("endless-loop", &json!({}));
     assert!(!ok, "an endless loop cannot succeed: {outcome:#}");
-    assert_eq!(outcome["result"]["status"], "stopped", "{outcome:#}");
+    assert_eq!(outcome["result"]["status"], "tool-failed", "{outcome:#}");
+    assert!(
+        outcome["result"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("longer than the timeout")),
+        "{outcome:#}"
+    );
 
     // wordcount: the files of /srv/docs, as counted here.
     if ensure_dir("/srv/docs") {

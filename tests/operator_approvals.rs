@@ -233,3 +233,105 @@ fn held_calls_are_capped_per_agent_and_the_rest_are_refused_with_an_entry() {
     served.stop();
     node.vigil().args(["audit", "verify"]).assert_ok();
 }
+
+/// `vigil call TOOL --args JSON [--key ...]`: its exit success and JSON.
+fn operator_call(node: &Node, tool: &str, args: &str, key: Option<&str>) -> (bool, Value) {
+    let mut cmd = node.vigil();
+    cmd.args(["call", tool, "--json", "--args", args]);
+    if let Some(key) = key {
+        cmd.arg("--key").arg(node.path(key));
+    }
+    let out = cmd.output().expect("vigil call");
+    let outcome = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.success(), outcome)
+}
+
+#[test]
+fn vigil_call_goes_through_the_pipeline_as_the_signing_operator() {
+    let node = Node::new("");
+    for served in [None, Some(Served::start(&node))] {
+        let before = node.entries().len();
+        // Arguments that break the input schema never run.
+        let (ok, outcome) = operator_call(&node, "echo", r#"{"text":42,"extra":1}"#, None);
+        assert!(!ok);
+        assert_eq!(
+            outcome["result"]["status"], "invalid-arguments",
+            "{outcome}"
+        );
+        // Personal data in the output is redacted, as for an agent.
+        let (ok, outcome) = operator_call(&node, "echo", r#"{"text":"mail a@b.co"}"#, None);
+        assert!(ok, "{outcome}");
+        let shown = outcome["result"]["value"].to_string();
+        assert!(
+            !shown.contains("a@b.co") && shown.contains("[REDACTED:EMAIL]"),
+            "{shown}"
+        );
+        // A `high` tool needs a signed request; jane's is one.
+        let (ok, outcome) = operator_call(&node, "vault_read", r#"{"text":"v"}"#, None);
+        assert!(!ok);
+        assert_eq!(
+            outcome["result"]["status"], "approval-unavailable",
+            "{outcome}"
+        );
+        let (ok, outcome) = operator_call(&node, "vault_read", r#"{"text":"v"}"#, Some("jane.key"));
+        assert!(ok, "{outcome}");
+        // A key the node does not trust is refused, and recorded.
+        node.vigil()
+            .args(["key", "generate", "--out"])
+            .arg(node.path("mallory"))
+            .output()
+            .expect("key");
+        let (ok, _) = operator_call(&node, "echo", r#"{"text":"x"}"#, Some("mallory.key"));
+        assert!(!ok);
+
+        let new = node.entries().split_off(before);
+        let rows: Vec<(String, String, String)> = new
+            .iter()
+            .map(|e| {
+                let field = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+                let status = e["details"]["status"]
+                    .as_str()
+                    .or(e["details"]["code"].as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                (field("kind"), field("actor"), status)
+            })
+            .collect();
+        assert_eq!(rows.len(), 5, "one entry per call: {rows:#?}");
+        assert_eq!(
+            rows[0],
+            (
+                "tool.denied".into(),
+                "operator:unsigned".into(),
+                "invalid-arguments".into()
+            )
+        );
+        assert_eq!(
+            rows[1],
+            ("tool.call".into(), "operator:unsigned".into(), "ok".into())
+        );
+        assert_eq!(
+            rows[2],
+            (
+                "tool.denied".into(),
+                "operator:unsigned".into(),
+                "approval-unavailable".into()
+            )
+        );
+        assert_eq!(
+            rows[3],
+            ("tool.call".into(), "operator:jane".into(), "ok".into())
+        );
+        assert_eq!(rows[4].0, "tool.denied");
+        assert_eq!(rows[4].2, "operator-unverified");
+        assert!(rows[4].1.starts_with("operator:key-"), "{rows:#?}");
+        // The same layout as an agent's call entry.
+        assert_eq!(new[1]["details"]["package"], "acme/echo@1.0.0");
+        assert_eq!(new[3]["details"]["approval"]["by"], "operator:jane");
+        if let Some(served) = served {
+            served.stop();
+        }
+        std::fs::remove_file(node.path("mallory.key")).ok();
+        std::fs::remove_file(node.path("mallory.pub")).ok();
+    }
+}

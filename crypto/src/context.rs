@@ -16,6 +16,8 @@ pub const TRUST_CHANGE: &[u8] = b"vigil/trust-change/v1";
 pub const ENTRY_PROOF: &[u8] = b"vigil/entry-proof/v1";
 /// An operator's decision on a held tool call (`vigil approve --key`).
 pub const APPROVAL: &[u8] = b"vigil/approval/v1";
+/// An operator's request to call a tool (`vigil call --key`).
+pub const OPERATOR_CALL: &[u8] = b"vigil/operator-call/v1";
 
 /// Every internal context, for tests and documentation.
 pub const ALL: &[&[u8]] = &[
@@ -25,6 +27,7 @@ pub const ALL: &[&[u8]] = &[
     TRUST_CHANGE,
     ENTRY_PROOF,
     APPROVAL,
+    OPERATOR_CALL,
 ];
 
 /// The prefix reserved for internal contexts.

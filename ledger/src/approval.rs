@@ -62,12 +62,16 @@ pub enum StatementError {
 }
 
 impl SignedStatement {
-    /// Signs `statement` with `key`.
-    pub fn sign(statement: &Statement, key: &SigningKey) -> Result<Self, StatementError> {
+    /// Signs the JSON text of `statement` with `key` under `ctx`.
+    pub fn sign_json<T: Serialize>(
+        statement: &T,
+        key: &SigningKey,
+        ctx: &[u8],
+    ) -> Result<Self, StatementError> {
         let text = serde_json::to_string(statement)
             .map_err(|e| StatementError::Malformed(e.to_string()))?;
         let signature = key
-            .sign(text.as_bytes(), context::APPROVAL)
+            .sign(text.as_bytes(), ctx)
             .map_err(|e| StatementError::Malformed(e.to_string()))?;
         Ok(Self {
             statement: text,
@@ -76,15 +80,27 @@ impl SignedStatement {
         })
     }
 
-    /// Verifies the signature and returns the statement and the key.
-    pub fn open(&self) -> Result<(Statement, CompositePublicKey), StatementError> {
+    /// Verifies the signature under `ctx`; returns the signer's key.
+    pub fn verify(&self, ctx: &[u8]) -> Result<CompositePublicKey, StatementError> {
         let (key, _) =
             keyfile::parse_public_key_line(&self.key).map_err(|_| StatementError::BadKey)?;
         let signature = base64::engine::general_purpose::STANDARD
             .decode(&self.signature)
             .map_err(|_| StatementError::BadSignature)?;
-        key.verify_bytes(self.statement.as_bytes(), context::APPROVAL, &signature)
+        key.verify_bytes(self.statement.as_bytes(), ctx, &signature)
             .map_err(|_| StatementError::BadSignature)?;
+        Ok(key)
+    }
+
+    /// Signs an approval `statement` with `key`.
+    pub fn sign(statement: &Statement, key: &SigningKey) -> Result<Self, StatementError> {
+        Self::sign_json(statement, key, context::APPROVAL)
+    }
+
+    /// Verifies an approval's signature and returns the statement and the
+    /// key.
+    pub fn open(&self) -> Result<(Statement, CompositePublicKey), StatementError> {
+        let key = self.verify(context::APPROVAL)?;
         let statement: Statement = serde_json::from_str(&self.statement)
             .map_err(|e| StatementError::Malformed(e.to_string()))?;
         if statement.v != STATEMENT_VERSION {

@@ -32,16 +32,17 @@ use crate::gatekeeper::history::VersionCheck;
 use crate::gatekeeper::record::{self, AuditRecord};
 use crate::gatekeeper::store::PackageStore;
 use crate::gatekeeper::{AdmitOptions, Decision, Occasion, Refusal, Refused};
-use crate::mcp::CatalogTool;
+use crate::mcp::pipeline::{CallReply, Caller, QueueOnly};
+use crate::mcp::{Catalog, Pipeline};
 use crate::node::audit::{AuditEvent, Auditor, EventKind, Verdict};
 use crate::node::config::Config;
 use crate::node::home::Home;
 use crate::node::trusted;
 use crate::package::format::PackageFile;
-use crate::package::manifest::Sensitivity;
+
 use crate::package::FormatError;
 use crate::policy::{Answer, ApprovalMode, ApprovalQueue};
-use crate::sandbox::{CallOutcome, CallResult, Sandbox, SandboxConfig};
+use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::trust::{file, TrustChange, TrustStore};
 use vigil_ledger::approval::SignedStatement;
 
@@ -57,8 +58,8 @@ pub trait Live: Send + Sync {
     fn trust_changed(&self, store: TrustStore);
     /// The node's approval queue (its held calls wait on it).
     fn approvals(&self) -> ApprovalQueue;
-    /// The tool `name` as the node serves it.
-    fn tool(&self, name: &str) -> Option<Arc<CatalogTool>>;
+    /// Runs one call through the node's pipeline.
+    fn call(&self, caller: &Caller, tool: &str, arguments: Value) -> CallReply;
 }
 
 /// The operations over one open node home. See the module documentation.
@@ -241,7 +242,11 @@ impl Admin {
                 store: json_value(&self.trust_store()?)?,
             }),
             Request::Tools => self.tools(),
-            Request::Call { tool, arguments } => self.call(&tool, &arguments),
+            Request::Call {
+                tool,
+                arguments,
+                signed,
+            } => self.call(&tool, arguments, signed),
             Request::Approvals => Ok(Reply::Approvals {
                 pending: json_value(&self.approvals().pending()?)?,
             }),
@@ -796,106 +801,148 @@ impl Admin {
         })
     }
 
-    fn call(&self, tool: &str, arguments: &Value) -> anyhow::Result<Reply> {
-        let no_tool = || anyhow!("no admitted package provides tool `{tool}` (see `vigil tools`)");
-        let high = |s: Sensitivity| {
-            if s == Sensitivity::High {
-                Err(anyhow!(
-                    "tool `{tool}` is marked sensitivity = \"high\" and needs a human approval per call, \
-                     which `vigil call` does not ask for; call it through the node instead"
-                ))
-            } else {
-                Ok(())
-            }
-        };
-        let (package, outcome) = match &self.live {
-            Some(live) => {
-                let served = live.tool(tool).ok_or_else(no_tool)?;
-                high(served.spec.sensitivity)?;
-                let package = served
-                    .package
-                    .split('@')
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-                (package, served.loaded.call(tool, arguments))
-            }
-            None => {
-                let max_bytes = self.config.packages.max_package_bytes;
-                let trust = self.trust_store()?;
-                let store = PackageStore::open(&self.home)?;
-                let admitted = store
-                    .verify_stored(&trust, max_bytes)
-                    .into_iter()
-                    .find_map(|check| match check.decision {
-                        Decision::Admitted(a)
-                            if a.manifest().tools.iter().any(|t| t.name == tool) =>
-                        {
-                            Some(a)
-                        }
-                        _ => None,
-                    })
-                    .ok_or_else(no_tool)?;
-                if let Some(spec) = admitted.manifest().tools.iter().find(|t| t.name == tool) {
-                    high(spec.sensitivity)?;
+    /// Runs `vigil call` through the same pipeline as MCP calls: schema,
+    /// limits, privacy filter and one entry of the same layout, with the
+    /// operator as actor (`operator:NAME` for a call signed with a trusted
+    /// operator key, which also approves a `high` tool; else
+    /// `operator:unsigned`).
+    fn call(
+        &self,
+        tool: &str,
+        arguments: Value,
+        signed: Option<SignedStatement>,
+    ) -> anyhow::Result<Reply> {
+        let caller = match &signed {
+            None => Caller::Operator {
+                actor: "operator:unsigned".into(),
+                signed: false,
+            },
+            Some(signed) => match self.check_call_signature(tool, &arguments, signed) {
+                Ok(name) => Caller::Operator {
+                    actor: format!("operator:{name}"),
+                    signed: true,
+                },
+                Err(why) => {
+                    let actor = keyfile::parse_public_key_line(&signed.key).map_or_else(
+                        |_| "operator:unsigned".to_string(),
+                        |(k, _)| format!("operator:key-{}", k.key_id()),
+                    );
+                    let event = AuditEvent::new(
+                        EventKind::ToolDenied,
+                        actor,
+                        format!("tool:{tool}"),
+                        Verdict::Deny,
+                    )
+                    .details(json!({
+                        "tool": tool,
+                        "code": "operator-unverified",
+                        "reason": why,
+                        "arguments_sha256": crate::mcp::pipeline::digest(&arguments),
+                    }));
+                    let index = self
+                        .auditor
+                        .record(event)
+                        .context("recording a refused operator call")?;
+                    bail!("{why} (refusal recorded as ledger entry {index})");
                 }
-                // The bytes the gatekeeper just verified, not a second read.
-                let sandbox =
-                    Sandbox::new(&SandboxConfig::new(self.home.cache_dir().join("wasm")))?;
-                let loaded = sandbox.load(&admitted.verified)?;
-                (
-                    admitted.package().name.clone(),
-                    loaded.call(tool, arguments),
-                )
+            },
+        };
+        let reply = match &self.live {
+            Some(live) => live.call(&caller, tool, arguments),
+            None => {
+                let trust = self.trust_store()?;
+                let sandbox_config = SandboxConfig::new(self.home.cache_dir().join("wasm"));
+                let sandbox = Sandbox::new(&sandbox_config)?;
+                let (catalog, _skipped) = Catalog::load(&self.home, &self.config, &sandbox, &trust)
+                    .context("loading the admitted tools")?;
+                let pipeline = Pipeline::new(
+                    catalog,
+                    &self.config,
+                    |v| std::env::var(v).ok(),
+                    ApprovalQueue::new(self.home.approvals_dir()),
+                    self.auditor.clone(),
+                    1,
+                );
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(pipeline.call_as(&caller, tool, arguments, &QueueOnly))
             }
         };
-        let index = self.record_call(&package, arguments, &outcome)?;
+        let index = reply.ledger_index.context(
+            "the call could not be recorded in the audit ledger; its result is withheld",
+        )?;
+        let result = match &reply.result {
+            Ok(value) => json!({ "status": "ok", "value": value }),
+            Err(refusal) => json!({ "status": refusal.code(), "message": refusal.to_string() }),
+        };
         Ok(Reply::Called {
-            outcome: json_value(&outcome)?,
+            outcome: json!({
+                "tool": tool,
+                "result": result,
+                "report": reply.capabilities,
+                "redactions": reply.redactions,
+            }),
             index,
         })
     }
 
-    /// Writes the call's one ledger entry: the capability report and status
-    /// in the details, arguments and output (privacy-filtered as on the MCP
-    /// path) as the erasable payload.
-    fn record_call(
+    /// The trusted operator who signed this call request, or why not.
+    fn check_call_signature(
         &self,
-        package: &str,
+        tool: &str,
         arguments: &Value,
-        outcome: &CallOutcome,
-    ) -> anyhow::Result<u64> {
-        let redactor = crate::privacy::Redactor::new();
-        let kinds = self.config.privacy.kinds_for(&outcome.tool);
-        let mut stored = json!({
-            "arguments": arguments,
-            "output": match &outcome.result {
-                CallResult::Ok { value } => value.clone(),
-                _ => Value::Null,
-            },
-        });
-        redactor.redact_json(&mut stored, &kinds);
-        let details = json!({
-            "tool": outcome.tool,
-            "package": package,
-            "via": "vigil call",
-            "status": outcome.result.status(),
-            "limit": outcome.result.limit(),
-            "arguments_sha256": crate::mcp::pipeline::digest(arguments),
-            "elapsed_us": outcome.elapsed_us,
-            "capabilities": outcome.report,
-        });
-        let event = AuditEvent::new(
-            EventKind::ToolCall,
-            "operator",
-            format!("tool:{}", outcome.tool),
-            Verdict::Allow,
-        )
-        .details(details)
-        .payload(stored.to_string().into_bytes());
-        self.auditor
-            .record(event)
-            .context("recording the call in the audit ledger; its result is withheld")
+        signed: &SignedStatement,
+    ) -> Result<String, String> {
+        let key = signed
+            .verify(vigil_crypto::context::OPERATOR_CALL)
+            .map_err(|e| format!("the signed call request: {e}"))?;
+        let statement: CallStatement = serde_json::from_str(&signed.statement)
+            .map_err(|e| format!("the signed call request is not valid: {e}"))?;
+        if statement.tool != tool
+            || statement.arguments_sha256 != crate::mcp::pipeline::digest(arguments)
+        {
+            return Err("the signed call request is for another tool or other arguments".into());
+        }
+        if now().abs_diff(statement.at) > CALL_SIGNATURE_WINDOW_SECS {
+            return Err(format!(
+                "the signed call request was made at {} (unix), more than {CALL_SIGNATURE_WINDOW_SECS} s from now",
+                statement.at
+            ));
+        }
+        let trust = self.trust_store().map_err(|e| e.to_string())?;
+        let operator = trust
+            .active_operator(&key)
+            .map_err(|e| format!("the call's key is not a trusted operator: {e}"))?;
+        Ok(operator.name.clone())
+    }
+}
+
+/// How far from the node's clock a signed `vigil call` may be made.
+const CALL_SIGNATURE_WINDOW_SECS: u64 = 300;
+
+/// What an operator signs to call a tool (`vigil call --key`; context
+/// `vigil/operator-call/v1`).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallStatement {
+    pub v: u32,
+    pub tool: String,
+    /// Hex SHA-256 of the arguments' JSON text.
+    pub arguments_sha256: String,
+    /// Unix seconds when signed.
+    pub at: u64,
+}
+
+impl CallStatement {
+    /// The statement for calling `tool` with `arguments` now.
+    pub fn new(tool: &str, arguments: &Value) -> Self {
+        Self {
+            v: 1,
+            tool: tool.to_string(),
+            arguments_sha256: crate::mcp::pipeline::digest(arguments),
+            at: now(),
+        }
     }
 }
 

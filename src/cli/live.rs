@@ -17,7 +17,7 @@ use crate::control::protocol::{Event, Reply, Request};
 use crate::control::server::{ControlServer, Handler, McpSession};
 use crate::gatekeeper::Occasion;
 use crate::mcp::server::{AgentSource, VigilServer};
-use crate::mcp::{Catalog, CatalogTool, Pipeline};
+use crate::mcp::{Catalog, Pipeline};
 use crate::node::config::Config;
 use crate::node::home::Home;
 use crate::sandbox::Sandbox;
@@ -118,8 +118,19 @@ impl Live for LiveNode {
         self.trust.set(store);
     }
 
-    fn tool(&self, name: &str) -> Option<Arc<CatalogTool>> {
-        self.pipeline.catalog().get(name).cloned()
+    fn call(
+        &self,
+        caller: &crate::mcp::pipeline::Caller,
+        tool: &str,
+        arguments: serde_json::Value,
+    ) -> crate::mcp::pipeline::CallReply {
+        // On a blocking thread of the control socket: wait for the call.
+        self.runtime.block_on(self.pipeline.call_as(
+            caller,
+            tool,
+            arguments,
+            &crate::mcp::pipeline::QueueOnly,
+        ))
     }
 }
 

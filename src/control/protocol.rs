@@ -129,7 +129,13 @@ pub enum Request {
     /// The tools of admitted packages (stored packages re-verified).
     Tools,
     /// Run one tool in the sandbox.
-    Call { tool: String, arguments: Value },
+    Call {
+        tool: String,
+        arguments: Value,
+        /// The operator's signed request (`vigil call --key`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signed: Option<vigil_ledger::approval::SignedStatement>,
+    },
     /// Calls waiting for approval.
     Approvals,
     /// Answer a held call.
@@ -314,6 +320,17 @@ mod tests {
             Request::Call {
                 tool: "echo".into(),
                 arguments: serde_json::json!({"text": "hi"}),
+                signed: None,
+            },
+            Request::Decide {
+                id: "0a1b".into(),
+                approve: true,
+                reason: String::new(),
+                signed: Some(vigil_ledger::approval::SignedStatement {
+                    statement: "{}".into(),
+                    signature: "c2ln".into(),
+                    key: "vigil-mldsa65-ed25519 AAAA".into(),
+                }),
             },
             Request::Uninstall {
                 name: "acme/echo".into(),

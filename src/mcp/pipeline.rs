@@ -55,6 +55,36 @@ impl Approver for QueueOnly {
     }
 }
 
+/// Who makes a call: an agent (MCP), or the node's operator (`vigil
+/// call`), who is not subject to an agent's allow-list and rate limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// An agent of `[[agents]]`, by name.
+    Agent(String),
+    /// An operator: `operator:NAME` when the call was signed with a
+    /// trusted operator key (which also approves a `high` tool), else
+    /// `operator:unsigned` (which cannot call a `high` tool).
+    Operator { actor: String, signed: bool },
+}
+
+impl Caller {
+    /// The ledger actor.
+    pub fn actor(&self) -> String {
+        match self {
+            Self::Agent(name) => format!("agent:{name}"),
+            Self::Operator { actor, .. } => actor.clone(),
+        }
+    }
+
+    /// The name in logs and metrics labels.
+    fn label(&self) -> &str {
+        match self {
+            Self::Agent(name) => name,
+            Self::Operator { .. } => "operator",
+        }
+    }
+}
+
 /// The answer to one call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallReply {
@@ -255,15 +285,28 @@ impl Pipeline {
         arguments: Value,
         approver: &impl Approver,
     ) -> CallReply {
+        self.call_as(&Caller::Agent(agent.to_string()), tool, arguments, approver)
+            .await
+    }
+
+    /// [`Pipeline::call`] for any caller (an operator's `vigil call`).
+    pub async fn call_as(
+        &self,
+        caller: &Caller,
+        tool: &str,
+        arguments: Value,
+        approver: &impl Approver,
+    ) -> CallReply {
         let started = Instant::now();
-        let reply = match self.admit(agent, tool, &arguments, approver).await {
+        let actor = caller.actor();
+        let reply = match self.admit(caller, tool, &arguments, approver).await {
             Err(mut early) => {
                 redact_refusal(
                     &self.redactor,
                     &mut early.refusal,
                     &self.privacy.kinds_for(tool),
                 );
-                let index = self.record_refusal(agent, tool, &arguments, &early).await;
+                let index = self.record_refusal(&actor, tool, &arguments, &early).await;
                 let (refusal, ledger_index) = match index {
                     Ok(i) => (early.refusal, Some(i)),
                     Err(message) => (
@@ -282,11 +325,15 @@ impl Pipeline {
                     capabilities: None,
                 }
             }
-            Ok((entry, approval)) => self.run(agent, &entry, arguments, approval).await,
+            Ok((entry, approval)) => self.run(&actor, &entry, arguments, approval).await,
         };
-        super::call_log::log_call(agent, tool, &reply);
+        let label = caller.label();
+        super::call_log::log_call(label, tool, &reply);
         // Label values only from names the node knows (see `metrics`).
-        let agent = self.agents.by_name(agent).map_or(UNKNOWN, |_| agent);
+        let agent = match caller {
+            Caller::Agent(name) => self.agents.by_name(name).map_or(UNKNOWN, |_| label),
+            Caller::Operator { .. } => label,
+        };
         let tool = self.catalog().get(tool).map_or(UNKNOWN, |_| tool);
         self.metrics
             .count_call(agent, tool, &reply.result, started.elapsed());
@@ -296,16 +343,23 @@ impl Pipeline {
     /// The checks before the sandbox; returns the tool and any approval.
     async fn admit(
         &self,
-        agent: &str,
+        caller: &Caller,
         tool: &str,
         arguments: &Value,
         approver: &impl Approver,
     ) -> Result<(Arc<CatalogTool>, Option<Decision>), Early> {
-        let config = self.agents.by_name(agent).ok_or_else(|| {
-            Refusal::UnknownCaller(format!(
-                "agent `{agent}` is not in [[agents]] of vigil.toml; add it with the tools it may call"
-            ))
-        })?;
+        let agent = match caller {
+            Caller::Agent(agent) => Some(agent.as_str()),
+            Caller::Operator { .. } => None,
+        };
+        let config = match agent {
+            Some(agent) => Some(self.agents.by_name(agent).ok_or_else(|| {
+                Refusal::UnknownCaller(format!(
+                    "agent `{agent}` is not in [[agents]] of vigil.toml; add it with the tools it may call"
+                ))
+            })?),
+            None => None,
+        };
         let entry = self
             .catalog()
             .get(tool)
@@ -313,12 +367,14 @@ impl Pipeline {
             .ok_or_else(|| Refusal::UnknownTool {
                 tool: tool.to_string(),
             })?;
-        if !config.may_call(tool) {
-            return Err(Refusal::ToolNotAllowed {
-                agent: agent.to_string(),
-                tool: tool.to_string(),
+        if let (Some(agent), Some(config)) = (agent, config) {
+            if !config.may_call(tool) {
+                return Err(Refusal::ToolNotAllowed {
+                    agent: agent.to_string(),
+                    tool: tool.to_string(),
+                }
+                .into());
             }
-            .into());
         }
         let problems = entry.input.problems(arguments);
         if !problems.is_empty() {
@@ -328,11 +384,34 @@ impl Pipeline {
             }
             .into());
         }
-        self.rates.check(agent, tool)?;
+        if let Some(agent) = agent {
+            self.rates.check(agent, tool)?;
+        }
         if !entry.needs_approval() {
             return Ok((entry, None));
         }
-        let decision = self.approve(agent, tool, arguments, approver).await?;
+        let decision = match caller {
+            Caller::Agent(agent) => self.approve(agent, tool, arguments, approver).await?,
+            // The operator's signature on the call is the approval.
+            Caller::Operator {
+                actor,
+                signed: true,
+            } => Decision {
+                answer: Answer::Approve,
+                by: actor.clone(),
+                reason: "called by the operator with a signed request".into(),
+                entry: None,
+            },
+            Caller::Operator { signed: false, .. } => {
+                return Err(Refusal::ApprovalUnavailable {
+                    tool: tool.to_string(),
+                    message: "a `high` tool is called by an operator only with a signed \
+                              request: `vigil call TOOL --key OPERATOR.key`"
+                        .into(),
+                }
+                .into())
+            }
+        };
         if decision.answer == Answer::Approve {
             return Ok((entry, Some(decision)));
         }
@@ -412,14 +491,14 @@ impl Pipeline {
     /// that goes away mid-call does not stop its entry being recorded.
     async fn run(
         &self,
-        agent: &str,
+        actor: &str,
         entry: &CatalogTool,
         arguments: Value,
         approval: Option<Decision>,
     ) -> CallReply {
         let tool = entry.spec.name.clone();
         let work = Finish {
-            agent: agent.to_string(),
+            actor: actor.to_string(),
             tool: tool.clone(),
             package: entry.package.clone(),
             output: entry.output.clone(),
@@ -469,7 +548,7 @@ impl Pipeline {
 
     async fn record_refusal(
         &self,
-        agent: &str,
+        actor: &str,
         tool: &str,
         arguments: &Value,
         early: &Early,
@@ -486,7 +565,7 @@ impl Pipeline {
         });
         let event = AuditEvent::new(
             EventKind::ToolDenied,
-            format!("agent:{agent}"),
+            actor,
             format!("tool:{tool}"),
             Verdict::Deny,
         )
@@ -508,7 +587,8 @@ impl Pipeline {
 /// What follows the sandbox for one call: output check, privacy filter and
 /// the ledger event to record.
 struct Finish {
-    agent: String,
+    /// The ledger actor (`agent:NAME`, `operator:NAME`).
+    actor: String,
     tool: String,
     package: String,
     output: Option<Arc<crate::policy::SchemaCheck>>,
@@ -522,7 +602,7 @@ impl Finish {
     /// The reply (not yet recorded) and its ledger event.
     fn finish(self, outcome: crate::sandbox::CallOutcome) -> (CallReply, AuditEvent) {
         let Self {
-            agent,
+            actor,
             tool,
             package,
             output,
@@ -586,7 +666,7 @@ impl Finish {
         let payload = json!({ "arguments": args_stored, "output": result.as_ref().ok() });
         let event = AuditEvent::new(
             EventKind::ToolCall,
-            format!("agent:{agent}"),
+            actor,
             format!("tool:{tool}"),
             Verdict::Allow,
         )
