@@ -197,3 +197,59 @@ fn refusals_are_clear() {
         .failure()
         .stderr(predicate::str::contains("does not exist"));
 }
+
+#[test]
+fn outside_events_are_marked_and_cannot_take_a_node_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    init(&home);
+    // Every outside event is marked as such; the mark cannot be forged.
+    vigil(&home)
+        .args([
+            "audit",
+            "append",
+            "--kind",
+            "tool.call2",
+            "--actor",
+            "a",
+            "--subject",
+            "s",
+        ])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("reserved"));
+    vigil(&home)
+        .args([
+            "audit",
+            "append",
+            "--actor",
+            "a",
+            "--subject",
+            "s",
+            "--json",
+        ])
+        .arg(r#"{"_external": false}"#)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("_external"));
+    vigil(&home)
+        .args([
+            "audit",
+            "append",
+            "--actor",
+            "a",
+            "--subject",
+            "s",
+            "--json",
+        ])
+        .arg(r#"{"ticket": 9}"#)
+        .assert()
+        .success();
+    let out = vigil(&home)
+        .args(["audit", "tail", "-n", "1", "--json"])
+        .output()
+        .expect("tail");
+    let last: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("the last entry as JSON");
+    assert_eq!(last["details"]["_external"], true, "{last}");
+}

@@ -440,9 +440,20 @@ impl Admin {
                 );
             }
             let kind = EventKind::external(&e.kind).with_context(|| format!("event {}", n + 1))?;
+            let mut details = e.details;
+            if let Some(map) = details.as_object_mut() {
+                if map.contains_key(EventKind::EXTERNAL_MARK) {
+                    bail!(
+                        "event {}: details may not carry `{}`: the node sets it to mark events from other systems",
+                        n + 1,
+                        EventKind::EXTERNAL_MARK
+                    );
+                }
+                map.insert(EventKind::EXTERNAL_MARK.into(), json!(true));
+            }
             let mut event =
                 AuditEvent::new(kind, e.actor, e.subject, Verdict::External(e.decision))
-                    .details(e.details);
+                    .details(details);
             if let Some(p) = e.payload_b64 {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(p)

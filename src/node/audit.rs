@@ -134,11 +134,32 @@ impl EventKind {
         }
     }
 
+    /// The families of node kinds: an outside event's kind may not begin
+    /// with one, so no node kind added later can ever be taken by an
+    /// outside event already on record.
+    pub const NODE_FAMILIES: [&'static str; 9] = [
+        "tool.",
+        "package.",
+        "trust.",
+        "approval.",
+        "link.",
+        "tunnel.",
+        "payload.",
+        "key.",
+        "node.",
+    ];
+
+    /// The details field that marks an entry as reported by another system
+    /// (`"_external": true`); node entries never carry it.
+    pub const EXTERNAL_MARK: &'static str = "_external";
+
     /// The kind of an event reported by another system; refused when it
-    /// names a kind the node writes (an outside event must never pass for
-    /// the node's own decision).
+    /// names a kind the node writes, or begins like one (an outside event
+    /// must never pass for the node's own decision).
     pub fn external(kind: &str) -> Result<Self, AuditError> {
-        if Self::NODE_KINDS.iter().any(|k| k.as_str() == kind) {
+        if Self::NODE_KINDS.iter().any(|k| k.as_str() == kind)
+            || Self::NODE_FAMILIES.iter().any(|f| kind.starts_with(f))
+        {
             return Err(AuditError::Reserved(kind.to_string()));
         }
         Ok(Self::External(kind.to_string()))
@@ -579,6 +600,13 @@ mod tests {
             EventKind::external("deploy.finished").unwrap().as_str(),
             "deploy.finished"
         );
+        // Nor a kind a later node version could write.
+        for kind in ["tool.calls", "key.rotated", "approval.x", "node.started"] {
+            assert!(
+                matches!(EventKind::external(kind), Err(AuditError::Reserved(_))),
+                "{kind}"
+            );
+        }
     }
 
     #[test]
