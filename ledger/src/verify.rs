@@ -712,6 +712,21 @@ impl<'k> Verifier<'k> {
                     "a payload.erased entry must name the erased entry as details.index",
                 )
             })?;
+            if e.payload.is_some() {
+                return Err(Failure::entry(
+                    i,
+                    "a payload.erased entry never has a payload, but this one commits to one",
+                ));
+            }
+            if e.subject != format!("entry:{k}") {
+                return Err(Failure::entry(
+                    i,
+                    format!(
+                        "it records the erasure of entry {k} (details.index), but its subject is `{}`, not `entry:{k}`",
+                        e.subject
+                    ),
+                ));
+            }
             if k >= i {
                 return Err(Failure::entry(
                     i,
