@@ -2,7 +2,7 @@
 //! tells its story: each step's visible outcome is checked, and the bundle
 //! it exports verifies with the real `vigil-verify` binary.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 mod verify_support;
