@@ -2,8 +2,11 @@
 //! tells its story: each step's visible outcome is checked, and the bundle
 //! it exports verifies with the real `vigil-verify` binary.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
+
+mod verify_support;
+use verify_support::vigil_verify;
 
 fn demo(home: Option<&Path>, keep: Option<&Path>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
@@ -16,22 +19,6 @@ fn demo(home: Option<&Path>, keep: Option<&Path>) -> Output {
         cmd.arg("--keep").arg(k);
     }
     cmd.output().expect("run vigil demo")
-}
-
-/// vigil-verify next to the vigil binary (built by `cargo test --workspace`),
-/// else built now.
-fn vigil_verify() -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_vigil")).with_file_name("vigil-verify");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "vigil-ledger", "--bin", "vigil-verify"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo build vigil-verify");
-        assert!(status.success(), "building vigil-verify failed");
-    }
-    bin
 }
 
 fn line_with<'a>(text: &'a str, needle: &str) -> &'a str {

@@ -10,25 +10,13 @@ pub const PACKAGE: &[u8] = b"vigil/package/v1";
 pub const CHECKPOINT: &[u8] = b"vigil/checkpoint/v1";
 /// Identity binding of a QUIC link to a composite identity.
 pub const LINK_IDENTITY: &[u8] = b"vigil/link-identity/v1";
-/// Changes to the node's trust store (publishers and peers).
-pub const TRUST_CHANGE: &[u8] = b"vigil/trust-change/v1";
-/// Single-entry inclusion proofs handed to third parties.
-pub const ENTRY_PROOF: &[u8] = b"vigil/entry-proof/v1";
 /// An operator's decision on a held tool call (`vigil approve --key`).
 pub const APPROVAL: &[u8] = b"vigil/approval/v1";
 /// An operator's request to call a tool (`vigil call --key`).
 pub const OPERATOR_CALL: &[u8] = b"vigil/operator-call/v1";
 
 /// Every internal context, for tests and documentation.
-pub const ALL: &[&[u8]] = &[
-    PACKAGE,
-    CHECKPOINT,
-    LINK_IDENTITY,
-    TRUST_CHANGE,
-    ENTRY_PROOF,
-    APPROVAL,
-    OPERATOR_CALL,
-];
+pub const ALL: &[&[u8]] = &[PACKAGE, CHECKPOINT, LINK_IDENTITY, APPROVAL, OPERATOR_CALL];
 
 /// The prefix reserved for internal contexts.
 pub const RESERVED_PREFIX: &str = "vigil";
@@ -54,6 +42,29 @@ mod tests {
                 assert_ne!(a, b);
             }
         }
+    }
+
+    /// docs/key-files.md lists exactly these contexts, each once.
+    #[test]
+    fn key_files_doc_lists_every_context() {
+        let doc = include_str!("../../docs/key-files.md");
+        let mut listed: Vec<&str> = doc
+            .lines()
+            .filter(|l| l.starts_with('|'))
+            .filter_map(|l| {
+                l.split('`')
+                    .rev()
+                    .nth(1)
+                    .filter(|c| c.starts_with("vigil/"))
+            })
+            .collect();
+        listed.sort_unstable();
+        let mut defined: Vec<&str> = ALL
+            .iter()
+            .map(|c| std::str::from_utf8(c).expect("ASCII"))
+            .collect();
+        defined.sort_unstable();
+        assert_eq!(listed, defined);
     }
 
     #[test]

@@ -1,14 +1,18 @@
 //! Export bundles: one binary file with a header (origin, the node's public
 //! key, the entry range, and what is needed to recompute roots for a range
 //! that does not start at 0), the signed checkpoints with consistency proofs
-//! between consecutive ones, then every entry with its payload if exported.
-//! The layout is specified in `docs/ledger-format.md` (bundle version 1):
+//! between consecutive ones, the earlier checkpoints (those at or before the
+//! range's start) with a consistency proof from each to the bundle's last
+//! checkpoint, then every entry with its payload if exported. The layout is
+//! specified in `docs/ledger-format.md` (bundle version 2; version 1, without
+//! the earlier section, is still read):
 //!
 //! ```text
-//! magic    "vigil-ledger-bundle/v1\n"
+//! magic    "vigil-ledger-bundle/v2\n"
 //! header   origin:str16 | public_key:bytes32 | from:u64 | to:u64 |
 //!          prefix_prev:[32] | frontier_count:u8 | frontier:[32]*count
 //! cps      count:u32 | count * (note:bytes32 | proof_count:u8 | proof:[32]*proof_count)
+//! earlier  count:u32 | count * (size:u64 | root:[32] | proof_count:u8 | proof:[32]*proof_count)
 //! entries  (to - from) * (entry:bytes32 | tag:u8 [1: salt:[32] | payload:bytes64])
 //! ```
 //! Nothing may follow the last entry.
@@ -23,10 +27,12 @@ use crate::error::LedgerError;
 use crate::hash::Hash;
 use crate::ledger::Ledger;
 use crate::payloads::MAX_PAYLOAD_LEN;
-use crate::verify::{Header, Report, Verifier, VerifyError};
+use crate::verify::{Earlier, Header, Report, Verifier, VerifyError};
 
-/// First bytes of every version-1 bundle.
-pub const MAGIC: &[u8] = b"vigil-ledger-bundle/v1\n";
+/// First bytes of every bundle this crate writes (version 2).
+pub const MAGIC: &[u8] = b"vigil-ledger-bundle/v2\n";
+/// First bytes of a version-1 bundle (no earlier-checkpoint section), still read.
+pub const MAGIC_V1: &[u8] = b"vigil-ledger-bundle/v1\n";
 /// Most checkpoints a bundle may carry.
 pub const MAX_CHECKPOINTS: u32 = 10_000_000;
 
@@ -150,6 +156,14 @@ pub fn export<W: Write>(
             w.hashes(&proof).map_err(io("bundle"))?;
             last = Some(*s);
         }
+        let earlier = earlier_checkpoints(ledger, &notes, from, to)?;
+        w.put(&(earlier.len() as u32).to_be_bytes())
+            .map_err(io("bundle"))?;
+        for e in &earlier {
+            w.put(&e.size.to_be_bytes()).map_err(io("bundle"))?;
+            w.put(&e.root).map_err(io("bundle"))?;
+            w.hashes(&e.proof).map_err(io("bundle"))?;
+        }
         let mut payloads = 0u64;
         let mut done = 0u64;
         let mut first_gap: Option<u64> = None;
@@ -210,6 +224,35 @@ pub fn export<W: Write>(
     })
 }
 
+/// Every checkpoint the node signed at or before entry `from` (sizes
+/// `1..=from`), with the consistency proof from it to the tree of `to`
+/// entries, so that a verifier holding one of them can check the bundle
+/// against it although its entries are not in the bundle.
+fn earlier_checkpoints(
+    ledger: &Ledger,
+    notes: &[(u64, String)],
+    from: u64,
+    to: u64,
+) -> Result<Vec<Earlier>, LedgerError> {
+    notes
+        .iter()
+        .filter(|(s, _)| *s <= from)
+        .map(|(size, note)| {
+            let body = note.rfind("\n\n").map_or(note.as_str(), |i| &note[..i + 1]);
+            let root = crate::checkpoint::Checkpoint::parse_body(body)
+                .map_err(|e| {
+                    LedgerError::Damaged(format!("the stored checkpoint of size {size}: {e}"))
+                })?
+                .root;
+            Ok(Earlier {
+                size: *size,
+                root,
+                proof: ledger.consistency_proof(*size, to)?,
+            })
+        })
+        .collect()
+}
+
 struct LeafOf<'a>(&'a Ledger);
 
 impl crate::merkle::NodeSource for LeafOf<'_> {
@@ -228,12 +271,17 @@ impl crate::merkle::NodeSource for LeafOf<'_> {
 pub struct BundleReader<R> {
     inner: R,
     offset: u64,
+    version: u8,
 }
 
 impl<R: Read> BundleReader<R> {
     /// Wraps a reader positioned at the start of a bundle.
     pub fn new(inner: R) -> Self {
-        Self { inner, offset: 0 }
+        Self {
+            inner,
+            offset: 0,
+            version: 2,
+        }
     }
 
     fn fill(&mut self, buf: &mut [u8], what: &str) -> Result<(), VerifyError> {
@@ -289,11 +337,15 @@ impl<R: Read> BundleReader<R> {
     /// Reads the magic and the header.
     pub fn header(&mut self) -> Result<Header, VerifyError> {
         let magic = self.exact(MAGIC.len(), "magic")?;
-        if magic != MAGIC {
+        self.version = if magic == MAGIC {
+            2
+        } else if magic == MAGIC_V1 {
+            1
+        } else {
             return Err(VerifyError::Malformed(
-                "not a vigil ledger bundle (version 1): the magic bytes differ".into(),
+                "not a vigil ledger bundle (version 1 or 2): the magic bytes differ".into(),
             ));
-        }
+        };
         let origin = String::from_utf8(self.bytes(2, 255, "origin")?)
             .map_err(|_| VerifyError::Malformed("the origin is not UTF-8".into()))?;
         let public_key = self.bytes(4, 4096, "public key")?;
@@ -327,6 +379,28 @@ impl<R: Read> BundleReader<R> {
             out.push((note, proof));
         }
         Ok(out)
+    }
+
+    /// Reads the earlier-checkpoint section of a version-2 bundle; `None`
+    /// for a version-1 bundle, which has none.
+    pub fn earlier(&mut self) -> Result<Option<Vec<Earlier>>, VerifyError> {
+        if self.version < 2 {
+            return Ok(None);
+        }
+        let n = self.uint(4, "earlier checkpoint count")?;
+        if n > u64::from(MAX_CHECKPOINTS) {
+            return Err(VerifyError::Malformed(format!(
+                "{n} earlier checkpoints is more than allowed"
+            )));
+        }
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let size = self.uint(8, "earlier checkpoint size")?;
+            let root = self.hash("earlier checkpoint root")?;
+            let proof = self.hashes("earlier consistency proof")?;
+            out.push(Earlier { size, root, proof });
+        }
+        Ok(Some(out))
     }
 
     /// Reads one entry record: the entry bytes and the payload if present.
@@ -369,12 +443,31 @@ impl<R: Read> BundleReader<R> {
 
 /// Verifies a whole bundle against the pinned key.
 pub fn verify_bundle<R: Read>(input: R, key: &CompositePublicKey) -> Result<Report, VerifyError> {
+    verify_bundle_since(input, key, &[])
+}
+
+/// Verifies a whole bundle against the pinned key, and proves it consistent
+/// with each of the `held` signed checkpoint notes (checkpoints of the same
+/// log that the caller kept from earlier): a held checkpoint the bundle's
+/// history does not extend is a [`crate::verify::Location::Held`] failure.
+pub fn verify_bundle_since<R: Read>(
+    input: R,
+    key: &CompositePublicKey,
+    held: &[String],
+) -> Result<Report, VerifyError> {
     let mut r = BundleReader::new(input);
     let header = r.header()?;
     let checkpoints = r.checkpoints()?;
+    let earlier = r.earlier()?;
     let mut v = Verifier::new(key, &header)?;
     for (note, proof) in &checkpoints {
         v.checkpoint(note, proof)?;
+    }
+    if let Some(earlier) = &earlier {
+        v.earlier(earlier)?;
+    }
+    for note in held {
+        v.held(note)?;
     }
     let count = header.to.saturating_sub(header.from);
     for _ in 0..count {

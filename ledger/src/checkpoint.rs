@@ -26,6 +26,8 @@ pub const MAX_NOTE_LEN: usize = 64 * 1024;
 /// Most signature lines accepted in one note.
 pub const MAX_SIGNATURES: usize = 16;
 const SIG_PREFIX: &str = "\u{2014} ";
+/// The extension line naming the previous checkpoint the node signed.
+pub const PREVIOUS_LINE: &str = "vigil-previous ";
 
 /// A checkpoint body: the tree of `size` entries of the log `origin` has
 /// root `root`.
@@ -37,6 +39,11 @@ pub struct Checkpoint {
     pub size: u64,
     /// RFC 6962 tree head over entries `0..size`.
     pub root: Hash,
+    /// The checkpoint the node signed just before this one, as `(size,
+    /// root)` (`(0, MTH({}))` for its first), carried in the extension line
+    /// `vigil-previous <size> <base64 root>`. `None` for notes signed before
+    /// nodes wrote that line.
+    pub previous: Option<(u64, Hash)>,
 }
 
 /// A checkpoint and the signed note that carries it.
@@ -72,6 +79,27 @@ pub fn check_origin(origin: &str) -> Result<(), CheckpointError> {
     }
 }
 
+/// A tree size: decimal digits, no leading zeros.
+fn parse_size(text: &str) -> Result<u64, CheckpointError> {
+    text.parse()
+        .ok()
+        .filter(|_| text.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|_| text == "0" || !text.starts_with('0'))
+        .ok_or_else(|| {
+            err(format!(
+                "checkpoint tree size `{text}` is not a decimal number"
+            ))
+        })
+}
+
+/// A root hash: 32 bytes of base64.
+fn parse_root(text: &str) -> Result<Hash, CheckpointError> {
+    B64.decode(text)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| err("checkpoint root hash is not 32 bytes of base64"))
+}
+
 /// The signed-note key ID of `key` under the key name `name`.
 pub fn key_id(name: &str, key: &CompositePublicKey) -> [u8; 4] {
     let mut h = Sha256::new();
@@ -84,14 +112,19 @@ pub fn key_id(name: &str, key: &CompositePublicKey) -> [u8; 4] {
 }
 
 impl Checkpoint {
-    /// The note text: `origin\nsize\nbase64(root)\n`.
+    /// The note text: `origin\nsize\nbase64(root)\n`, then the
+    /// `vigil-previous` extension line when there is one.
     pub fn body(&self) -> String {
-        format!(
+        let mut body = format!(
             "{}\n{}\n{}\n",
             self.origin,
             self.size,
             B64.encode(self.root)
-        )
+        );
+        if let Some((size, root)) = &self.previous {
+            body.push_str(&format!("{PREVIOUS_LINE}{size} {}\n", B64.encode(root)));
+        }
+        body
     }
 
     /// Parses a note text. Extension lines after the root are accepted and
@@ -103,34 +136,42 @@ impl Checkpoint {
         let mut lines = body.split('\n');
         let origin = lines.next().unwrap_or_default();
         check_origin(origin)?;
-        let size_text = lines
-            .next()
-            .ok_or_else(|| err("checkpoint has no tree size line"))?;
-        let size: u64 = size_text
-            .parse()
-            .ok()
-            .filter(|_| size_text.bytes().all(|b| b.is_ascii_digit()))
-            .filter(|_| size_text == "0" || !size_text.starts_with('0'))
-            .ok_or_else(|| {
-                err(format!(
-                    "checkpoint tree size `{size_text}` is not a decimal number"
-                ))
-            })?;
-        let root_text = lines
-            .next()
-            .ok_or_else(|| err("checkpoint has no root hash line"))?;
-        let root: Hash = B64
-            .decode(root_text)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| err("checkpoint root hash is not 32 bytes of base64"))?;
-        if lines.any(str::is_empty) {
-            return Err(err("checkpoint has an empty extension line"));
+        let size = parse_size(
+            lines
+                .next()
+                .ok_or_else(|| err("checkpoint has no tree size line"))?,
+        )?;
+        let root = parse_root(
+            lines
+                .next()
+                .ok_or_else(|| err("checkpoint has no root hash line"))?,
+        )?;
+        let mut previous = None;
+        for line in lines {
+            if line.is_empty() {
+                return Err(err("checkpoint has an empty extension line"));
+            }
+            let Some(rest) = line.strip_prefix(PREVIOUS_LINE) else {
+                continue;
+            };
+            let (s, r) = rest
+                .split_once(' ')
+                .ok_or_else(|| err("malformed `vigil-previous` line"))?;
+            let (s, r) = (parse_size(s)?, parse_root(r)?);
+            if previous.replace((s, r)).is_some() {
+                return Err(err("checkpoint has two `vigil-previous` lines"));
+            }
+            if s >= size {
+                return Err(err(format!(
+                    "checkpoint of size {size} names a previous checkpoint of size {s}, not smaller"
+                )));
+            }
         }
         Ok(Self {
             origin: origin.to_string(),
             size,
             root,
+            previous,
         })
     }
 
@@ -198,6 +239,12 @@ impl SignedCheckpoint {
             if name != checkpoint.origin || blob[..4] != want_id {
                 continue;
             }
+            if verified {
+                return Err(err(format!(
+                    "signed note has two signature lines from the same key (key name `{name}`, key ID {})",
+                    hex::encode(want_id)
+                )));
+            }
             key.verify_bytes(text.as_bytes(), context::CHECKPOINT, &blob[4..])
                 .map_err(|e| {
                     err(format!(
@@ -235,6 +282,7 @@ mod tests {
             origin: "example.org/log".into(),
             size: 42,
             root: [7u8; 32],
+            previous: Some((40, [6u8; 32])),
         };
         let s = cp.sign(&k).unwrap();
         assert!(s.note.starts_with("example.org/log\n42\n"));
@@ -253,6 +301,29 @@ mod tests {
         // An unknown extra signature is ignored.
         let extra = format!("{}\u{2014} other.example AAAAAAAA\n", s.note);
         assert!(SignedCheckpoint::open(&extra, k.public_key()).is_ok());
+        // The same key's signature line twice is refused.
+        let sig_line = s.note.rsplit_once("\n\n").unwrap().1;
+        let twice = format!("{}{sig_line}", s.note);
+        let e = SignedCheckpoint::open(&twice, k.public_key()).unwrap_err();
+        assert!(e.0.contains("two signature lines"), "{e}");
+    }
+
+    #[test]
+    fn previous_line_roundtrips_and_is_checked() {
+        let cp = Checkpoint {
+            origin: "o".into(),
+            size: 9,
+            root: [1u8; 32],
+            previous: Some((4, [2u8; 32])),
+        };
+        assert_eq!(Checkpoint::parse_body(&cp.body()).unwrap(), cp);
+        let not_smaller = Checkpoint {
+            previous: Some((9, [2u8; 32])),
+            ..cp.clone()
+        };
+        assert!(Checkpoint::parse_body(&not_smaller.body()).is_err());
+        let doubled = format!("{}vigil-previous 3 {}\n", cp.body(), B64.encode([2u8; 32]));
+        assert!(Checkpoint::parse_body(&doubled).is_err());
     }
 
     #[test]

@@ -967,8 +967,10 @@ impl Ledger {
                 .into());
             }
         }
+        let mut previous = (0, crate::hash::empty_root());
         if let Some(last) = self.latest_checkpoint(key.public_key())? {
             let last = last.checkpoint;
+            previous = (last.size, last.root);
             if last.size > size {
                 return Err(CheckpointError(format!(
                     "the last signed checkpoint covers {} entries but the ledger has only {size}; refusing to sign a shrunken ledger",
@@ -1000,6 +1002,7 @@ impl Ledger {
             origin: origin.to_string(),
             size,
             root,
+            previous: Some(previous),
         }
         .sign(key)?;
         let mut batch = sled::Batch::default();

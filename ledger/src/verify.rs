@@ -9,22 +9,26 @@
 //! origin and size; the hash chain (`prev`); indices; timestamps never
 //! decreasing; the Merkle root at every checkpoint size recomputed from the
 //! entries; consistency proofs between consecutive checkpoints; payloads
-//! against commitments; erasure entries; and that a signed checkpoint covers
-//! the last entry.
+//! against commitments; erasure entries; that a signed checkpoint covers
+//! the last entry; that the checkpoints form an unbroken chain (each names
+//! the one the node signed before it, so none in the range is left out);
+//! the consistency proofs from earlier checkpoints to the last one; and,
+//! for held checkpoints (`vigil-verify --since`), that the bundle's history
+//! extends each of them.
 //!
 //! Blame rule for a broken chain: a change to the content of entry `k`
 //! breaks only the link `k -> k+1`; a change to entry `k`'s `prev` field
 //! breaks both `k-1 -> k` and `k -> k+1`. The verifier looks one entry ahead
 //! to tell them apart and names the altered entry.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fmt;
 
 use vigil_crypto::CompositePublicKey;
 
 use crate::checkpoint::{check_origin, Checkpoint, SignedCheckpoint};
 use crate::entry::{Entry, SALT_LEN};
-use crate::hash::{leaf_hash, Hash};
+use crate::hash::{empty_root, leaf_hash, Hash};
 use crate::ledger::Ledger;
 use crate::merkle::{verify_consistency, Frontier};
 
@@ -37,6 +41,8 @@ pub enum Location {
     Checkpoint(u64),
     /// The entry with this index.
     Entry(u64),
+    /// A held checkpoint (`--since`) of this tree size.
+    Held(u64),
 }
 
 /// The first verification failure: where, and why.
@@ -61,6 +67,18 @@ impl Failure {
             reason: reason.into(),
         }
     }
+    fn held(cp: &Checkpoint, reason: impl Into<String>) -> Self {
+        Self {
+            location: Location::Held(cp.size),
+            reason: format!(
+                "the held checkpoint (origin {}, size {}, root {}) {}",
+                cp.origin,
+                cp.size,
+                b64(&cp.root),
+                reason.into()
+            ),
+        }
+    }
     fn header(reason: impl Into<String>) -> Self {
         Self {
             location: Location::Header,
@@ -83,6 +101,7 @@ impl fmt::Display for Failure {
             Location::Header => write!(f, "bundle header: {}", self.reason),
             Location::Checkpoint(s) => write!(f, "checkpoint of size {s}: {}", self.reason),
             Location::Entry(i) => write!(f, "entry {i}: {}", self.reason),
+            Location::Held(s) => write!(f, "held checkpoint of size {s}: {}", self.reason),
         }
     }
 }
@@ -110,6 +129,11 @@ pub struct Report {
     pub erasures: u64,
     /// `approval.decided` entries whose operator signature was verified.
     pub signed_approvals: u64,
+    /// Earlier checkpoints (before the range) whose consistency proof to
+    /// the last checkpoint was checked.
+    pub earlier: u64,
+    /// Held checkpoints (`--since`) the bundle was proven consistent with.
+    pub held: u64,
     /// Entries after the last signed checkpoint (in-place verification
     /// only: hash-chained and checked, but not yet signed; bundles always
     /// end at a checkpoint).
@@ -130,8 +154,35 @@ impl fmt::Display for Report {
             self.payloads_absent,
             self.erasures,
             self.signed_approvals
-        )
+        )?;
+        if self.held > 0 {
+            write!(
+                f,
+                "; consistent with {} held checkpoint{}",
+                self.held,
+                if self.held == 1 { "" } else { "s" }
+            )?;
+        }
+        Ok(())
     }
+}
+
+fn b64(h: &Hash) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(h)
+}
+
+/// A checkpoint the node signed at or before the first entry of a bundle,
+/// with the RFC 9162 consistency proof from it to the bundle's last
+/// checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Earlier {
+    /// Its tree size.
+    pub size: u64,
+    /// Its root.
+    pub root: Hash,
+    /// Consistency proof from `(size, root)` to the last checkpoint.
+    pub proof: Vec<Hash>,
 }
 
 /// The header every verification starts from.
@@ -174,6 +225,19 @@ pub struct Verifier<'k> {
     committed: HashSet<u64>,
     present: HashSet<u64>,
     entries_started: bool,
+    /// A checkpoint with a `vigil-previous` line was seen: all later ones
+    /// must carry one too.
+    chained: bool,
+    /// The previous checkpoint named by the bundle's first one.
+    first_previous: Option<(u64, Hash)>,
+    /// Earlier checkpoints by size, once their proofs verified (`None`
+    /// for inputs without that section).
+    earlier: Option<BTreeMap<u64, Hash>>,
+    /// Held checkpoints inside the range, checked when their size is reached.
+    held_pending: BTreeMap<u64, Vec<Checkpoint>>,
+    /// The first held checkpoint found inconsistent, reported after every
+    /// check of the bundle itself.
+    held_failure: Option<Failure>,
     report: Report,
 }
 
@@ -227,6 +291,11 @@ impl<'k> Verifier<'k> {
             committed: HashSet::new(),
             present: HashSet::new(),
             entries_started: false,
+            chained: false,
+            first_previous: None,
+            earlier: None,
+            held_pending: BTreeMap::new(),
+            held_failure: None,
             report: Report {
                 origin: header.origin.clone(),
                 from: header.from,
@@ -290,6 +359,7 @@ impl<'k> Verifier<'k> {
                 "the first checkpoint must not carry a consistency proof",
             ));
         }
+        self.check_chain(&cp)?;
         if cp.size <= self.from {
             return Err(Failure::checkpoint(
                 cp.size,
@@ -315,6 +385,186 @@ impl<'k> Verifier<'k> {
         self.pending_checkpoints.push_back(cp);
         self.report.checkpoints += 1;
         Ok(())
+    }
+
+    /// Checks that `cp` names the checkpoint before it in the bundle as the
+    /// previous one the node signed, so that the bundle leaves none out.
+    fn check_chain(&mut self, cp: &Checkpoint) -> Result<(), Failure> {
+        match (&self.last_checkpoint, cp.previous) {
+            (Some(last), Some(previous)) if previous != (last.size, last.root) => {
+                return Err(Failure::checkpoint(
+                    cp.size,
+                    format!(
+                        "it names the checkpoint of size {} as the previous one the node signed, but the bundle's previous checkpoint has size {}{}: the bundle leaves out a checkpoint the node signed, or the node signed two histories",
+                        previous.0,
+                        last.size,
+                        if previous.0 == last.size { " and another root" } else { "" }
+                    ),
+                ));
+            }
+            (None, Some((size, root))) => {
+                if size > self.from {
+                    return Err(Failure::checkpoint(
+                        cp.size,
+                        format!(
+                            "it names the checkpoint of size {size} as the previous one the node signed, which the bundle (from entry {}) leaves out",
+                            self.from
+                        ),
+                    ));
+                }
+                if size == 0 && root != empty_root() {
+                    return Err(Failure::checkpoint(
+                        cp.size,
+                        "it names a previous checkpoint of size 0 whose root is not the empty tree's",
+                    ));
+                }
+                self.first_previous = Some((size, root));
+            }
+            (_, None) if self.chained => {
+                return Err(Failure::checkpoint(
+                    cp.size,
+                    "it lacks the `vigil-previous` line that the checkpoints before it carry",
+                ));
+            }
+            _ => {}
+        }
+        self.chained |= cp.previous.is_some();
+        Ok(())
+    }
+
+    /// Checks the earlier checkpoints (sizes up to the first entry), each
+    /// with its consistency proof to the last checkpoint. Called once, after
+    /// the checkpoints and before the entries, for inputs that carry them.
+    pub fn earlier(&mut self, records: &[Earlier]) -> Result<(), Failure> {
+        let mut known = BTreeMap::new();
+        let mut last_size = 0;
+        for rec in records {
+            let fail = |reason: String| Failure::checkpoint(rec.size, reason);
+            if rec.size <= last_size || rec.size > self.from {
+                return Err(fail(format!(
+                    "earlier checkpoints must grow and end at the bundle's first entry ({})",
+                    self.from
+                )));
+            }
+            let Some(last) = &self.last_checkpoint else {
+                return Err(fail(
+                    "the bundle carries earlier checkpoints but no signed checkpoint".into(),
+                ));
+            };
+            if !verify_consistency(rec.size, &rec.root, last.size, &last.root, &rec.proof) {
+                return Err(fail(format!(
+                    "the consistency proof from this earlier checkpoint to the last checkpoint (size {}) does not verify",
+                    last.size
+                )));
+            }
+            known.insert(rec.size, rec.root);
+            last_size = rec.size;
+        }
+        if let (Some((size, root)), Some(first)) = (
+            self.first_previous,
+            self.pending_checkpoints.front().map(|c| c.size),
+        ) {
+            let latest = known.iter().next_back().map(|(s, r)| (*s, *r));
+            if size > 0 && latest != Some((size, root)) {
+                return Err(Failure::checkpoint(
+                    first,
+                    format!(
+                        "it names the checkpoint of size {size} as the previous one the node signed, but the bundle's latest earlier checkpoint is {}",
+                        latest.map_or("none".to_string(), |(s, _)| format!("of size {s} (or has another root)"))
+                    ),
+                ));
+            }
+            if size == 0 && !known.is_empty() {
+                return Err(Failure::checkpoint(
+                    first,
+                    "it claims to be the node's first checkpoint, but the bundle carries earlier ones",
+                ));
+            }
+        }
+        self.report.earlier = known.len() as u64;
+        self.earlier = Some(known);
+        Ok(())
+    }
+
+    /// Takes a held checkpoint note (kept by the caller from earlier) to
+    /// prove the input consistent with. Called after the checkpoints (and
+    /// earlier checkpoints), before the entries. A note that does not verify,
+    /// is of another log, or is newer than the input cannot be compared and
+    /// is refused as [`VerifyError::Unverifiable`]; a checkpoint the input's
+    /// history does not extend fails verification (at the end, after the
+    /// input's own checks), naming it.
+    pub fn held(&mut self, note: &str) -> Result<(), VerifyError> {
+        let cp = SignedCheckpoint::open(note, self.key)
+            .map_err(|e| {
+                VerifyError::Unverifiable(format!(
+                    "the held checkpoint does not verify with the pinned key: {e}"
+                ))
+            })?
+            .checkpoint;
+        if cp.origin != self.origin {
+            return Err(VerifyError::Unverifiable(format!(
+                "the held checkpoint is of the log `{}`, the bundle of `{}`",
+                cp.origin, self.origin
+            )));
+        }
+        if cp.size > self.to {
+            return Err(VerifyError::Unverifiable(format!(
+                "the held checkpoint (origin {}, size {}) is newer than the bundle, which ends at size {}: export a bundle that reaches at least size {} to compare them",
+                cp.origin, cp.size, self.to, cp.size
+            )));
+        }
+        if self.entries_started {
+            return Err(VerifyError::Unverifiable(
+                "held checkpoints must be given before the entries".into(),
+            ));
+        }
+        let known = if cp.size == 0 {
+            empty_root()
+        } else if cp.size == self.from {
+            // Checked against the signed roots through the entries.
+            self.frontier.root()
+        } else if cp.size > self.from {
+            self.held_pending.entry(cp.size).or_default().push(cp);
+            return Ok(());
+        } else {
+            let Some(earlier) = &self.earlier else {
+                return Err(VerifyError::Unverifiable(format!(
+                    "the held checkpoint of size {} comes before the bundle's first entry ({}), and this bundle (format version 1) carries no consistency proofs from earlier checkpoints: export it again",
+                    cp.size, self.from
+                )));
+            };
+            match earlier.get(&cp.size) {
+                Some(root) => *root,
+                None => {
+                    self.held_fails(Failure::held(
+                        &cp,
+                        "is not among the checkpoints the bundle says the node signed: the node's history forks from it",
+                    ));
+                    return Ok(());
+                }
+            }
+        };
+        self.compare_held(&cp, known);
+        Ok(())
+    }
+
+    fn compare_held(&mut self, cp: &Checkpoint, root: Hash) {
+        if cp.root == root {
+            self.report.held += 1;
+        } else {
+            self.held_fails(Failure::held(
+                cp,
+                format!(
+                    "is not extended by the bundle, whose tree of {} entries has root {}: the log was forked or rewritten after the held checkpoint",
+                    cp.size,
+                    b64(&root)
+                ),
+            ));
+        }
+    }
+
+    fn held_fails(&mut self, f: Failure) {
+        self.held_failure.get_or_insert(f);
     }
 
     /// Checks the next entry (its canonical bytes) and its payload
@@ -405,6 +655,12 @@ impl<'k> Verifier<'k> {
         self.last_ts = e.timestamp_ns;
         self.next += 1;
         self.report.entries += 1;
+        if let Some(held) = self.held_pending.remove(&self.next) {
+            let root = self.frontier.root();
+            for cp in held {
+                self.compare_held(&cp, root);
+            }
+        }
         if self
             .pending_checkpoints
             .front()
@@ -456,6 +712,21 @@ impl<'k> Verifier<'k> {
                     "a payload.erased entry must name the erased entry as details.index",
                 )
             })?;
+            if e.payload.is_some() {
+                return Err(Failure::entry(
+                    i,
+                    "a payload.erased entry never has a payload, but this one commits to one",
+                ));
+            }
+            if e.subject != format!("entry:{k}") {
+                return Err(Failure::entry(
+                    i,
+                    format!(
+                        "it records the erasure of entry {k} (details.index), but its subject is `{}`, not `entry:{k}`",
+                        e.subject
+                    ),
+                ));
+            }
             if k >= i {
                 return Err(Failure::entry(
                     i,
@@ -540,7 +811,15 @@ impl<'k> Verifier<'k> {
                 ));
             }
         }
+        if self.report.checkpoints == 0 && !allow_tail {
+            return Err(Failure::header(
+                "the bundle carries no signed checkpoint, so nothing in it is signed",
+            ));
+        }
         if let Some(f) = self.deferred.take() {
+            return Err(f);
+        }
+        if let Some(f) = self.held_failure.take() {
             return Err(f);
         }
         Ok(self.report)
@@ -571,6 +850,10 @@ pub enum VerifyError {
     /// The input could not be read.
     #[error("{0}")]
     Ledger(#[from] crate::LedgerError),
+    /// A held checkpoint cannot be compared with the input (it does not
+    /// verify, is of another log, or is newer than the input).
+    #[error("{0}")]
+    Unverifiable(String),
 }
 
 impl From<Failure> for VerifyError {

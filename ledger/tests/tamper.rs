@@ -211,6 +211,7 @@ fn forged_checkpoint_is_named() {
             origin: ORIGIN.into(),
             size: 40,
             root: [0x42; 32],
+            previous: None,
         }
         .sign(&forger)
         .unwrap();

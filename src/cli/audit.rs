@@ -28,8 +28,9 @@ pub enum AuditCommand {
     Append(AppendArgs),
     /// Print the last entries
     Tail(TailArgs),
-    /// Sign a checkpoint of the ledger now; prints the signed note
-    Checkpoint,
+    /// Sign a checkpoint of the ledger now (or return the latest when no
+    /// entry was added since); prints the signed note
+    Checkpoint(CheckpointArgs),
     /// Write a bundle (entries, checkpoints, payloads, node public key) to one file
     Export(ExportArgs),
     /// Verify the ledger in place, or a bundle (exit 0 valid, 1 invalid, 2 error)
@@ -79,6 +80,14 @@ pub struct TailArgs {
     /// One JSON object per line
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    /// Also write the signed note to FILE, to hold and later give to
+    /// `vigil-verify --since`, which proves a newer export extends it
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -133,10 +142,14 @@ pub fn run(home: &Home, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         AuditCommand::Append(args) => append(home, args),
         AuditCommand::Tail(args) => tail(home, args),
-        AuditCommand::Checkpoint => {
+        AuditCommand::Checkpoint(args) => {
             if let Reply::Checkpoint { note } =
                 execute(home, Request::AuditCheckpoint, &mut |_| {})?
             {
+                if let Some(out) = &args.out {
+                    std::fs::write(out, &note)
+                        .with_context(|| format!("writing {}", out.display()))?;
+                }
                 print!("{note}");
             }
             Ok(ExitCode::SUCCESS)

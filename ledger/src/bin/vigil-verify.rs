@@ -1,8 +1,13 @@
 //! `vigil-verify`: checks an exported ledger bundle, or a single-entry proof,
 //! offline against a pinned node public key.
 //!
+//! With `--since HELD.note` (repeatable) it also proves the bundle
+//! consistent with each checkpoint the auditor kept from earlier, and fails
+//! naming the held checkpoint when the log was forked or rewritten since.
+//!
 //! Exit codes: 0 valid; 1 verification failure (the first failing index and
-//! why); 2 usage error, I/O error or malformed input.
+//! why); 2 usage error, I/O error, malformed input, or a held checkpoint that
+//! cannot be compared (another log or key, or newer than the bundle).
 //!
 //! With `--json`, stdout holds one JSON object whatever the outcome:
 //! `{"valid": true, ...}` with what was covered; `{"valid": false,
@@ -16,7 +21,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use serde_json::{json, Value};
-use vigil_ledger::bundle::verify_bundle;
+use vigil_ledger::bundle::verify_bundle_since;
 use vigil_ledger::proof::EntryProof;
 use vigil_ledger::verify::{Failure, Location, VerifyError};
 
@@ -33,6 +38,10 @@ struct Args {
     /// The node's public key file (`NODE.pub`), obtained independently.
     #[arg(long)]
     key: PathBuf,
+    /// A signed checkpoint note kept from earlier (`vigil audit checkpoint
+    /// --out`): the bundle must extend it (repeatable)
+    #[arg(long, value_name = "NOTE", conflicts_with = "proof")]
+    since: Vec<PathBuf>,
     /// Print the outcome as one JSON object on stdout (exit codes unchanged).
     #[arg(long)]
     json: bool,
@@ -75,9 +84,12 @@ fn main() -> ExitCode {
                     "checkpoint": { "origin": cp.origin, "size": cp.size },
                 }),
             }),
-        (None, Some(b)) => File::open(b)
-            .map_err(|e| VerifyError::Malformed(format!("{}: {e}", b.display())))
-            .and_then(|f| verify_bundle(BufReader::with_capacity(1 << 20, f), &key))
+        (None, Some(b)) => read_held(&args.since)
+            .and_then(|held| {
+                let f = File::open(b)
+                    .map_err(|e| VerifyError::Malformed(format!("{}: {e}", b.display())))?;
+                verify_bundle_since(BufReader::with_capacity(1 << 20, f), &key, &held)
+            })
             .map(|r| Verified {
                 text: r.to_string(),
                 json: json!({
@@ -92,6 +104,8 @@ fn main() -> ExitCode {
                         "payloads_absent": r.payloads_absent,
                         "erasures": r.erasures,
                         "signed_approvals": r.signed_approvals,
+                        "earlier_checkpoints": r.earlier,
+                        "held_consistent": r.held,
                     },
                 }),
             }),
@@ -118,6 +132,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// Reads the held checkpoint notes named by `--since`.
+fn read_held(paths: &[PathBuf]) -> Result<Vec<String>, VerifyError> {
+    paths
+        .iter()
+        .map(|p| {
+            std::fs::read_to_string(p).map_err(|e| {
+                VerifyError::Unverifiable(format!("held checkpoint {}: {e}", p.display()))
+            })
+        })
+        .collect()
+}
+
 /// Reports that nothing could be verified (exit code 2).
 fn error(json: bool, message: &str) -> ExitCode {
     if json {
@@ -135,6 +161,7 @@ fn failure_json(f: &Failure) -> Value {
         Location::Header => ("header", None),
         Location::Checkpoint(size) => ("checkpoint", Some(size)),
         Location::Entry(index) => ("entry", Some(index)),
+        Location::Held(size) => ("held", Some(size)),
     };
     json!({
         "valid": false,

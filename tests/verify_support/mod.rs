@@ -1,0 +1,26 @@
+//! The real `vigil-verify` binary for tests of the `vigil` package: it
+//! belongs to the vigil-ledger package, which `cargo test` of this package
+//! does not build, so it is built (or brought up to date) once per test
+//! process.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The path of an up-to-date `vigil-verify` next to the `vigil` binary.
+pub fn vigil_verify() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "-p", "vigil-ledger", "--bin", "vigil-verify"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("cargo build vigil-verify");
+            assert!(status.success(), "building vigil-verify failed");
+            Path::new(env!("CARGO_BIN_EXE_vigil")).with_file_name("vigil-verify")
+        })
+        .clone()
+}
