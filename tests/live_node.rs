@@ -11,6 +11,8 @@
 
 #[path = "mcp_support/mod.rs"]
 mod mcp_support;
+#[path = "verify_support/mod.rs"]
+mod verify_support;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -25,6 +27,7 @@ use rmcp::service::NotificationContext;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, RoleClient, ServiceExt as _};
+use verify_support::vigil_verify;
 
 /// A client that reports `notifications/tools/list_changed` on a channel.
 #[derive(Clone)]
@@ -118,22 +121,6 @@ fn echo_target() -> SocketAddr {
         }
     });
     addr
-}
-
-/// vigil-verify next to the vigil binary (built by `cargo test --workspace`),
-/// else built now.
-fn vigil_verify() -> std::path::PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_vigil")).with_file_name("vigil-verify");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "vigil-ledger", "--bin", "vigil-verify"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo build vigil-verify");
-        assert!(status.success(), "building vigil-verify failed");
-    }
-    bin
 }
 
 fn stdout(out: &Output) -> String {

@@ -13,8 +13,9 @@
 
 #[path = "mcp_support/mod.rs"]
 mod mcp_support;
+#[path = "verify_support/mod.rs"]
+mod verify_support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use mcp_support::{AssertOk as _, Node, Served, ALICE_TOKEN};
@@ -22,6 +23,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::ServiceExt as _;
 use serde_json::{json, Value};
+use verify_support::vigil_verify;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).to_string()
@@ -29,17 +31,6 @@ fn text(bytes: &[u8]) -> String {
 
 fn of_kind<'a>(all: &'a [Value], kind: &str) -> Vec<&'a Value> {
     all.iter().filter(|e| e["kind"] == kind).collect()
-}
-
-fn verifier() -> PathBuf {
-    let mut exe = PathBuf::from(env!("CARGO_BIN_EXE_vigil"));
-    exe.set_file_name("vigil-verify");
-    assert!(
-        exe.exists(),
-        "{} is not built (cargo build builds it)",
-        exe.display()
-    );
-    exe
 }
 
 /// An MCP client of agent alice on `served`.
@@ -142,7 +133,7 @@ fn only_a_trusted_operators_signed_decision_answers_a_held_call() {
         .args(["audit", "export", "--out"])
         .arg(&bundle)
         .assert_ok();
-    let verified = std::process::Command::new(verifier())
+    let verified = std::process::Command::new(vigil_verify())
         .arg(&bundle)
         .arg("--key")
         .arg(node.home().join("node.pub"))
