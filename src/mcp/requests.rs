@@ -56,13 +56,15 @@ pub async fn check_body(
     }
     let (parts, body) = request.into_parts();
     let bytes = match tokio::time::timeout(limits.timeout, collect(body, limits.max_bytes)).await {
-        Err(_) => return closing(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
+        Err(_) => {
+            return closing(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
                 "the request body was not received within {} s ([mcp] header_read_timeout_seconds)",
                 limits.timeout.as_secs()
             ),
-        ),
+            )
+        }
         Ok(Err(Unread::TooLarge)) => return too_large(limits.max_bytes),
         Ok(Err(Unread::Broken(why))) => {
             return closing(
