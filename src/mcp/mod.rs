@@ -92,9 +92,9 @@ impl Default for McpConfig {
             header_read_timeout_seconds: 30,
             idle_timeout_seconds: 60,
             max_connections: 512,
-            max_connections_per_agent: 64,
+            max_connections_per_agent: 256,
             max_sessions: 1024,
-            max_sessions_per_agent: 64,
+            max_sessions_per_agent: 256,
             session_idle_timeout_seconds: 300,
         }
     }

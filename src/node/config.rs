@@ -189,10 +189,10 @@ pub const TEMPLATE: &str = r#"# vigil node configuration. Every option is shown 
 # closed to make room (if none is idle, the new one is closed).
 # max_connections = 512
 # HTTP connections open at once per agent (past it: 429, closed).
-# max_connections_per_agent = 64
+# max_connections_per_agent = 256
 # MCP sessions open at once (past it: 503), and per agent (past it: 429).
 # max_sessions = 1024
-# max_sessions_per_agent = 64
+# max_sessions_per_agent = 256
 # Seconds after which an MCP session without requests ends.
 # session_idle_timeout_seconds = 300
 
