@@ -268,18 +268,15 @@ impl Open {
                 .iter()
                 .find(|(_, c)| c.is_idle())
                 .map(|(id, c)| (*id, Arc::clone(c)));
-            let outcome = match &idle {
-                Some((id, oldest)) => {
-                    oldest.evict.cancel();
-                    open.remove(id);
-                    "closing the longest idle connection to make room"
-                }
-                None => "every connection is answering a request: refusing the new one",
-            };
-            self.warn(limits.max_connections, outcome);
-            if idle.is_none() {
+            let Some((id, oldest)) = idle else {
+                let refusing = "every connection is answering a request: refusing the new one";
+                self.warn(limits.max_connections, refusing);
                 return None;
-            }
+            };
+            oldest.evict.cancel();
+            open.remove(&id);
+            let evicting = "closing the longest idle connection to make room";
+            self.warn(limits.max_connections, evicting);
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let connection = Arc::new(Connection::new(Arc::clone(per_agent)));

@@ -51,9 +51,9 @@ impl Reply {
             return v;
         }
         text.lines()
+            .rev()
             .filter_map(|l| l.strip_prefix("data:"))
-            .filter_map(|d| serde_json::from_str(d.trim()).ok())
-            .last()
+            .find_map(|d| serde_json::from_str(d.trim()).ok())
             .unwrap_or_else(|| panic!("no JSON in {text:?}"))
     }
 }
