@@ -7,7 +7,10 @@
 //! latency, and the ratios to the sandbox. The sandbox plus one durable entry
 //! is printed as the floor no pipeline that waits for its entry can beat.
 //!
-//! Over HTTP each client is its own MCP session. Over stdio there is one
+//! Over HTTP each client is its own MCP session; the `http plain
+//! keep-alive` row is a hand-written HTTP/1.1 client per session on one
+//! kept-alive connection with default socket options (what a script or a
+//! simple agent does), compared at 1 client with the best client's p50. Over stdio there is one
 //! `vigil mcp` process (the ledger has one writer), so the clients are
 //! concurrent requests on that one connection.
 //!
@@ -25,6 +28,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mcp_support::raw::{self, RawClient};
 use mcp_support::{Node, Served, ALICE_TOKEN};
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;
@@ -170,16 +174,26 @@ fn on_threads(
     per_point: Duration,
     call: impl Fn() + Clone + Send + 'static,
 ) -> Figures {
+    each_on_a_thread(vec![call; clients], per_point, |call| call())
+}
+
+/// Runs `call` in a loop for `per_point` on one thread per state, each
+/// with its own state (a client, a connection).
+fn each_on_a_thread<S: Send + 'static>(
+    states: Vec<S>,
+    per_point: Duration,
+    call: fn(&mut S),
+) -> Figures {
     let started = Instant::now();
     let until = started + per_point;
-    let threads: Vec<_> = (0..clients)
-        .map(|_| {
-            let call = call.clone();
+    let threads: Vec<_> = states
+        .into_iter()
+        .map(|mut state| {
             std::thread::spawn(move || {
                 let mut lat = Vec::new();
                 while Instant::now() < until {
                     let t = Instant::now();
-                    call();
+                    call(&mut state);
                     lat.push(t.elapsed());
                 }
                 lat
@@ -191,6 +205,27 @@ fn on_threads(
         .flat_map(|t| t.join().expect("thread"))
         .collect();
     Figures::from(lat, started.elapsed())
+}
+
+/// `clients` plain HTTP/1.1 clients, each one MCP session on one kept-alive
+/// TCP connection with default socket options (no TCP_NODELAY or
+/// TCP_QUICKACK on the client side), one thread each.
+fn plain_http(served: &Served, clients: usize, per_point: Duration) -> Figures {
+    let addr = raw::addr(&served.url);
+    let value = serde_json::Value::Object(args());
+    let states: Vec<(RawClient, serde_json::Value)> = (0..clients)
+        .map(|_| {
+            let mut client = RawClient::connect(addr, ALICE_TOKEN);
+            let init = client.initialize().expect("initialize");
+            assert_eq!(init.status, 200, "{}", init.text());
+            client.call("echo", &value).expect("warm-up call");
+            (client, value.clone())
+        })
+        .collect();
+    each_on_a_thread(states, per_point, |(client, value)| {
+        let reply = client.call("echo", value).expect("call");
+        assert!(reply["result"]["isError"] != true, "{reply}");
+    })
 }
 
 /// One durable ledger entry with a payload the size of an echo call's,
@@ -470,6 +505,15 @@ fn main() {
             figures: runtime.block_on(http(&served, c, plan.per_point)),
         });
     }
+    for &c in &plan.clients {
+        rows.push(Row {
+            path: "http plain keep-alive",
+            clients: c,
+            figures: runtime.block_on(with_cpu(Some(served.child.id()), async {
+                plain_http(&served, c, plan.per_point)
+            })),
+        });
+    }
     served.stop();
     for &c in &plan.clients {
         rows.push(Row {
@@ -520,6 +564,21 @@ fn main() {
             ms(sandbox),
             ms(audit),
             floor / ms(sandbox).max(1e-9)
+        );
+    }
+    let clients_p50 = ["http pipeline", "http plain keep-alive", "stdio pipeline"]
+        .into_iter()
+        .filter_map(|p| at(p).map(|d| (p, d)));
+    if let (Some(plain), Some((best, fastest))) = (
+        at("http plain keep-alive"),
+        clients_p50.min_by_key(|(_, d)| *d),
+    ) {
+        let ratio = ms(plain) / ms(fastest).max(1e-9);
+        println!(
+            "target: plain keep-alive HTTP client p50 <= 1.5x the best client's ({best}) at 1 client: {:.3} ms / {:.3} ms = {ratio:.2}x -> {}",
+            ms(plain),
+            ms(fastest),
+            if ratio <= 1.5 { "met" } else { "MISSED" }
         );
     }
     for path in ["http pipeline", "stdio pipeline"] {

@@ -23,7 +23,6 @@ use super::live::LiveNode;
 use super::passphrase;
 use super::tunnel::PrintAndRecord;
 use crate::gatekeeper::Occasion;
-use crate::mcp::connections::ConnectionLimits;
 use crate::mcp::{Catalog, Pipeline};
 use crate::node::audit::{AuditEvent, Auditor, EventKind, Verdict};
 use crate::node::config::Config;
@@ -262,7 +261,8 @@ async fn start_http(
     let pipeline = Arc::clone(pipeline);
     let mcp = config.mcp.clone();
     Ok(tokio::spawn(async move {
-        crate::mcp::http::serve(listener, pipeline, &mcp, stop, ConnectionLimits::default()).await
+        let limits = mcp.connection_limits();
+        crate::mcp::http::serve(listener, pipeline, &mcp, stop, limits).await
     }))
 }
 

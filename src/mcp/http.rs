@@ -5,22 +5,25 @@
 //! `Origin` header against the allowed origins, as the MCP spec requires.
 //! Beside it, without a token: `GET /healthz` (liveness and ledger size)
 //! and `GET /metrics` (Prometheus text; loopback peers only unless `[mcp]
-//! metrics_allow_remote`). Connections are handled by [`connections`].
+//! metrics_allow_remote`). Connections are handled by [`connections`],
+//! request bodies checked by [`requests`], sessions capped by [`sessions`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-use crate::mcp::connections::{self, ConnectionLimits};
+use crate::mcp::connections::{self, Connection, ConnectionLimits};
 use crate::mcp::pipeline::Pipeline;
+use crate::mcp::requests::{self, BodyLimits};
 use crate::mcp::server::{AgentSource, HttpAgent, VigilServer};
+use crate::mcp::sessions::{self, Sessions};
 use crate::mcp::McpConfig;
 use crate::node::metrics;
 
@@ -62,7 +65,17 @@ pub fn router(
         .with_allowed_origins(origins)
         .enforce_origin_validation()
         .with_sse_keep_alive(None)
+        .with_max_request_body_bytes(config.max_request_body_bytes)
         .with_cancellation_token(cancel);
+    let sessions = Arc::new(Sessions::new(
+        Duration::from_secs(config.session_idle_timeout_seconds),
+        config.max_sessions,
+        config.max_sessions_per_agent,
+    ));
+    let body_limits = BodyLimits {
+        max_bytes: config.max_request_body_bytes,
+        timeout: Duration::from_secs(config.header_read_timeout_seconds),
+    };
     let handler_pipeline = Arc::clone(&pipeline);
     let service = StreamableHttpService::new(
         move || {
@@ -71,7 +84,7 @@ pub fn router(
                 AgentSource::Http,
             ))
         },
-        Arc::new(LocalSessionManager::default()),
+        sessions.manager(),
         service_config,
     );
     let operations = Operations {
@@ -80,6 +93,15 @@ pub fn router(
     };
     axum::Router::new()
         .nest_service("/mcp", service)
+        // Layers run last-added first: bearer, body, session caps, rmcp.
+        .layer(axum::middleware::from_fn_with_state(
+            sessions,
+            sessions::cap,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            body_limits,
+            requests::check_body,
+        ))
         .layer(axum::middleware::from_fn_with_state(pipeline, bearer))
         // Added after the bearer layer, so it does not apply to these.
         .merge(
@@ -159,7 +181,9 @@ fn is_loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Resolves `Authorization: Bearer TOKEN` to an agent or answers 401.
+/// Resolves `Authorization: Bearer TOKEN` to an agent or answers 401;
+/// counts the connection against the agent's connection limit (429 and
+/// the connection closed past it).
 async fn bearer(
     State(pipeline): State<Arc<Pipeline>>,
     mut request: Request,
@@ -180,6 +204,16 @@ async fn bearer(
     let Some(agent) = pipeline.agents().by_token(token) else {
         return unauthorized("unknown bearer token: no agent in vigil.toml has this token");
     };
+    if let Some(connection) = request.extensions().get::<Arc<Connection>>() {
+        if let Err(full) = connection.claim(&agent.name) {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::CONNECTION, "close")],
+                format!("connection refused: {full}; reuse open connections (keep-alive)"),
+            )
+                .into_response();
+        }
+    }
     let agent = HttpAgent(agent.name.clone());
     request.extensions_mut().insert(agent);
     next.run(request).await

@@ -4,16 +4,22 @@
 //! approval, sandbox, output schema, privacy filter, ledger entry) used by
 //! both transports; [`server`] is the rmcp handler that exposes it, served
 //! over stdio ([`serve_stdio`]) and streamable HTTP ([`http`]); [`call_log`]
-//! is the one log line per call.
+//! is the one log line per call. What an HTTP client may hold and send is
+//! bounded by [`connections`], [`requests`] and [`sessions`] (counted by
+//! [`caps`]), with the limits of [`McpConfig`].
 
 pub mod call_log;
+pub mod caps;
 pub mod catalog;
 pub mod connections;
 pub mod http;
 pub mod pipeline;
+pub mod requests;
 pub mod server;
+pub mod sessions;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -40,6 +46,36 @@ pub struct McpConfig {
     pub tool_calls_per_minute: BTreeMap<String, u32>,
     /// Whether `GET /metrics` answers peers other than loopback ones.
     pub metrics_allow_remote: bool,
+    /// Largest HTTP request body, in bytes.
+    pub max_request_body_bytes: usize,
+    /// Seconds a client has to send a request's headers (from their first
+    /// byte), and again its body.
+    pub header_read_timeout_seconds: u64,
+    /// Seconds a connection may wait for its next request before it is closed.
+    pub idle_timeout_seconds: u64,
+    /// HTTP connections open at once.
+    pub max_connections: usize,
+    /// HTTP connections open at once per agent.
+    pub max_connections_per_agent: usize,
+    /// MCP sessions open at once.
+    pub max_sessions: usize,
+    /// MCP sessions open at once per agent.
+    pub max_sessions_per_agent: usize,
+    /// Seconds after which a session without requests ends.
+    pub session_idle_timeout_seconds: u64,
+}
+
+impl McpConfig {
+    /// The limits of the HTTP connections.
+    pub fn connection_limits(&self) -> connections::ConnectionLimits {
+        connections::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
+            max_connections: self.max_connections,
+            max_connections_per_agent: self.max_connections_per_agent,
+            shutdown_grace: connections::SHUTDOWN_GRACE,
+        }
+    }
 }
 
 impl Default for McpConfig {
@@ -52,6 +88,14 @@ impl Default for McpConfig {
             approval_timeout_seconds: 300,
             tool_calls_per_minute: BTreeMap::new(),
             metrics_allow_remote: false,
+            max_request_body_bytes: 4 * 1024 * 1024,
+            header_read_timeout_seconds: 30,
+            idle_timeout_seconds: 60,
+            max_connections: 512,
+            max_connections_per_agent: 256,
+            max_sessions: 1024,
+            max_sessions_per_agent: 256,
+            session_idle_timeout_seconds: 300,
         }
     }
 }

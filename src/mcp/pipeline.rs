@@ -24,7 +24,7 @@ use crate::node::metrics::{Metrics, NodeSources, UNKNOWN};
 use crate::policy::{
     Agents, Answer, ApprovalMode, ApprovalQueue, ApprovalsConfig, Decision, RateLimits, Refusal,
 };
-use crate::privacy::{PiiKind, PrivacyConfig, Redactions, Redactor};
+use crate::privacy::{text_bytes, PiiKind, PrivacyConfig, Redactions, Redactor};
 use crate::sandbox::{CallResult, CapabilityReport};
 
 /// What asking the human at the agent's client gave.
@@ -300,23 +300,9 @@ impl Pipeline {
         let started = Instant::now();
         let actor = caller.actor();
         let reply = match self.admit(caller, tool, &arguments, approver).await {
-            Err(mut early) => {
-                redact_refusal(
-                    &self.redactor,
-                    &mut early.refusal,
-                    &self.privacy.kinds_for(tool),
-                );
-                let index = self.record_refusal(&actor, tool, &arguments, &early).await;
-                let (refusal, ledger_index) = match index {
-                    Ok(i) => (early.refusal, Some(i)),
-                    Err(message) => (
-                        Refusal::AuditUnavailable {
-                            tool: tool.to_string(),
-                            message,
-                        },
-                        None,
-                    ),
-                };
+            Err(early) => {
+                let (refusal, ledger_index) =
+                    self.record_refusal(&actor, tool, arguments, early).await;
                 CallReply {
                     result: Err(refusal),
                     structured: false,
@@ -375,6 +361,16 @@ impl Pipeline {
                 }
                 .into());
             }
+        }
+        let bytes = text_bytes(arguments);
+        if bytes > self.privacy.max_scan_bytes {
+            return Err(Refusal::TooLargeToScan {
+                tool: tool.to_string(),
+                what: "arguments",
+                bytes,
+                limit: self.privacy.max_scan_bytes,
+            }
+            .into());
         }
         let problems = entry.input.problems(arguments);
         if !problems.is_empty() {
@@ -504,6 +500,7 @@ impl Pipeline {
             output: entry.output.clone(),
             redactor: Arc::clone(&self.redactor),
             kinds: self.privacy.kinds_for(&tool),
+            max_scan_bytes: self.privacy.max_scan_bytes,
             arguments,
             approval,
         };
@@ -546,40 +543,60 @@ impl Pipeline {
         }
     }
 
+    /// Records the refusal of a call that did not run: the refusal text
+    /// and the stored arguments are redacted and the entry recorded on one
+    /// blocking thread (the privacy filter never runs on the async
+    /// workers). Arguments over the scan cap are not stored, only their
+    /// SHA-256. Returns the refusal the agent gets and the entry's index.
     async fn record_refusal(
         &self,
         actor: &str,
         tool: &str,
-        arguments: &Value,
-        early: &Early,
-    ) -> Result<u64, String> {
+        arguments: Value,
+        early: Early,
+    ) -> (Refusal, Option<u64>) {
+        let redactor = Arc::clone(&self.redactor);
         let kinds = self.privacy.kinds_for(tool);
-        let mut args_stored = arguments.clone();
-        self.redactor.redact_json(&mut args_stored, &kinds);
-        let details = json!({
-            "tool": tool,
-            "code": early.refusal.code(),
-            "reason": early.refusal.to_string(),
-            "arguments_sha256": digest(arguments),
-            "approval": early.approval,
-        });
-        let event = AuditEvent::new(
-            EventKind::ToolDenied,
-            actor,
-            format!("tool:{tool}"),
-            Verdict::Deny,
-        )
-        .details(details)
-        .payload(json!({ "arguments": args_stored }).to_string().into_bytes());
-        self.record(event).await
-    }
-
-    async fn record(&self, event: AuditEvent) -> Result<u64, String> {
+        let limit = self.privacy.max_scan_bytes;
         let auditor = self.auditor.clone();
-        match tokio::task::spawn_blocking(move || auditor.record(event)).await {
-            Ok(Ok(i)) => Ok(i),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(e.to_string()),
+        let (actor, subject) = (actor.to_string(), format!("tool:{tool}"));
+        let name = tool.to_string();
+        let job = move || {
+            let Early {
+                mut refusal,
+                approval,
+            } = early;
+            redact_refusal(&redactor, &mut refusal, &kinds);
+            let details = json!({
+                "tool": name,
+                "code": refusal.code(),
+                "reason": refusal.to_string(),
+                "arguments_sha256": digest(&arguments),
+                "approval": approval,
+            });
+            let mut args_stored = arguments;
+            if text_bytes(&args_stored) > limit {
+                args_stored = Value::Null;
+            } else {
+                redactor.redact_json(&mut args_stored, &kinds);
+            }
+            let event = AuditEvent::new(EventKind::ToolDenied, actor, subject, Verdict::Deny)
+                .details(details)
+                .payload(json!({ "arguments": args_stored }).to_string().into_bytes());
+            let recorded = auditor.record(event).map_err(|e| e.to_string());
+            (refusal, recorded)
+        };
+        let unrecorded = |message: String| {
+            let refusal = Refusal::AuditUnavailable {
+                tool: tool.to_string(),
+                message,
+            };
+            (refusal, None)
+        };
+        match tokio::task::spawn_blocking(job).await {
+            Ok((refusal, Ok(index))) => (refusal, Some(index)),
+            Ok((_, Err(message))) => unrecorded(message),
+            Err(e) => unrecorded(e.to_string()),
         }
     }
 }
@@ -594,6 +611,7 @@ struct Finish {
     output: Option<Arc<crate::policy::SchemaCheck>>,
     redactor: Arc<Redactor>,
     kinds: BTreeSet<PiiKind>,
+    max_scan_bytes: usize,
     arguments: Value,
     approval: Option<Decision>,
 }
@@ -608,6 +626,7 @@ impl Finish {
             output,
             redactor,
             kinds,
+            max_scan_bytes,
             arguments,
             approval,
         } = self;
@@ -626,7 +645,16 @@ impl Finish {
                     }
                 }
                 None => Ok(value),
-            },
+            }
+            .and_then(|value| match text_bytes(&value) {
+                bytes if bytes > max_scan_bytes => Err(Refusal::TooLargeToScan {
+                    tool: tool.clone(),
+                    what: "output",
+                    bytes,
+                    limit: max_scan_bytes,
+                }),
+                _ => Ok(value),
+            }),
             CallResult::ToolFailed {
                 exit_code, message, ..
             } => Err(Refusal::ToolFailed {

@@ -180,6 +180,24 @@ pub const TEMPLATE: &str = r#"# vigil node configuration. Every option is shown 
 # Whether GET /metrics answers clients other than loopback ones (it needs no
 # token; /healthz answers everyone).
 # metrics_allow_remote = false
+# Largest HTTP request body, in bytes (4 MiB); a larger Content-Length is
+# answered 413 before the body is read.
+# max_request_body_bytes = 4194304
+# Seconds a client has to send a request's headers (from their first
+# byte), and again its body.
+# header_read_timeout_seconds = 30
+# Seconds a keep-alive connection may wait for its next request.
+# idle_timeout_seconds = 60
+# HTTP connections open at once; at the limit the longest idle one is
+# closed to make room (if none is idle, the new one is closed).
+# max_connections = 512
+# HTTP connections open at once per agent (past it: 429, closed).
+# max_connections_per_agent = 256
+# MCP sessions open at once (past it: 503), and per agent (past it: 429).
+# max_sessions = 1024
+# max_sessions_per_agent = 256
+# Seconds after which an MCP session without requests ends.
+# session_idle_timeout_seconds = 300
 
 [approvals]
 # Who answers calls of `high`-sensitivity tools: "operator" (only a decision
@@ -206,6 +224,10 @@ pub const TEMPLATE: &str = r#"# vigil node configuration. Every option is shown 
 # kinds = ["email", "phone", "credit_card", "iban", "ssn", "ipv4", "ipv6", "aws_access_key", "github_token", "gitlab_token", "slack_token", "private_key", "jwt", "secret"]
 # Per-tool overrides: `enabled` and/or `kinds` by tool name.
 # tools = { fetch = { kinds = ["email", "secret"] }, wordcount = { enabled = false } }
+# Most bytes of text (strings and keys) scanned in a call's arguments, and
+# again in its output (4 MiB); a call with more is refused
+# `too-large-to-scan` and recorded without them.
+# max_scan_bytes = 4194304
 
 [links]
 # UDP address to accept post-quantum links from peer nodes on (unset: none).

@@ -49,6 +49,14 @@ pub enum Refusal {
     ApprovalUnavailable { tool: String, message: String },
     #[error("output of `{tool}` does not match its output schema: {}", .problems.join("; "))]
     InvalidOutput { tool: String, problems: Vec<String> },
+    #[error("the {what} of `{tool}` hold {bytes} bytes of text, more than the {limit} the privacy filter scans per call ([privacy] max_scan_bytes); send or return less")]
+    TooLargeToScan {
+        tool: String,
+        /// `arguments` or `output`.
+        what: &'static str,
+        bytes: usize,
+        limit: usize,
+    },
     #[error("tool `{tool}` failed: {message}")]
     ToolFailed { tool: String, message: String },
     #[error("the call of `{tool}` could not be recorded in the audit ledger, so it was not run: {message}")]
@@ -68,6 +76,7 @@ impl Refusal {
             Self::ApprovalTimedOut { .. } => "approval-timed-out",
             Self::ApprovalUnavailable { .. } => "approval-unavailable",
             Self::InvalidOutput { .. } => "invalid-output",
+            Self::TooLargeToScan { .. } => "too-large-to-scan",
             Self::ToolFailed { .. } => "tool-failed",
             Self::AuditUnavailable { .. } => "audit-unavailable",
         }

@@ -113,6 +113,25 @@ pub struct PrivacyConfig {
     pub kinds: Vec<PiiKind>,
     /// Per-tool overrides, by tool name.
     pub tools: BTreeMap<String, ToolPrivacy>,
+    /// Most bytes of text (strings and object keys) the filter scans in a
+    /// call's arguments, and again in its output; a call with more is
+    /// refused unscanned (`too-large-to-scan`).
+    pub max_scan_bytes: usize,
+}
+
+/// Default of `[privacy] max_scan_bytes`: 4 MiB.
+pub const DEFAULT_MAX_SCAN_BYTES: usize = 4 * 1024 * 1024;
+
+/// The bytes of text the filter would scan in `value`: every string and
+/// object key, recursively (linear, no allocation).
+pub fn text_bytes(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.len(),
+        Value::Array(items) => items.iter().map(text_bytes).sum(),
+        Value::Object(map) => map.iter().map(|(k, v)| k.len() + text_bytes(v)).sum(),
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+    }
 }
 
 impl Default for PrivacyConfig {
@@ -121,6 +140,7 @@ impl Default for PrivacyConfig {
             enabled: true,
             kinds: PiiKind::ALL.to_vec(),
             tools: BTreeMap::new(),
+            max_scan_bytes: DEFAULT_MAX_SCAN_BYTES,
         }
     }
 }
@@ -147,5 +167,16 @@ impl PrivacyConfig {
             .unwrap_or_else(|| self.kinds.clone())
             .into_iter()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text_bytes;
+
+    #[test]
+    fn text_bytes_counts_strings_and_keys_only() {
+        let value = serde_json::json!({"ab": ["cde", 12, null, true], "f": {"gh": "ij"}});
+        assert_eq!(text_bytes(&value), 2 + 3 + 1 + 2 + 2);
     }
 }

@@ -6,6 +6,8 @@
 //! (token, echo only).
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
