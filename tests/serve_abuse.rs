@@ -15,10 +15,10 @@
 //!   connection cap, the idle timeout;
 //! - a session flood past `max_sessions_per_agent` / `max_sessions`
 //!   (429 / 503 with a JSON-RPC error), and sessions released on expiry;
-//! - a half-sent request held while SIGTERM arrives: the node stops promptly.
-//!
-//! Not covered here: an approval flood (held approvals are being reworked
-//! separately).
+//! - a half-sent request held while SIGTERM arrives: the node stops promptly;
+//! - an approval flood: 40 concurrent calls of a `high` tool by one agent;
+//!   16 (`[approvals] max_pending_per_agent`) wait, holding no thread, and
+//!   the rest are refused `approval-unavailable` at once, each recorded.
 
 #[path = "mcp_support/mod.rs"]
 mod mcp_support;
@@ -370,4 +370,65 @@ fn a_half_sent_request_does_not_delay_sigterm() {
         started.elapsed()
     );
     drop((half, body_pending));
+}
+
+#[test]
+fn an_approval_flood_is_capped_and_refused_with_entries_while_others_are_served() {
+    const FLOOD: usize = 40;
+    const CAP: usize = 16;
+    let node = Node::new("[mcp]\napproval_timeout_seconds = 60\n");
+    let served = Served::start(&node);
+    let addr = raw::addr(&served.url);
+    let callers: Vec<_> = (0..FLOOD)
+        .map(|n| {
+            std::thread::spawn(move || {
+                let mut client = RawClient::connect(addr, ALICE_TOKEN);
+                client.initialize().ok()?;
+                client
+                    .call("vault_read", &json!({ "text": format!("flood {n}") }))
+                    .ok()
+            })
+        })
+        .collect();
+    // The calls past the cap are answered at once; the others wait.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let refused = loop {
+        let done = callers.iter().filter(|c| c.is_finished()).count();
+        if done >= FLOOD - CAP {
+            break done;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {done} of the calls past the cap were answered"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        refused,
+        FLOOD - CAP,
+        "the calls within the cap keep waiting"
+    );
+    let out = node.vigil().args(["approvals", "--json"]).assert_ok();
+    let pending: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("approvals");
+    assert_eq!(pending.len(), CAP);
+    legitimate_call_answers(addr);
+    assert_rss(&served);
+    let denied: Vec<_> = tail(&node, FLOOD)
+        .into_iter()
+        .filter(|e| e["kind"] == "tool.denied")
+        .collect();
+    assert_eq!(denied.len(), FLOOD - CAP, "one entry per refused call");
+    for e in &denied {
+        assert_eq!(e["details"]["code"], "approval-unavailable", "{e}");
+        assert!(
+            e["details"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("max_pending_per_agent")),
+            "{e}"
+        );
+    }
+    stop_and_verify(&node, served);
+    for c in callers {
+        let _ = c.join();
+    }
 }
