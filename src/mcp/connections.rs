@@ -327,6 +327,10 @@ pub async fn serve(
 ) {
     let mut builder = http1::Builder::new();
     builder.keep_alive(true);
+    // A client may shut its write side once its request is sent and wait
+    // for the answer; without this hyper may close on that EOF before the
+    // answer is written.
+    builder.half_close(true);
     let builder = Arc::new(builder);
     let open = Arc::new(Open::default());
     let per_agent = Arc::new(Caps::new(
