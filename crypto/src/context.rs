@@ -15,8 +15,18 @@ pub const APPROVAL: &[u8] = b"vigil/approval/v1";
 /// An operator's request to call a tool (`vigil call --key`).
 pub const OPERATOR_CALL: &[u8] = b"vigil/operator-call/v1";
 
+/// A node key handing the log over to its successor (`vigil key rotate`).
+pub const KEY_HANDOVER: &[u8] = b"vigil/key-handover/v1";
+
 /// Every internal context, for tests and documentation.
-pub const ALL: &[&[u8]] = &[PACKAGE, CHECKPOINT, LINK_IDENTITY, APPROVAL, OPERATOR_CALL];
+pub const ALL: &[&[u8]] = &[
+    PACKAGE,
+    CHECKPOINT,
+    LINK_IDENTITY,
+    APPROVAL,
+    OPERATOR_CALL,
+    KEY_HANDOVER,
+];
 
 /// The prefix reserved for internal contexts.
 pub const RESERVED_PREFIX: &str = "vigil";

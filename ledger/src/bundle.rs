@@ -4,13 +4,15 @@
 //! between consecutive ones, the earlier checkpoints (those at or before the
 //! range's start) with a consistency proof from each to the bundle's last
 //! checkpoint, then every entry with its payload if exported. The layout is
-//! specified in `docs/ledger-format.md` (bundle version 2; version 1, without
-//! the earlier section, is still read):
+//! specified in `docs/ledger-format.md` (bundle version 3; version 2, without
+//! the key handovers, and version 1, also without the earlier section, are
+//! still read):
 //!
 //! ```text
-//! magic    "vigil-ledger-bundle/v2\n"
-//! header   origin:str16 | public_key:bytes32 | from:u64 | to:u64 |
-//!          prefix_prev:[32] | frontier_count:u8 | frontier:[32]*count
+//! magic    "vigil-ledger-bundle/v3\n"
+//! header   origin:str16 | first_key:bytes32 | from:u64 | to:u64 |
+//!          prefix_prev:[32] | frontier_count:u8 | frontier:[32]*count |
+//!          handover_count:u8 | handover_count * (index:u64 | new_key:bytes32 | signature:bytes32)
 //! cps      count:u32 | count * (note:bytes32 | proof_count:u8 | proof:[32]*proof_count)
 //! earlier  count:u32 | count * (size:u64 | root:[32] | proof_count:u8 | proof:[32]*proof_count)
 //! entries  (to - from) * (entry:bytes32 | tag:u8 [1: salt:[32] | payload:bytes64])
@@ -24,13 +26,16 @@ use vigil_crypto::CompositePublicKey;
 use crate::checkpoint::MAX_NOTE_LEN;
 use crate::entry::{Entry, MAX_ENTRY_LEN, SALT_LEN};
 use crate::error::LedgerError;
+use crate::handover::HandoverRecord;
 use crate::hash::Hash;
 use crate::ledger::Ledger;
 use crate::payloads::MAX_PAYLOAD_LEN;
 use crate::verify::{Earlier, Header, Report, Verifier, VerifyError};
 
-/// First bytes of every bundle this crate writes (version 2).
-pub const MAGIC: &[u8] = b"vigil-ledger-bundle/v2\n";
+/// First bytes of every bundle this crate writes (version 3).
+pub const MAGIC: &[u8] = b"vigil-ledger-bundle/v3\n";
+/// First bytes of a version-2 bundle (no key handovers), still read.
+pub const MAGIC_V2: &[u8] = b"vigil-ledger-bundle/v2\n";
 /// First bytes of a version-1 bundle (no earlier-checkpoint section), still read.
 pub const MAGIC_V1: &[u8] = b"vigil-ledger-bundle/v1\n";
 /// Most checkpoints a bundle may carry.
@@ -89,8 +94,9 @@ impl<W: Write> Counting<W> {
     }
 }
 
-/// Writes a bundle of `ledger` to `out`. `public_key` is the node's key,
-/// recorded for information. `progress(done, total)` is called as entries
+/// Writes a bundle of `ledger` to `out`. `public_key` is the node's
+/// current key; the bundle names the first key of the chain that leads to
+/// it, with every handover up to the end of the range. `progress(done, total)` is called as entries
 /// are written.
 pub fn export<W: Write>(
     ledger: &Ledger,
@@ -121,6 +127,9 @@ pub fn export<W: Write>(
     let origin = ledger
         .origin()?
         .ok_or_else(|| LedgerError::NotFound("the ledger has no checkpoint origin".into()))?;
+    let chain = ledger.key_chain(public_key, &origin)?;
+    let handovers: Vec<&crate::handover::Handover> =
+        chain.handovers().iter().filter(|h| h.index < to).collect();
     let frontier = ledger.frontier(from)?;
     let prefix_prev = match from {
         0 => [0u8; 32],
@@ -134,12 +143,18 @@ pub fn export<W: Write>(
     let mut run = |w: &mut Counting<W>| -> Result<(u64, u64), LedgerError> {
         w.put(MAGIC).map_err(io("bundle"))?;
         w.len_prefixed(2, origin.as_bytes()).map_err(io("bundle"))?;
-        w.len_prefixed(4, public_key.as_bytes())
+        w.len_prefixed(4, chain.first().as_bytes())
             .map_err(io("bundle"))?;
         w.put(&from.to_be_bytes()).map_err(io("bundle"))?;
         w.put(&to.to_be_bytes()).map_err(io("bundle"))?;
         w.put(&prefix_prev).map_err(io("bundle"))?;
         w.hashes(frontier.hashes()).map_err(io("bundle"))?;
+        w.put(&[handovers.len() as u8]).map_err(io("bundle"))?;
+        for h in &handovers {
+            w.put(&h.index.to_be_bytes()).map_err(io("bundle"))?;
+            w.len_prefixed(4, h.new.as_bytes()).map_err(io("bundle"))?;
+            w.len_prefixed(4, &h.signature).map_err(io("bundle"))?;
+        }
         let chosen: Vec<&(u64, String)> = notes
             .iter()
             .filter(|(s, _)| *s > from && *s <= to)
@@ -280,7 +295,7 @@ impl<R: Read> BundleReader<R> {
         Self {
             inner,
             offset: 0,
-            version: 2,
+            version: 3,
         }
     }
 
@@ -338,12 +353,14 @@ impl<R: Read> BundleReader<R> {
     pub fn header(&mut self) -> Result<Header, VerifyError> {
         let magic = self.exact(MAGIC.len(), "magic")?;
         self.version = if magic == MAGIC {
+            3
+        } else if magic == MAGIC_V2 {
             2
         } else if magic == MAGIC_V1 {
             1
         } else {
             return Err(VerifyError::Malformed(
-                "not a vigil ledger bundle (version 1 or 2): the magic bytes differ".into(),
+                "not a vigil ledger bundle (version 1, 2 or 3): the magic bytes differ".into(),
             ));
         };
         let origin = String::from_utf8(self.bytes(2, 255, "origin")?)
@@ -353,6 +370,19 @@ impl<R: Read> BundleReader<R> {
         let to = self.uint(8, "to")?;
         let prefix_prev = self.hash("prefix hash")?;
         let frontier = self.hashes("frontier")?;
+        let mut handovers = Vec::new();
+        if self.version >= 3 {
+            for _ in 0..self.uint(1, "handover count")? {
+                let index = self.uint(8, "handover index")?;
+                let new_key = self.bytes(4, 4096, "handover key")?;
+                let signature = self.bytes(4, 8192, "handover signature")?;
+                handovers.push(HandoverRecord {
+                    index,
+                    new_key,
+                    signature,
+                });
+            }
+        }
         Ok(Header {
             origin,
             public_key,
@@ -360,6 +390,7 @@ impl<R: Read> BundleReader<R> {
             to,
             prefix_prev,
             frontier,
+            handovers,
         })
     }
 

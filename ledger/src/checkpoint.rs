@@ -177,14 +177,30 @@ impl Checkpoint {
 
     /// Signs this checkpoint with the node's composite key.
     pub fn sign(&self, key: &SigningKey) -> Result<SignedCheckpoint, CheckpointError> {
+        self.sign_all(&[key])
+    }
+
+    /// Signs this checkpoint with each of `keys` (one signature line each,
+    /// in order): the checkpoint covering a key handover carries both the
+    /// old and the new node key's signatures.
+    pub fn sign_all(&self, keys: &[&SigningKey]) -> Result<SignedCheckpoint, CheckpointError> {
         check_origin(&self.origin)?;
+        if keys.is_empty() || keys.len() > MAX_SIGNATURES {
+            return Err(err(format!(
+                "a checkpoint is signed by 1 to {MAX_SIGNATURES} keys, not {}",
+                keys.len()
+            )));
+        }
         let body = self.body();
-        let sig = key
-            .sign(body.as_bytes(), context::CHECKPOINT)
-            .map_err(|e| err(format!("signing the checkpoint failed: {e}")))?;
-        let mut blob = key_id(&self.origin, key.public_key()).to_vec();
-        blob.extend_from_slice(sig.as_bytes());
-        let note = format!("{body}\n{SIG_PREFIX}{} {}\n", self.origin, B64.encode(blob));
+        let mut note = format!("{body}\n");
+        for key in keys {
+            let sig = key
+                .sign(body.as_bytes(), context::CHECKPOINT)
+                .map_err(|e| err(format!("signing the checkpoint failed: {e}")))?;
+            let mut blob = key_id(&self.origin, key.public_key()).to_vec();
+            blob.extend_from_slice(sig.as_bytes());
+            note.push_str(&format!("{SIG_PREFIX}{} {}\n", self.origin, B64.encode(blob)));
+        }
         Ok(SignedCheckpoint {
             checkpoint: self.clone(),
             note,

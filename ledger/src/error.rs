@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::checkpoint::CheckpointError;
 use crate::entry::EntryError;
+use crate::handover::HandoverError;
 use crate::merkle::RangeError;
 
 /// Everything that can go wrong while using a ledger on disk.
@@ -28,6 +29,9 @@ pub enum LedgerError {
     /// A checkpoint was refused or is malformed.
     #[error("checkpoint refused: {0}")]
     Checkpoint(#[from] CheckpointError),
+    /// A key handover was refused or is malformed.
+    #[error("key handover refused: {0}")]
+    Handover(#[from] HandoverError),
     /// A proof or root was asked for outside the ledger.
     #[error("{0}")]
     Range(#[from] RangeError),

@@ -59,6 +59,7 @@ use crate::entry::{
     canonical_json, Entry, EntryError, NewEntry, PayloadCommitment, KIND_PAYLOAD_ERASED,
 };
 use crate::error::LedgerError;
+use crate::handover::{Handover, HandoverError, KeyChain, KIND_KEY_ROTATED};
 use crate::hash::{leaf_hash, Hash};
 use crate::merkle::{self, Frontier, NodeSource};
 use crate::payloads::{self, PayloadStore, PayloadWriter, PreparedPayload, StoredPayload};
@@ -951,7 +952,30 @@ impl Ledger {
         origin: &str,
     ) -> Result<SignedCheckpoint, LedgerError> {
         check_origin(origin)?;
+        let chain = self.key_chain(key.public_key(), origin)?;
         let mut writer = lock(&self.inner.writer);
+        if let Some(h) = chain.handovers().last() {
+            if writer.state.size == h.index + 1 && self.latest_checkpoint_of(&chain)?.map(|c| c.checkpoint.size) != Some(h.index + 1) {
+                return Err(CheckpointError(format!(
+                    "the checkpoint covering the key handover at entry {} needs the old key's signature too; the new key signs the next checkpoint once an entry follows",
+                    h.index
+                ))
+                .into());
+            }
+        }
+        self.checkpoint_locked(&mut writer, &[key], &chain, origin)
+    }
+
+    /// Signs a checkpoint of the whole ledger with every key of `signers`,
+    /// the writer held. The last stored checkpoint must verify with a key
+    /// of `chain`.
+    fn checkpoint_locked(
+        &self,
+        writer: &mut Writer,
+        signers: &[&SigningKey],
+        chain: &KeyChain,
+        origin: &str,
+    ) -> Result<SignedCheckpoint, LedgerError> {
         let size = writer.state.size;
         let root = writer.state.frontier.root();
         if size == 0 {
@@ -968,7 +992,8 @@ impl Ledger {
             }
         }
         let mut previous = (0, crate::hash::empty_root());
-        if let Some(last) = self.latest_checkpoint(key.public_key())? {
+        let stored = self.latest_checkpoint_of(chain)?;
+        if let Some(last) = stored.clone() {
             let last = last.checkpoint;
             previous = (last.size, last.root);
             if last.size > size {
@@ -980,8 +1005,7 @@ impl Ledger {
             }
             if last.size == size {
                 if last.root == root {
-                    return self
-                        .latest_checkpoint(key.public_key())?
+                    return stored
                         .ok_or_else(|| LedgerError::NotFound("checkpoint vanished".into()));
                 }
                 return Err(CheckpointError(format!(
@@ -1004,13 +1028,126 @@ impl Ledger {
             root,
             previous: Some(previous),
         }
-        .sign(key)?;
+        .sign_all(signers)?;
         let mut batch = sled::Batch::default();
         batch.insert(&checkpoint_key(size)[..], signed.note.as_bytes());
         batch.insert(ORIGIN_KEY, origin.as_bytes());
         self.inner.db.apply_batch(batch)?;
-        self.make_durable(&mut writer)?;
+        self.make_durable(writer)?;
         Ok(signed)
+    }
+
+    /// The latest stored checkpoint, verified with a key of `chain`.
+    fn latest_checkpoint_of(&self, chain: &KeyChain) -> Result<Option<SignedCheckpoint>, LedgerError> {
+        let mut last_error = None;
+        for key in chain.keys().iter().rev() {
+            match self.latest_checkpoint(key) {
+                Ok(found) => return Ok(found),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| LedgerError::NotFound("no node key".into())))
+    }
+
+    /// The node key handovers recorded in this ledger (`key.rotated`
+    /// entries), in order; their signatures are not checked here.
+    pub fn handovers(&self) -> Result<Vec<Handover>, LedgerError> {
+        let Some(indices) = self.indices_of_kind(KIND_KEY_ROTATED)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(indices.len());
+        for i in indices {
+            let e = self
+                .entry(i)?
+                .ok_or_else(|| LedgerError::Damaged(format!("key.rotated entry {i} is missing")))?;
+            let h = Handover::from_entry(&e)?.ok_or_else(|| {
+                LedgerError::Damaged(format!("entry {i}, indexed as key.rotated, is a `{}`", e.kind))
+            })?;
+            out.push(h);
+        }
+        Ok(out)
+    }
+
+    /// The chain of node keys from the first to the current, checked: the
+    /// handovers recorded here followed from the first one's old key, or
+    /// `current` alone when the log was never handed over. `current` must be
+    /// the chain's last key.
+    pub fn key_chain(
+        &self,
+        current: &vigil_crypto::CompositePublicKey,
+        origin: &str,
+    ) -> Result<KeyChain, LedgerError> {
+        let handovers = self.handovers()?;
+        let Some(first) = handovers.first().map(|h| h.old.clone()) else {
+            return Ok(KeyChain::single(current.clone()));
+        };
+        let chain = KeyChain::follow(first, origin, handovers)?;
+        if chain.current().as_bytes() != current.as_bytes() {
+            return Err(HandoverError(format!(
+                "the ledger handed the log over to key {}, not to {}: use the node key in force",
+                chain.current().fingerprint(),
+                current.fingerprint()
+            ))
+            .into());
+        }
+        Ok(chain)
+    }
+
+    /// Hands the log over from `old` to `new`: appends the `key.rotated`
+    /// entry that `old` signs, then a checkpoint covering it signed by both
+    /// keys, with no other entry in between. From then on only `new` may
+    /// sign checkpoints. The entry is durable once this returns `Ok`, even
+    /// when the checkpoint failed (reported in [`Rotation::checkpoint`]):
+    /// the caller must switch to `new` in either case.
+    pub fn rotate_key(
+        &self,
+        old: &SigningKey,
+        new: &SigningKey,
+        origin: &str,
+        actor: &str,
+    ) -> Result<Rotation, LedgerError> {
+        check_origin(origin)?;
+        if let Some(stored) = self.origin()? {
+            if stored != origin {
+                return Err(CheckpointError(format!(
+                    "this ledger's checkpoints are signed under origin `{stored}`, not `{origin}`"
+                ))
+                .into());
+            }
+        }
+        self.index_kind(KIND_KEY_ROTATED)?;
+        let chain = self.key_chain(old.public_key(), origin)?;
+        if chain.position(new.public_key()).is_some() {
+            return Err(HandoverError("the new key was already a node key of this log".into()).into());
+        }
+        let mut writer = lock(&self.inner.writer);
+        let index = writer.state.size;
+        let handover = Handover::sign(origin, index, old, new.public_key())?;
+        let mut payloads = Vec::new();
+        let entry = prepare(handover.new_entry(actor), &mut payloads)?;
+        let slot = Arc::new(Mutex::new(None));
+        self.commit(
+            &mut writer,
+            vec![Job {
+                entries: vec![entry],
+                payloads,
+                erasing: None,
+                slot: slot.clone(),
+            }],
+        );
+        let range = lock(&slot)
+            .take()
+            .unwrap_or_else(|| Err("the handover was not committed".into()))
+            .map_err(LedgerError::Commit)?;
+        debug_assert_eq!(range.start, index);
+        let mut handovers = chain.handovers().to_vec();
+        handovers.push(handover.clone());
+        let chain = KeyChain::follow(chain.first().clone(), origin, handovers)?;
+        let checkpoint = self.checkpoint_locked(&mut writer, &[old, new], &chain, origin);
+        Ok(Rotation {
+            handover,
+            checkpoint,
+        })
     }
 
     /// The latest stored checkpoint note covering entry `index`
@@ -1075,4 +1212,13 @@ impl Ledger {
         })?;
         Ok(recorded)
     }
+}
+
+/// What [`Ledger::rotate_key`] did.
+#[derive(Debug)]
+pub struct Rotation {
+    /// The handover, durable in the ledger.
+    pub handover: Handover,
+    /// The checkpoint covering it, signed by both keys, or why it failed.
+    pub checkpoint: Result<SignedCheckpoint, LedgerError>,
 }

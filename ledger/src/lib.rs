@@ -4,7 +4,8 @@
 //! ([`merkle`]); they live in a sled store with group-committed, power-cut
 //! durable appends ([`ledger`], [`durability`]); payloads live beside it and
 //! can be erased ([`payloads`]); the node signs C2SP checkpoints
-//! ([`checkpoint`]); exports are single-file bundles ([`bundle`]) that
+//! ([`checkpoint`]) and hand the log over to a new key on rotation
+//! ([`handover`]); exports are single-file bundles ([`bundle`]) that
 //! `vigil-verify` checks offline ([`verify`]), and single entries can be
 //! proven with C2SP tlog-proofs ([`proof`]). The formats are specified in
 //! `docs/ledger-format.md`.
@@ -19,6 +20,7 @@ pub mod durability;
 pub mod edge;
 pub mod entry;
 pub mod error;
+pub mod handover;
 pub mod hash;
 pub mod ledger;
 pub mod merkle;

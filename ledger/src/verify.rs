@@ -14,7 +14,11 @@
 //! the one the node signed before it, so none in the range is left out);
 //! the consistency proofs from earlier checkpoints to the last one; and,
 //! for held checkpoints (`vigil-verify --since`), that the bundle's history
-//! extends each of them.
+//! extends each of them; and the chain of node keys: each handover signed
+//! by the key before it and recorded as its `key.rotated` entry, each
+//! checkpoint signed by every key valid at its size
+//! ([`crate::handover::KeyChain`]), and the newest one by the pinned key or
+//! a key it handed over to.
 //!
 //! Blame rule for a broken chain: a change to the content of entry `k`
 //! breaks only the link `k -> k+1`; a change to entry `k`'s `prev` field
@@ -28,6 +32,7 @@ use vigil_crypto::CompositePublicKey;
 
 use crate::checkpoint::{check_origin, Checkpoint, SignedCheckpoint};
 use crate::entry::{Entry, SALT_LEN};
+use crate::handover::{Handover, HandoverRecord, KeyChain, KIND_KEY_ROTATED};
 use crate::hash::{empty_root, leaf_hash, Hash};
 use crate::ledger::Ledger;
 use crate::merkle::{verify_consistency, Frontier};
@@ -134,6 +139,9 @@ pub struct Report {
     pub earlier: u64,
     /// Held checkpoints (`--since`) the bundle was proven consistent with.
     pub held: u64,
+    /// Node keys in the chain the verification followed (1 when the log
+    /// was never handed over to a new key).
+    pub keys: u64,
     /// Entries after the last signed checkpoint (in-place verification
     /// only: hash-chained and checked, but not yet signed; bundles always
     /// end at a checkpoint).
@@ -155,6 +163,15 @@ impl fmt::Display for Report {
             self.erasures,
             self.signed_approvals
         )?;
+        if self.keys > 1 {
+            write!(
+                f,
+                "; {} node keys, {} handover{} followed",
+                self.keys,
+                self.keys - 1,
+                if self.keys == 2 { "" } else { "s" }
+            )?;
+        }
         if self.held > 0 {
             write!(
                 f,
@@ -190,7 +207,8 @@ pub struct Earlier {
 pub struct Header {
     /// The log's origin.
     pub origin: String,
-    /// The public key the exporter names (informational; must equal the pinned key).
+    /// The node's first key, from which the chain of handovers starts
+    /// (the only key when the log was never handed over).
     pub public_key: Vec<u8>,
     /// First entry index.
     pub from: u64,
@@ -200,13 +218,21 @@ pub struct Header {
     pub prefix_prev: Hash,
     /// The frontier of the tree of `from` entries.
     pub frontier: Vec<Hash>,
+    /// Every node key handover up to the end of the range, in order.
+    pub handovers: Vec<HandoverRecord>,
 }
 
 /// The streaming verifier. Feed [`Verifier::checkpoint`] for every
 /// checkpoint, then [`Verifier::entry`] for every entry, then call
 /// [`Verifier::finish`]. The first error returned is the verdict.
 pub struct Verifier<'k> {
-    key: &'k CompositePublicKey,
+    pinned: &'k CompositePublicKey,
+    /// The node keys, followed from the header's first key.
+    chain: KeyChain,
+    /// The pinned key's position in `chain`.
+    pinned_at: usize,
+    /// The last key (position) that signed the newest checkpoint so far.
+    newest_signer: Option<usize>,
     origin: String,
     from: u64,
     to: u64,
@@ -244,13 +270,32 @@ pub struct Verifier<'k> {
 impl<'k> Verifier<'k> {
     /// Starts verification of `header` against the pinned `key`.
     pub fn new(key: &'k CompositePublicKey, header: &Header) -> Result<Self, Failure> {
-        if header.public_key != key.as_bytes() {
+        check_origin(&header.origin).map_err(|e| Failure::header(e.0))?;
+        let chain = KeyChain::from_records(&header.public_key, &header.origin, &header.handovers)
+            .map_err(|e| Failure::header(e.0))?;
+        let Some(pinned_at) = chain.position(key) else {
             let named = CompositePublicKey::from_bytes(&header.public_key)
                 .map(|k| k.fingerprint())
                 .unwrap_or_else(|_| "a malformed key".into());
+            return Err(Failure::header(if chain.keys().len() == 1 {
+                format!(
+                    "the bundle names {named} as the node key, but the pinned key is {}",
+                    key.fingerprint()
+                )
+            } else {
+                format!(
+                    "the pinned key {} is none of the bundle's {} node keys (the first is {named}, the current {})",
+                    key.fingerprint(),
+                    chain.keys().len(),
+                    chain.current().fingerprint()
+                )
+            }));
+        };
+        if let Some(h) = chain.handovers().iter().find(|h| h.index >= header.to) {
             return Err(Failure::header(format!(
-                "the bundle names {named} as the node key, but the pinned key is {}",
-                key.fingerprint()
+                "it carries a key handover at entry {}, after the bundle's last entry ({})",
+                h.index,
+                header.to.wrapping_sub(1)
             )));
         }
         check_origin(&header.origin).map_err(|e| Failure::header(e.0))?;
@@ -274,8 +319,12 @@ impl<'k> Verifier<'k> {
                     header.from.count_ones()
                 ))
             })?;
+        let keys = chain.keys().len() as u64;
         Ok(Self {
-            key,
+            pinned: key,
+            chain,
+            pinned_at,
+            newest_signer: None,
             origin: header.origin.clone(),
             from: header.from,
             to: header.to,
@@ -300,9 +349,39 @@ impl<'k> Verifier<'k> {
                 origin: header.origin.clone(),
                 from: header.from,
                 to: header.to,
+                keys,
                 ..Report::default()
             },
         })
+    }
+
+    /// Opens a checkpoint note of (claimed) `size`, which must carry a valid
+    /// signature by every node key valid at that size. Returns the body and
+    /// the position of the last of those keys.
+    fn open_note(&self, note: &str, size: u64) -> Result<(Checkpoint, usize), String> {
+        let signers = self.chain.signers(size);
+        let last = *signers.end();
+        let mut body = None;
+        for i in signers {
+            let key = &self.chain.keys()[i];
+            let cp = SignedCheckpoint::open(note, key).map_err(|e| {
+                if self.chain.keys().len() == 1 {
+                    e.0
+                } else {
+                    format!(
+                        "{e} (a checkpoint of size {size} must be signed by node key {}, {})",
+                        i + 1,
+                        key.fingerprint()
+                    )
+                }
+            })?;
+            body = Some(cp.checkpoint);
+        }
+        let cp = body.ok_or_else(|| "no node key is valid at this size".to_string())?;
+        if cp.size != size {
+            return Err(format!("its size {} is not the size {size} read", cp.size));
+        }
+        Ok((cp, last))
     }
 
     /// Checks one signed checkpoint note and the consistency proof from the
@@ -320,9 +399,10 @@ impl<'k> Verifier<'k> {
                 "checkpoints must come before the entries",
             ));
         }
-        let cp = SignedCheckpoint::open(note, self.key)
-            .map_err(|e| Failure::checkpoint(claimed, e.0))?
-            .checkpoint;
+        let (cp, signer) = self
+            .open_note(note, claimed)
+            .map_err(|e| Failure::checkpoint(claimed, e))?;
+        self.newest_signer = Some(signer);
         if cp.origin != self.origin {
             return Err(Failure::checkpoint(
                 cp.size,
@@ -494,13 +574,16 @@ impl<'k> Verifier<'k> {
     /// history does not extend fails verification (at the end, after the
     /// input's own checks), naming it.
     pub fn held(&mut self, note: &str) -> Result<(), VerifyError> {
-        let cp = SignedCheckpoint::open(note, self.key)
-            .map_err(|e| {
-                VerifyError::Unverifiable(format!(
-                    "the held checkpoint does not verify with the pinned key: {e}"
-                ))
-            })?
-            .checkpoint;
+        let claimed = note
+            .rfind("\n\n")
+            .and_then(|i| Checkpoint::parse_body(&note[..i + 1]).ok())
+            .map(|c| c.size)
+            .unwrap_or(0);
+        let (cp, _) = self.open_note(note, claimed).map_err(|e| {
+            VerifyError::Unverifiable(format!(
+                "the held checkpoint does not verify with the node keys the bundle's chain holds from the pinned key: {e}"
+            ))
+        })?;
         if cp.origin != self.origin {
             return Err(VerifyError::Unverifiable(format!(
                 "the held checkpoint is of the log `{}`, the bundle of `{}`",
@@ -606,6 +689,7 @@ impl<'k> Verifier<'k> {
                 )
             });
         }
+        self.check_handover(&e)?;
         let leaf = leaf_hash(bytes);
         let link_ok = e.prev == self.prev_hash;
         if let Some(k) = self.pending_break.take() {
@@ -671,6 +755,41 @@ impl<'k> Verifier<'k> {
             }
         }
         Ok(())
+    }
+
+    /// A `key.rotated` entry must be the handover the header's chain holds
+    /// at its index, and every handover in the range must be such an entry.
+    fn check_handover(&self, e: &Entry) -> Result<(), Failure> {
+        let expected = self.chain.at(e.index);
+        if e.kind != KIND_KEY_ROTATED {
+            return match expected {
+                Some(_) => Err(Failure::entry(
+                    e.index,
+                    format!(
+                        "the bundle's key chain has a handover at entry {}, but that entry is a `{}`",
+                        e.index, e.kind
+                    ),
+                )),
+                None => Ok(()),
+            };
+        }
+        let found = Handover::from_entry(e)
+            .map_err(|err| Failure::entry(e.index, err.0))?
+            .ok_or_else(|| Failure::entry(e.index, "not a key.rotated entry"))?;
+        match expected {
+            Some(h) if *h == found => Ok(()),
+            Some(_) => Err(Failure::entry(
+                e.index,
+                "this key.rotated entry differs from the handover the bundle's key chain holds at its index",
+            )),
+            None => Err(Failure::entry(
+                e.index,
+                format!(
+                    "a key.rotated entry (to key {}) that the bundle's key chain leaves out",
+                    found.new.fingerprint()
+                ),
+            )),
+        }
     }
 
     fn check_payload(
@@ -811,6 +930,19 @@ impl<'k> Verifier<'k> {
                 ));
             }
         }
+        if let Some(signer) = self.newest_signer {
+            if signer < self.pinned_at {
+                return Err(Failure::checkpoint(
+                    self.last_checkpoint.as_ref().map_or(0, |c| c.size),
+                    format!(
+                        "the newest checkpoint is signed by node key {} ({}), which the pinned key {} replaced later: no checkpoint here is signed by the pinned key or a successor",
+                        signer + 1,
+                        self.chain.keys()[signer].fingerprint(),
+                        self.pinned.fingerprint()
+                    ),
+                ));
+            }
+        }
         if self.report.checkpoints == 0 && !allow_tail {
             return Err(Failure::header(
                 "the bundle carries no signed checkpoint, so nothing in it is signed",
@@ -872,13 +1004,19 @@ pub fn verify_ledger(ledger: &Ledger, key: &CompositePublicKey) -> Result<Report
     let origin = ledger
         .origin()?
         .unwrap_or_else(|| "vigil.invalid/unsigned".to_string());
+    let handovers = ledger.handovers()?;
+    let first = handovers
+        .first()
+        .map_or(key.as_bytes(), |h| h.old.as_bytes())
+        .to_vec();
     let header = Header {
         origin,
-        public_key: key.as_bytes().to_vec(),
+        public_key: first,
         from: 0,
         to: size,
         prefix_prev: [0; 32],
         frontier: Vec::new(),
+        handovers: handovers.iter().map(HandoverRecord::from).collect(),
     };
     let mut v = Verifier::new(key, &header)?;
     let mut last_size = None;

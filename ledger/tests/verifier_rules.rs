@@ -7,91 +7,16 @@
 
 mod support;
 
-use support::key;
-use vigil_ledger::bundle::{export, verify_bundle, BundleReader, ExportOptions, MAGIC, MAGIC_V1};
+use support::{key, Parts, Payload};
+use vigil_ledger::bundle::{export, verify_bundle, ExportOptions, MAGIC, MAGIC_V1, MAGIC_V2};
 use vigil_ledger::entry::{Entry, PayloadCommitment, SALT_LEN};
-use vigil_ledger::hash::{empty_root, leaf_hash, Hash};
+use vigil_ledger::hash::{empty_root, leaf_hash};
 use vigil_ledger::merkle::Frontier;
-use vigil_ledger::verify::{Earlier, Header, Location, VerifyError};
+use vigil_ledger::verify::{Header, Location, VerifyError};
 use vigil_ledger::{Checkpoint, Failure, Ledger, NewEntry};
 
 const ORIGIN: &str = "rules.example/log";
 
-type Payload = Option<([u8; SALT_LEN], Vec<u8>)>;
-
-/// A bundle taken apart, to be written back (changed) with [`Parts::encode`].
-struct Parts {
-    header: Header,
-    checkpoints: Vec<(String, Vec<Hash>)>,
-    earlier: Vec<Earlier>,
-    entries: Vec<(Vec<u8>, Payload)>,
-}
-
-impl Parts {
-    fn decode(bundle: &[u8]) -> Self {
-        let mut r = BundleReader::new(bundle);
-        let header = r.header().expect("header");
-        let checkpoints = r.checkpoints().expect("checkpoints");
-        let earlier = r.earlier().expect("earlier").expect("a version-2 bundle");
-        let entries = (header.from..header.to)
-            .map(|_| r.entry().expect("entry"))
-            .collect();
-        r.end().expect("end");
-        Self {
-            header,
-            checkpoints,
-            earlier,
-            entries,
-        }
-    }
-
-    /// The bundle bytes as docs/ledger-format.md §4 lays them out.
-    fn encode(&self) -> Vec<u8> {
-        let h = &self.header;
-        let mut b = MAGIC.to_vec();
-        b.extend((h.origin.len() as u16).to_be_bytes());
-        b.extend(h.origin.as_bytes());
-        b.extend((h.public_key.len() as u32).to_be_bytes());
-        b.extend(&h.public_key);
-        b.extend(h.from.to_be_bytes());
-        b.extend(h.to.to_be_bytes());
-        b.extend(h.prefix_prev);
-        hashes(&mut b, &h.frontier);
-        b.extend((self.checkpoints.len() as u32).to_be_bytes());
-        for (note, proof) in &self.checkpoints {
-            b.extend((note.len() as u32).to_be_bytes());
-            b.extend(note.as_bytes());
-            hashes(&mut b, proof);
-        }
-        b.extend((self.earlier.len() as u32).to_be_bytes());
-        for e in &self.earlier {
-            b.extend(e.size.to_be_bytes());
-            b.extend(e.root);
-            hashes(&mut b, &e.proof);
-        }
-        for (raw, payload) in &self.entries {
-            b.extend((raw.len() as u32).to_be_bytes());
-            b.extend(raw);
-            match payload {
-                Some((salt, data)) => {
-                    b.push(1);
-                    b.extend(salt);
-                    b.extend((data.len() as u64).to_be_bytes());
-                    b.extend(data);
-                }
-                None => b.push(0),
-            }
-        }
-        b
-    }
-}
-
-fn hashes(b: &mut Vec<u8>, hs: &[Hash]) {
-    b.push(hs.len() as u8);
-    for h in hs {
-        b.extend(h);
-    }
-}
 
 /// A bundle of `entries` (index, `prev` and time filled in) from entry 0,
 /// under one checkpoint signed with the node key: what an insider holding
@@ -127,6 +52,7 @@ fn signed_bundle(entries: Vec<(Entry, Payload)>) -> Vec<u8> {
             to: size,
             prefix_prev: [0; 32],
             frontier: Vec::new(),
+            handovers: Vec::new(),
         },
         checkpoints: vec![(note, Vec::new())],
         earlier: Vec::new(),
@@ -284,23 +210,36 @@ fn a_bundle_leaving_out_a_signed_checkpoint_is_invalid() {
 }
 
 #[test]
-fn version_1_bundles_are_still_read() {
+fn version_1_and_2_bundles_are_still_read() {
     let dir = tempfile::tempdir().expect("tempdir");
     let l = ledger_with_checkpoints(dir.path(), &[2, 5]);
     let parts = Parts::decode(&support::export_bundle(&l));
     assert!(parts.earlier.is_empty());
-    let v2 = parts.encode();
-    // Version 1: another magic and no earlier section (its empty count).
-    let earlier_at = v2.len()
+    assert!(parts.header.handovers.is_empty());
+    let v3 = parts.encode();
+    let h = &parts.header;
+    // The handover count: after magic, origin, key, from, to, prefix, frontier.
+    let handovers_at =
+        MAGIC.len() + 2 + h.origin.len() + 4 + h.public_key.len() + 16 + 32 + 1 + 32 * h.frontier.len();
+    assert_eq!(v3[handovers_at], 0);
+    let earlier_at = v3.len()
         - parts
             .entries
             .iter()
             .map(|(raw, _)| 4 + raw.len() + 1)
             .sum::<usize>()
         - 4;
+    // Version 2: another magic and no handover section.
+    let mut v2 = MAGIC_V2.to_vec();
+    v2.extend(&v3[MAGIC.len()..handovers_at]);
+    v2.extend(&v3[handovers_at + 1..]);
+    let r = verify_bundle(&v2[..], key().public_key()).expect("v2 valid");
+    assert_eq!((r.entries, r.checkpoints), (5, 2));
+    // Version 1: no earlier section (its empty count) either.
     let mut v1 = MAGIC_V1.to_vec();
-    v1.extend(&v2[MAGIC.len()..earlier_at]);
-    v1.extend(&v2[earlier_at + 4..]);
+    v1.extend(&v3[MAGIC.len()..handovers_at]);
+    v1.extend(&v3[handovers_at + 1..earlier_at]);
+    v1.extend(&v3[earlier_at + 4..]);
     let r = verify_bundle(&v1[..], key().public_key()).expect("v1 valid");
     assert_eq!((r.entries, r.checkpoints), (5, 2));
 }

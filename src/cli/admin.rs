@@ -88,6 +88,7 @@ fn key_use(request: &Request) -> KeyUse {
     match request {
         Request::AuditAppend { .. }
         | Request::AuditCheckpoint
+        | Request::KeyRotate
         | Request::AuditExport { .. }
         | Request::AuditProve { .. }
         | Request::AuditErase { .. } => KeyUse::Required,
@@ -133,6 +134,7 @@ pub fn execute(
     }
     home.require_initialized()?;
     let config = Config::load(&home.config_path())?;
+    super::passphrase::settle_rotation(home)?;
     let key = match key_use(&request) {
         KeyUse::Required => Some(super::passphrase::node_key(home, &config)?),
         KeyUse::Optional => super::passphrase::node_key(home, &config).ok(),
@@ -210,6 +212,7 @@ impl Admin {
             Request::AuditCheckpoint => Ok(Reply::Checkpoint {
                 note: self.auditor.checkpoint()?.note,
             }),
+            Request::KeyRotate => self.rotate_key(),
             Request::AuditExport {
                 out,
                 from,
@@ -681,6 +684,38 @@ impl Admin {
     /// Withdraws the current version of `name`: recorded first (a removal
     /// that cannot be recorded is not made), then no longer current in the
     /// history (which keeps it), then no longer served.
+    /// Rotates the node key (`vigil key rotate`): the new secret key is
+    /// sealed with the passphrase of `[node] passphrase_env`, as the old one.
+    fn rotate_key(&self) -> anyhow::Result<Reply> {
+        let _one_at_a_time = self.lock_changes();
+        let pass = super::passphrase::from_env(self.config.node.passphrase_env.as_deref())?;
+        let old = self
+            .auditor
+            .ledger()
+            .handovers()?
+            .last()
+            .map(|h| h.new.fingerprint());
+        let rotated = crate::node::rotation::rotate(
+            &self.home,
+            &self.auditor,
+            pass.as_deref().map(|p| p.as_slice()),
+            "operator",
+        )?;
+        let h = &rotated.rotation.handover;
+        let (checkpoint, checkpoint_error) = match &rotated.rotation.checkpoint {
+            Ok(cp) => (Some(cp.note.clone()), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        Ok(Reply::KeyRotated {
+            index: h.index,
+            old: old.unwrap_or_else(|| h.old.fingerprint()),
+            new: h.new.fingerprint(),
+            checkpoint,
+            checkpoint_error,
+            retired: rotated.retired,
+        })
+    }
+
     fn uninstall(&self, name: &str, reason: &str) -> anyhow::Result<Reply> {
         let _changing = self.lock_changes();
         let mut store = PackageStore::open(&self.home)?;

@@ -1,4 +1,4 @@
-//! `vigil key generate` and `vigil key show`.
+//! `vigil key generate`, `vigil key show` and `vigil key rotate`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +16,19 @@ pub enum KeyCommand {
     Generate(GenerateArgs),
     /// Print algorithm, key id and fingerprint of a .pub or .key file
     Show(ShowArgs),
+    /// Replace the node key: the old key signs a handover to a new one
+    /// (a `key.rotated` ledger entry and a checkpoint signed by both), after
+    /// which only the new key signs. Works on a running node. The old public
+    /// key is kept under retired-keys/; auditors who pinned it keep
+    /// verifying, since bundles carry the chain of handovers.
+    Rotate(RotateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Print JSON: index, old, new, checkpoint, checkpoint_error, retired
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -43,11 +56,51 @@ pub struct ShowArgs {
     pub json: bool,
 }
 
-pub fn run(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
+pub fn run(home: &crate::node::home::Home, cmd: KeyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         KeyCommand::Generate(args) => generate(args),
         KeyCommand::Show(args) => show(args),
+        KeyCommand::Rotate(args) => rotate(home, args),
     }
+}
+
+fn rotate(home: &crate::node::home::Home, args: RotateArgs) -> anyhow::Result<ExitCode> {
+    use crate::control::protocol::{Reply, Request};
+    let reply = super::admin::execute(home, Request::KeyRotate, &mut |_| {})?;
+    let Reply::KeyRotated {
+        index,
+        old,
+        new,
+        checkpoint,
+        checkpoint_error,
+        retired,
+    } = reply
+    else {
+        anyhow::bail!("the node answered a key rotation with {reply:?}");
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "index": index, "old": old, "new": new, "checkpoint": checkpoint,
+                "checkpoint_error": checkpoint_error, "retired": retired,
+            })
+        );
+    } else {
+        println!("rotated the node key: entry {index} hands the log over");
+        println!("  old key  {old} (public key kept as {})", retired.display());
+        println!("  new key  {new} ({})", home.node_pub_path().display());
+        if checkpoint.is_some() {
+            println!("  the checkpoint covering the handover is signed by both keys");
+        }
+        println!("auditors who pinned an earlier key keep verifying: bundles carry the chain of handovers");
+    }
+    if let Some(e) = checkpoint_error {
+        eprintln!(
+            "warning: the handover is recorded, but the checkpoint covering it could not be signed ({e}); the next checkpoint, signed by the new key, covers it"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {

@@ -163,7 +163,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(cmd) => audit::run(&home, cmd),
         Command::Demo(args) => demo::run(cli.home.as_deref(), args),
         Command::Init(args) => init::run(&home, args),
-        Command::Key(cmd) => key::run(cmd),
+        Command::Key(cmd) => key::run(&home, cmd),
         Command::Sign(args) => sign::sign(args),
         Command::Verify(args) => sign::verify(args),
         Command::Package(cmd) => package::run(cmd),

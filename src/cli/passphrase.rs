@@ -27,3 +27,25 @@ pub fn node_key(
     let pass = from_env(config.node.passphrase_env.as_deref())?;
     Ok(home.node_signing_key(pass.as_deref().map(|p| p.as_slice()))?)
 }
+
+/// Finishes or discards a node key rotation that stopped half-way
+/// (`node.next.*` left in the home), before the node key is loaded. Only
+/// opens the ledger when such a file is there.
+pub fn settle_rotation(home: &crate::node::home::Home) -> anyhow::Result<()> {
+    if !home.root().join("node.next.pub").exists() {
+        return Ok(());
+    }
+    let ledger = vigil_ledger::Ledger::open_at(&home.ledger_dir(), &home.payloads_dir())
+        .context("opening the audit ledger to finish a key rotation")?;
+    let handovers = ledger.handovers()?;
+    drop(ledger);
+    let current = match handovers.last() {
+        Some(h) => h.new.clone(),
+        // Never handed over: the key in force is the one in node.pub.
+        None => vigil_crypto::keyfile::read_public_key(&home.node_pub_path())?,
+    };
+    if let Some(done) = crate::node::rotation::settle(home, &current)? {
+        eprintln!("warning: {done}");
+    }
+    Ok(())
+}

@@ -70,6 +70,7 @@ pub fn start_pipeline(home: &Home, config: &Config) -> anyhow::Result<Started> {
             home.root().display()
         );
     }
+    passphrase::settle_rotation(home)?;
     let key = passphrase::node_key(home, config)?;
     let auditor = Auditor::open(home, config, Some(key)).context(
         "opening the audit ledger (is another `vigil serve` or `vigil mcp` running on this home?)",

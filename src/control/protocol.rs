@@ -91,6 +91,8 @@ pub enum Request {
     AuditSize,
     /// Sign a checkpoint now.
     AuditCheckpoint,
+    /// Hand the log over to a new node key (`vigil key rotate`).
+    KeyRotate,
     /// Write a bundle to `out` (an absolute path, written by the node).
     AuditExport {
         out: PathBuf,
@@ -194,6 +196,18 @@ pub enum Reply {
     Size { size: u64 },
     /// A signed checkpoint note.
     Checkpoint { note: String },
+    /// The node key was rotated: the handover is entry `index`; `old` and
+    /// `new` are fingerprints; `checkpoint` is the note covering the
+    /// handover, or `checkpoint_error` why it could not be signed;
+    /// `retired` is where the old public key is kept.
+    KeyRotated {
+        index: u64,
+        old: String,
+        new: String,
+        checkpoint: Option<String>,
+        checkpoint_error: Option<String>,
+        retired: PathBuf,
+    },
     /// A bundle was written.
     Exported {
         from: u64,
@@ -308,6 +322,7 @@ mod tests {
     fn requests_round_trip_with_their_version() {
         let requests = [
             Request::AuditCheckpoint,
+            Request::KeyRotate,
             Request::AuditEntries {
                 from: 3,
                 limit: 10,

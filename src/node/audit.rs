@@ -32,6 +32,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard, Weak};
 use std::time::{Duration, Instant};
 
 use vigil_crypto::SigningKey;
+use vigil_ledger::ledger::Rotation;
 use vigil_ledger::{Ledger, LedgerError, NewEntry, SignedCheckpoint};
 
 use crate::node::config::{Config, PayloadMode};
@@ -82,6 +83,10 @@ pub enum EventKind {
     /// A payload was erased (`payload.erased`); written by the ledger itself
     /// ([`Auditor::erase_payload`]), never through [`Auditor::record`].
     PayloadErased,
+    /// The node key handed the log over to a new key (`key.rotated`);
+    /// written by the ledger itself ([`Auditor::rotate_key`]), never
+    /// through [`Auditor::record`].
+    KeyRotated,
     /// An event reported by another system (`vigil audit append`), under
     /// its own kind (default `external`), which is never a node kind.
     External(String),
@@ -89,7 +94,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind the node writes itself, `External` aside.
-    pub const NODE_KINDS: [EventKind; 16] = [
+    pub const NODE_KINDS: [EventKind; 17] = [
         Self::ToolCall,
         Self::ToolDenied,
         Self::PackageAdmitted,
@@ -106,6 +111,7 @@ impl EventKind {
         Self::TunnelRefused,
         Self::TunnelClosed,
         Self::PayloadErased,
+        Self::KeyRotated,
     ];
 
     /// The kind of externally reported events without one of their own.
@@ -130,6 +136,7 @@ impl EventKind {
             Self::TunnelRefused => "tunnel.refused",
             Self::TunnelClosed => "tunnel.closed",
             Self::PayloadErased => vigil_ledger::entry::KIND_PAYLOAD_ERASED,
+            Self::KeyRotated => vigil_ledger::handover::KIND_KEY_ROTATED,
             Self::External(kind) => kind,
         }
     }
@@ -264,7 +271,8 @@ struct Policy {
 
 struct Inner {
     ledger: Ledger,
-    key: Option<SigningKey>,
+    /// The node key in force; replaced by [`Auditor::rotate_key`].
+    key: RwLock<Option<Arc<SigningKey>>>,
     origin: String,
     policy: Policy,
     /// Size covered by the last checkpoint and when it was signed.
@@ -327,7 +335,7 @@ impl Auditor {
         let auditor = Self {
             inner: Arc::new(Inner {
                 ledger,
-                key,
+                key: RwLock::new(key.map(Arc::new)),
                 origin: config.node.name.clone(),
                 policy,
                 last_checkpoint: Mutex::new((covered, Instant::now())),
@@ -335,7 +343,7 @@ impl Auditor {
                 open: RwLock::new(true),
             }),
         };
-        if let (Some(every), true) = (auditor.inner.policy.every, auditor.inner.key.is_some()) {
+        if let (Some(every), true) = (auditor.inner.policy.every, auditor.has_key()) {
             spawn_timer(Arc::downgrade(&auditor.inner), every);
         }
         auditor
@@ -380,7 +388,7 @@ impl Auditor {
     }
 
     fn new_entry(&self, event: AuditEvent) -> Result<NewEntry, AuditError> {
-        if event.kind == EventKind::PayloadErased {
+        if matches!(event.kind, EventKind::PayloadErased | EventKind::KeyRotated) {
             return Err(AuditError::Reserved(event.kind.as_str().to_string()));
         }
         // The node's own decisions always fit an entry (an oversized request
@@ -419,11 +427,41 @@ impl Auditor {
             let last = lock(&self.inner.last_checkpoint);
             self.inner.policy.every_entries > 0 && size >= last.0 + self.inner.policy.every_entries
         };
-        if due && self.inner.key.is_some() {
+        if due && self.has_key() {
             if let Err(e) = self.checkpoint() {
                 tracing::error!(error = %e, size, "the entries are recorded, but signing the checkpoint due after them failed");
             }
         }
+    }
+
+    fn has_key(&self) -> bool {
+        read_key(&self.inner).is_some()
+    }
+
+    /// Hands the log over from the node key in force to `new`
+    /// ([`Ledger::rotate_key`]): the old key signs the `key.rotated` entry
+    /// naming `new`, a checkpoint covering it carries both signatures, and
+    /// from then on this auditor signs with `new`. Checkpoints wait
+    /// meanwhile. The entry is recorded even when that checkpoint fails
+    /// (reported in the result); `new` is in force in either case.
+    pub fn rotate_key(&self, new: SigningKey, actor: &str) -> Result<Rotation, AuditError> {
+        let _open = self.still_open()?;
+        let mut key = self.inner.key.write().unwrap_or_else(|p| p.into_inner());
+        let old = key.clone().ok_or(AuditError::NoKey)?;
+        let rotation = self
+            .inner
+            .ledger
+            .rotate_key(&old, &new, &self.inner.origin, actor)?;
+        *key = Some(Arc::new(new));
+        drop(key);
+        if let Ok(cp) = &rotation.checkpoint {
+            *lock(&self.inner.last_checkpoint) = (cp.checkpoint.size, Instant::now());
+        }
+        let (lock_size, grown) = &self.inner.size;
+        let mut s = lock(lock_size);
+        *s = (*s).max(rotation.handover.index + 1);
+        grown.notify_all();
+        Ok(rotation)
     }
 
     /// Waits up to `timeout` until the ledger holds more than `size`
@@ -486,8 +524,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+fn read_key(inner: &Inner) -> Option<Arc<SigningKey>> {
+    inner.key.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
 fn checkpoint(inner: &Inner) -> Result<SignedCheckpoint, AuditError> {
-    let key = inner.key.as_ref().ok_or(AuditError::NoKey)?;
+    // Held for the signature, so that a rotation waits for it.
+    let key = inner.key.read().unwrap_or_else(|p| p.into_inner());
+    let key = key.as_ref().ok_or(AuditError::NoKey)?;
     let signed = inner.ledger.checkpoint(key, &inner.origin)?;
     *lock(&inner.last_checkpoint) = (signed.checkpoint.size, Instant::now());
     Ok(signed)

@@ -1,6 +1,7 @@
 //! The node: its home directory, its configuration and the wiring of the
 //! parts (ledger, gatekeeper, sandbox, links) into one running node, and
-//! its readiness notifications to a service manager ([`notify`]).
+//! its readiness notifications to a service manager ([`notify`]), and the
+//! rotation of its key ([`rotation`]).
 
 pub mod audit;
 pub mod config;
@@ -9,4 +10,5 @@ pub mod home;
 pub mod links;
 pub mod metrics;
 pub mod notify;
+pub mod rotation;
 pub mod trusted;

@@ -106,6 +106,7 @@ fn main() -> ExitCode {
                         "signed_approvals": r.signed_approvals,
                         "earlier_checkpoints": r.earlier,
                         "held_consistent": r.held,
+                        "node_keys": r.keys,
                     },
                 }),
             }),
