@@ -38,7 +38,12 @@ fn ok(out: Output) -> String {
 
 fn append(home: &Path, actor: &str) {
     ok(run(vigil(home).args([
-        "audit", "append", "--actor", actor, "--subject", "ticket:1",
+        "audit",
+        "append",
+        "--actor",
+        actor,
+        "--subject",
+        "ticket:1",
     ])));
 }
 
@@ -120,12 +125,18 @@ fn two_live_rotations_verify_from_every_key_and_an_old_key_cannot_sign() {
     assert_eq!(one["new"], two["old"]);
     assert!(one["checkpoint"].is_string(), "{one}");
     let note = one["checkpoint"].as_str().unwrap_or_default();
-    assert_eq!(note.matches("\n\u{2014} ").count(), 2, "two signatures: {note}");
+    assert_eq!(
+        note.matches("\n\u{2014} ").count(),
+        2,
+        "two signatures: {note}"
+    );
     let bundle = dir.path().join("audit.bundle");
     ok(run(vigil(&home)
         .args(["audit", "export", "--out"])
         .arg(&bundle)));
-    let tail = ok(run(vigil(&home).args(["audit", "tail", "--json", "-n", "20"])));
+    let tail = ok(run(
+        vigil(&home).args(["audit", "tail", "--json", "-n", "20"])
+    ));
     assert_eq!(tail.matches("\"key.rotated\"").count(), 2, "{tail}");
     serve.stop();
 
@@ -154,9 +165,11 @@ fn two_live_rotations_verify_from_every_key_and_an_old_key_cannot_sign() {
     // An insider puts the first key back and tries to sign history after it.
     copy(&first_key, &home.join("node.key"));
     copy(&first_pub, &home.join("node.pub"));
-    let size_before = ok(run(vigil(&home).args(["audit", "tail", "--json", "-n", "100"])))
-        .lines()
-        .count();
+    let size_before = ok(run(
+        vigil(&home).args(["audit", "tail", "--json", "-n", "100"])
+    ))
+    .lines()
+    .count();
     let refused = run(vigil(&home).args(["audit", "checkpoint"]));
     assert!(!refused.status.success(), "{}", text(&refused));
     assert!(
@@ -168,9 +181,11 @@ fn two_live_rotations_verify_from_every_key_and_an_old_key_cannot_sign() {
         .args(["audit", "export", "--out"])
         .arg(dir.path().join("forged.bundle")));
     assert!(!exported.status.success(), "{}", text(&exported));
-    let size_after = ok(run(vigil(&home).args(["audit", "tail", "--json", "-n", "100"])))
-        .lines()
-        .count();
+    let size_after = ok(run(
+        vigil(&home).args(["audit", "tail", "--json", "-n", "100"])
+    ))
+    .lines()
+    .count();
     assert_eq!(size_before, size_after, "the refusals wrote nothing");
 }
 
@@ -188,7 +203,11 @@ fn an_interrupted_rotation_is_finished_or_discarded_at_the_next_start() {
     let pub_before = read(&home.join("node.pub"));
     let out = run(vigil(&home).args(["audit", "checkpoint"]));
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("discarded a waiting node key"), "{}", text(&out));
+    assert!(
+        text(&out).contains("discarded a waiting node key"),
+        "{}",
+        text(&out)
+    );
     assert!(!home.join("node.next.pub").exists());
     assert_eq!(read(&home.join("node.pub")), pub_before);
 
@@ -200,7 +219,10 @@ fn an_interrupted_rotation_is_finished_or_discarded_at_the_next_start() {
     let new_pub = read(&home.join("node.pub"));
     std::fs::rename(home.join("node.key"), home.join("node.next.key")).expect("mv");
     std::fs::rename(home.join("node.pub"), home.join("node.next.pub")).expect("mv");
-    copy(&home.join("retired-keys/node-1.pub"), &home.join("node.pub"));
+    copy(
+        &home.join("retired-keys/node-1.pub"),
+        &home.join("node.pub"),
+    );
     copy(&old_key, &home.join("node.key"));
     std::fs::remove_file(home.join("retired-keys/node-1.pub")).expect("rm");
 
@@ -208,7 +230,11 @@ fn an_interrupted_rotation_is_finished_or_discarded_at_the_next_start() {
     append(&home, "ci:1");
     ok(run(vigil(&home).args(["audit", "checkpoint"])));
     serve.stop();
-    assert_eq!(read(&home.join("node.pub")), new_pub, "the swap was finished");
+    assert_eq!(
+        read(&home.join("node.pub")),
+        new_pub,
+        "the swap was finished"
+    );
     assert!(!home.join("node.next.key").exists());
     let bundle: PathBuf = dir.path().join("audit.bundle");
     ok(run(vigil(&home)

@@ -199,7 +199,11 @@ impl Checkpoint {
                 .map_err(|e| err(format!("signing the checkpoint failed: {e}")))?;
             let mut blob = key_id(&self.origin, key.public_key()).to_vec();
             blob.extend_from_slice(sig.as_bytes());
-            note.push_str(&format!("{SIG_PREFIX}{} {}\n", self.origin, B64.encode(blob)));
+            note.push_str(&format!(
+                "{SIG_PREFIX}{} {}\n",
+                self.origin,
+                B64.encode(blob)
+            ));
         }
         Ok(SignedCheckpoint {
             checkpoint: self.clone(),

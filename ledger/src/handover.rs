@@ -320,7 +320,10 @@ impl KeyChain {
         let mut old = first.clone();
         let mut handovers = Vec::with_capacity(records.len());
         for r in records {
-            let new = parse(&r.new_key, &format!("the key taking over at entry {}", r.index))?;
+            let new = parse(
+                &r.new_key,
+                &format!("the key taking over at entry {}", r.index),
+            )?;
             handovers.push(Handover {
                 origin: origin.to_string(),
                 index: r.index,
@@ -355,7 +358,9 @@ impl KeyChain {
 
     /// The position of `key` in the chain.
     pub fn position(&self, key: &CompositePublicKey) -> Option<usize> {
-        self.keys.iter().position(|k| k.as_bytes() == key.as_bytes())
+        self.keys
+            .iter()
+            .position(|k| k.as_bytes() == key.as_bytes())
     }
 
     /// The positions of the keys that must sign a checkpoint of `size`

@@ -955,7 +955,12 @@ impl Ledger {
         let chain = self.key_chain(key.public_key(), origin)?;
         let mut writer = lock(&self.inner.writer);
         if let Some(h) = chain.handovers().last() {
-            if writer.state.size == h.index + 1 && self.latest_checkpoint_of(&chain)?.map(|c| c.checkpoint.size) != Some(h.index + 1) {
+            if writer.state.size == h.index + 1
+                && self
+                    .latest_checkpoint_of(&chain)?
+                    .map(|c| c.checkpoint.size)
+                    != Some(h.index + 1)
+            {
                 return Err(CheckpointError(format!(
                     "the checkpoint covering the key handover at entry {} needs the old key's signature too; the new key signs the next checkpoint once an entry follows",
                     h.index
@@ -1038,7 +1043,10 @@ impl Ledger {
     }
 
     /// The latest stored checkpoint, verified with a key of `chain`.
-    fn latest_checkpoint_of(&self, chain: &KeyChain) -> Result<Option<SignedCheckpoint>, LedgerError> {
+    fn latest_checkpoint_of(
+        &self,
+        chain: &KeyChain,
+    ) -> Result<Option<SignedCheckpoint>, LedgerError> {
         let mut last_error = None;
         for key in chain.keys().iter().rev() {
             match self.latest_checkpoint(key) {
@@ -1061,7 +1069,10 @@ impl Ledger {
                 .entry(i)?
                 .ok_or_else(|| LedgerError::Damaged(format!("key.rotated entry {i} is missing")))?;
             let h = Handover::from_entry(&e)?.ok_or_else(|| {
-                LedgerError::Damaged(format!("entry {i}, indexed as key.rotated, is a `{}`", e.kind))
+                LedgerError::Damaged(format!(
+                    "entry {i}, indexed as key.rotated, is a `{}`",
+                    e.kind
+                ))
             })?;
             out.push(h);
         }
@@ -1118,7 +1129,9 @@ impl Ledger {
         self.index_kind(KIND_KEY_ROTATED)?;
         let chain = self.key_chain(old.public_key(), origin)?;
         if chain.position(new.public_key()).is_some() {
-            return Err(HandoverError("the new key was already a node key of this log".into()).into());
+            return Err(
+                HandoverError("the new key was already a node key of this log".into()).into(),
+            );
         }
         let mut writer = lock(&self.inner.writer);
         let index = writer.state.size;

@@ -19,8 +19,13 @@ const ORIGIN: &str = "rotation.example/log";
 
 fn append(l: &Ledger, n: usize) {
     for i in 0..n {
-        l.append(NewEntry::new("tool.call", "agent:a", format!("tool:t{i}"), "allow"))
-            .expect("append");
+        l.append(NewEntry::new(
+            "tool.call",
+            "agent:a",
+            format!("tool:t{i}"),
+            "allow",
+        ))
+        .expect("append");
     }
 }
 
@@ -68,7 +73,9 @@ fn rotated() -> Rotated {
     );
     append(&ledger, 3);
     ledger.checkpoint(&a, ORIGIN).expect("checkpoint by a");
-    let r = ledger.rotate_key(&a, &b, ORIGIN, "operator").expect("a -> b");
+    let r = ledger
+        .rotate_key(&a, &b, ORIGIN, "operator")
+        .expect("a -> b");
     assert_eq!(r.handover.index, 3);
     let cp = r.checkpoint.expect("the handover checkpoint");
     assert_eq!(cp.checkpoint.size, 4);
@@ -80,7 +87,9 @@ fn rotated() -> Rotated {
     );
     append(&ledger, 2);
     ledger.checkpoint(&b, ORIGIN).expect("checkpoint by b");
-    let r = ledger.rotate_key(&b, &c, ORIGIN, "operator").expect("b -> c");
+    let r = ledger
+        .rotate_key(&b, &c, ORIGIN, "operator")
+        .expect("b -> c");
     assert_eq!(r.handover.index, 6);
     r.checkpoint.expect("the second handover checkpoint");
     append(&ledger, 2);
@@ -106,7 +115,9 @@ fn two_rotations_verify_from_the_first_key_and_from_each_later_one() {
     for pinned in [&r.a, &r.b, &r.c] {
         let report = verify_bundle(&b[..], pinned.public_key()).expect("valid");
         assert_eq!((report.entries, report.keys), (9, 3));
-        assert!(report.to_string().contains("3 node keys, 2 handovers followed"));
+        assert!(report
+            .to_string()
+            .contains("3 node keys, 2 handovers followed"));
         let in_place = verify_ledger(&r.ledger, pinned.public_key()).expect("valid in place");
         assert_eq!(in_place.keys, 3);
     }
@@ -132,10 +143,15 @@ fn a_leaked_old_key_cannot_sign_history_after_its_handover() {
     append(&r.ledger, 1);
     // The node refuses to sign with a key that handed the log over.
     for old in [&r.a, &r.b] {
-        let e = r.ledger.checkpoint(old, ORIGIN).expect_err("an old key signs");
+        let e = r
+            .ledger
+            .checkpoint(old, ORIGIN)
+            .expect_err("an old key signs");
         assert!(e.to_string().contains("not to"), "{e}");
     }
-    r.ledger.checkpoint(&r.c, ORIGIN).expect("the current key signs");
+    r.ledger
+        .checkpoint(&r.c, ORIGIN)
+        .expect("the current key signs");
     let good = bundle(&r.ledger, &r.c, 0);
     verify_bundle(&good[..], r.a.public_key()).expect("valid");
 
@@ -165,7 +181,10 @@ fn a_forged_or_missing_handover_is_refused() {
     parts.header.handovers[1].signature[10] ^= 1;
     let f = failure(&parts.encode(), &r.a);
     assert_eq!(f.location, Location::Header);
-    assert!(f.reason.contains("not signed by the key it hands over"), "{f}");
+    assert!(
+        f.reason.contains("not signed by the key it hands over"),
+        "{f}"
+    );
 
     // A handover to a key of the insider's own, in place of c.
     let mut parts = Parts::decode(&good);

@@ -17,7 +17,6 @@ use vigil_ledger::{Checkpoint, Failure, Ledger, NewEntry};
 
 const ORIGIN: &str = "rules.example/log";
 
-
 /// A bundle of `entries` (index, `prev` and time filled in) from entry 0,
 /// under one checkpoint signed with the node key: what an insider holding
 /// the key can write without the node.
@@ -219,8 +218,15 @@ fn version_1_and_2_bundles_are_still_read() {
     let v3 = parts.encode();
     let h = &parts.header;
     // The handover count: after magic, origin, key, from, to, prefix, frontier.
-    let handovers_at =
-        MAGIC.len() + 2 + h.origin.len() + 4 + h.public_key.len() + 16 + 32 + 1 + 32 * h.frontier.len();
+    let handovers_at = MAGIC.len()
+        + 2
+        + h.origin.len()
+        + 4
+        + h.public_key.len()
+        + 16
+        + 32
+        + 1
+        + 32 * h.frontier.len();
     assert_eq!(v3[handovers_at], 0);
     let earlier_at = v3.len()
         - parts

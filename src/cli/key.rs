@@ -88,7 +88,10 @@ fn rotate(home: &crate::node::home::Home, args: RotateArgs) -> anyhow::Result<Ex
         );
     } else {
         println!("rotated the node key: entry {index} hands the log over");
-        println!("  old key  {old} (public key kept as {})", retired.display());
+        println!(
+            "  old key  {old} (public key kept as {})",
+            retired.display()
+        );
         println!("  new key  {new} ({})", home.node_pub_path().display());
         if checkpoint.is_some() {
             println!("  the checkpoint covering the handover is signed by both keys");

@@ -146,9 +146,7 @@ fn swap(home: &Home) -> Result<PathBuf, RotationError> {
 }
 
 fn sync_file(p: &Path) -> Result<(), RotationError> {
-    fs::File::open(p)
-        .and_then(|f| f.sync_all())
-        .map_err(io(p))
+    fs::File::open(p).and_then(|f| f.sync_all()).map_err(io(p))
 }
 
 fn sync_dir(p: &Path) -> Result<(), RotationError> {

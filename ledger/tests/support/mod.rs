@@ -23,7 +23,10 @@ impl Parts {
         let mut r = BundleReader::new(bundle);
         let header = r.header().expect("header");
         let checkpoints = r.checkpoints().expect("checkpoints");
-        let earlier = r.earlier().expect("earlier").expect("a version-2 or later bundle");
+        let earlier = r
+            .earlier()
+            .expect("earlier")
+            .expect("a version-2 or later bundle");
         let entries = (header.from..header.to)
             .map(|_| r.entry().expect("entry"))
             .collect();
@@ -91,7 +94,6 @@ fn hashes(b: &mut Vec<u8>, hs: &[Hash]) {
         b.extend(h);
     }
 }
-
 
 /// Opens the ledger's sled database directly. sled lets go of its file lock
 /// a moment after the last handle is dropped (its background threads still
