@@ -16,6 +16,7 @@
 pub mod approval;
 pub mod bundle;
 pub mod checkpoint;
+pub mod cosignature;
 pub mod durability;
 pub mod edge;
 pub mod entry;
@@ -27,6 +28,7 @@ pub mod merkle;
 pub mod payloads;
 pub mod proof;
 pub mod storage;
+pub mod witness;
 pub mod verify;
 
 pub use checkpoint::{Checkpoint, SignedCheckpoint};
