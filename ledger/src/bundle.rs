@@ -486,6 +486,18 @@ pub fn verify_bundle_since<R: Read>(
     key: &CompositePublicKey,
     held: &[String],
 ) -> Result<Report, VerifyError> {
+    verify_bundle_witnessed(input, key, held, None)
+}
+
+/// Like [`verify_bundle_since`], and with `witnessing = Some((keys,
+/// quorum))` also requires `quorum` of the witnesses named by `keys` to
+/// have cosigned the bundle's newest checkpoint.
+pub fn verify_bundle_witnessed<R: Read>(
+    input: R,
+    key: &CompositePublicKey,
+    held: &[String],
+    witnessing: Option<(Vec<crate::cosignature::VerifierKey>, usize)>,
+) -> Result<Report, VerifyError> {
     let mut r = BundleReader::new(input);
     let header = r.header()?;
     let checkpoints = r.checkpoints()?;
@@ -499,6 +511,9 @@ pub fn verify_bundle_since<R: Read>(
     }
     for note in held {
         v.held(note)?;
+    }
+    if let Some((keys, quorum)) = witnessing {
+        v.witnesses(keys, quorum);
     }
     let count = header.to.saturating_sub(header.from);
     for _ in 0..count {

@@ -49,7 +49,10 @@ pub fn key_id(name: &str, kind: u8, key: &[u8]) -> [u8; 4] {
 }
 
 fn check_name(name: &str) -> Result<(), CosignatureError> {
-    if name.is_empty() || name.len() > 255 || !name.bytes().all(|b| b.is_ascii_graphic() && b != b'+') {
+    if name.is_empty()
+        || name.len() > 255
+        || !name.bytes().all(|b| b.is_ascii_graphic() && b != b'+')
+    {
         return Err(err(format!(
             "key name `{name}` is not allowed: use 1 to 255 printable ASCII characters without spaces or `+`"
         )));
@@ -118,7 +121,11 @@ impl VerifierKey {
     /// Parses a vkey, checking that its key ID matches.
     pub fn parse(vkey: &str) -> Result<Self, CosignatureError> {
         let vkey = vkey.trim();
-        let bad = || err(format!("`{vkey}` is not a verifier key `<name>+<key id>+<base64 key>`"));
+        let bad = || {
+            err(format!(
+                "`{vkey}` is not a verifier key `<name>+<key id>+<base64 key>`"
+            ))
+        };
         let (name, rest) = vkey.split_once('+').ok_or_else(bad)?;
         let (id, material) = rest.split_once('+').ok_or_else(bad)?;
         check_name(name)?;
@@ -160,13 +167,22 @@ impl VerifierKey {
     /// Verifies one signature line's blob (key ID already matched) over the
     /// note `text` of `checkpoint`. Returns the cosignature's timestamp (0
     /// for a note signature).
-    fn verify_blob(&self, text: &str, cp: &Checkpoint, blob: &[u8]) -> Result<u64, CosignatureError> {
+    fn verify_blob(
+        &self,
+        text: &str,
+        cp: &Checkpoint,
+        blob: &[u8],
+    ) -> Result<u64, CosignatureError> {
         match &self.key {
             PublicKey::Ed25519(TYPE_ED25519_NOTE, k) => {
                 let sig = ed25519_dalek::Signature::from_slice(blob)
                     .map_err(|_| err("an Ed25519 note signature must be 64 bytes"))?;
-                k.verify(text.as_bytes(), &sig)
-                    .map_err(|_| err(format!("the note signature of `{}` does not verify", self.name)))?;
+                k.verify(text.as_bytes(), &sig).map_err(|_| {
+                    err(format!(
+                        "the note signature of `{}` does not verify",
+                        self.name
+                    ))
+                })?;
                 Ok(0)
             }
             PublicKey::Ed25519(_, k) => {
@@ -174,15 +190,29 @@ impl VerifierKey {
                 let sig = ed25519_dalek::Signature::from_slice(sig)
                     .map_err(|_| err("malformed Ed25519 cosignature"))?;
                 k.verify(cosignature_v1_message(time, text).as_bytes(), &sig)
-                    .map_err(|_| err(format!("the cosignature of `{}` does not verify", self.name)))?;
+                    .map_err(|_| {
+                        err(format!(
+                            "the cosignature of `{}` does not verify",
+                            self.name
+                        ))
+                    })?;
                 Ok(time)
             }
             PublicKey::MlDsa44(k) => {
                 let (time, sig) = split_time(blob, 2420)?;
                 let sig = mldsa44::DetachedSignature::from_bytes(sig)
                     .map_err(|_| err("malformed ML-DSA-44 cosignature"))?;
-                mldsa44::verify_detached_signature(&sig, &subtree_v1_message(&self.name, time, cp), k)
-                    .map_err(|_| err(format!("the subtree cosignature of `{}` does not verify", self.name)))?;
+                mldsa44::verify_detached_signature(
+                    &sig,
+                    &subtree_v1_message(&self.name, time, cp),
+                    k,
+                )
+                .map_err(|_| {
+                    err(format!(
+                        "the subtree cosignature of `{}` does not verify",
+                        self.name
+                    ))
+                })?;
                 Ok(time)
             }
         }
@@ -263,7 +293,9 @@ impl Cosigner {
     pub fn from_file(text: &str) -> Result<Self, CosignatureError> {
         let mut lines = text.lines();
         if lines.next() != Some(KEY_FILE_HEADER) {
-            return Err(err(format!("not a witness key file (no `{KEY_FILE_HEADER}` line)")));
+            return Err(err(format!(
+                "not a witness key file (no `{KEY_FILE_HEADER}` line)"
+            )));
         }
         let mut next = |what: &str| {
             lines
@@ -279,8 +311,9 @@ impl Cosigner {
         let seed: [u8; 32] = decode(next("Ed25519 seed")?, "Ed25519 seed")?
             .try_into()
             .map_err(|_| err("the Ed25519 seed must be 32 bytes"))?;
-        let mldsa_public = mldsa44::PublicKey::from_bytes(&decode(next("ML-DSA-44 key")?, "ML-DSA-44 key")?)
-            .map_err(|_| err("malformed ML-DSA-44 public key"))?;
+        let mldsa_public =
+            mldsa44::PublicKey::from_bytes(&decode(next("ML-DSA-44 key")?, "ML-DSA-44 key")?)
+                .map_err(|_| err("malformed ML-DSA-44 public key"))?;
         let mldsa_secret =
             mldsa44::SecretKey::from_bytes(&decode(next("ML-DSA-44 secret")?, "ML-DSA-44 secret")?)
                 .map_err(|_| err("malformed ML-DSA-44 secret key"))?;
@@ -316,8 +349,13 @@ impl Cosigner {
     /// including its final newline), at POSIX time `time`.
     pub fn cosign(&self, text: &str, cp: &Checkpoint, time: u64) -> Vec<String> {
         let [ed_key, ml_key] = self.verifier_keys();
-        let ed_sig = self.ed25519.sign(cosignature_v1_message(time, text).as_bytes());
-        let ml_sig = mldsa44::detached_sign(&subtree_v1_message(&self.name, time, cp), &self.mldsa_secret);
+        let ed_sig = self
+            .ed25519
+            .sign(cosignature_v1_message(time, text).as_bytes());
+        let ml_sig = mldsa44::detached_sign(
+            &subtree_v1_message(&self.name, time, cp),
+            &self.mldsa_secret,
+        );
         let line = |id: [u8; 4], sig: &[u8]| {
             let mut blob = id.to_vec();
             blob.extend(time.to_be_bytes());
@@ -348,11 +386,17 @@ pub fn split_note(note: &str) -> Result<(&str, Checkpoint, Vec<&str>), Cosignatu
 /// The keys among `keys` with a valid signature line on `note`; lines of
 /// other keys are ignored. Each key counts once; a key with two lines, or
 /// a line of a known key that does not verify, is an error.
-pub fn verified_signers<'k>(note: &str, keys: &'k [VerifierKey]) -> Result<Vec<&'k VerifierKey>, CosignatureError> {
+pub fn verified_signers<'k>(
+    note: &str,
+    keys: &'k [VerifierKey],
+) -> Result<Vec<&'k VerifierKey>, CosignatureError> {
     let (text, cp, lines) = split_note(note)?;
     let mut found: Vec<&VerifierKey> = Vec::new();
     for line in lines {
-        let Some((name, b64)) = line.strip_prefix(SIG_PREFIX).and_then(|r| r.split_once(' ')) else {
+        let Some((name, b64)) = line
+            .strip_prefix(SIG_PREFIX)
+            .and_then(|r| r.split_once(' '))
+        else {
             return Err(err("a malformed signature line"));
         };
         let Ok(blob) = B64.decode(b64) else {
@@ -404,7 +448,10 @@ mod tests {
         let (text, _, _) = split_note(&note).unwrap();
         let w = Cosigner::generate("witness.example/w1").unwrap();
         let again = Cosigner::from_file(&w.to_file()).unwrap();
-        assert_eq!(again.verifier_keys()[0].to_vkey(), w.verifier_keys()[0].to_vkey());
+        assert_eq!(
+            again.verifier_keys()[0].to_vkey(),
+            w.verifier_keys()[0].to_vkey()
+        );
         let keys: Vec<VerifierKey> = w
             .verifier_keys()
             .iter()
@@ -413,11 +460,17 @@ mod tests {
         let lines = w.cosign(text, &cp, 1_700_000_000);
         let cosigned = format!("{note}{}", lines.concat());
         assert_eq!(verified_signers(&cosigned, &keys).unwrap().len(), 2);
-        assert_eq!(cosigners(&cosigned, &keys).unwrap(), vec!["witness.example/w1"]);
+        assert_eq!(
+            cosigners(&cosigned, &keys).unwrap(),
+            vec!["witness.example/w1"]
+        );
         // The node's own line is still there and still verifies.
         crate::SignedCheckpoint::open(&cosigned, node.public_key()).unwrap();
         // Another checkpoint's cosignatures do not verify on this one.
-        let other = Checkpoint { size: 8, ..cp.clone() };
+        let other = Checkpoint {
+            size: 8,
+            ..cp.clone()
+        };
         let moved = format!("{}{}", other.sign(&node).unwrap().note, lines.concat());
         assert!(verified_signers(&moved, &keys).is_err());
         // Unknown keys are ignored.

@@ -925,6 +925,68 @@ impl Ledger {
         Ok(out)
     }
 
+    /// The latest stored checkpoint note as `(size, note)`, unverified.
+    pub fn latest_checkpoint_note(&self) -> Result<Option<(u64, String)>, LedgerError> {
+        let Some(item) = self.inner.db.scan_prefix(b"c").next_back() else {
+            return Ok(None);
+        };
+        let (k, v) = item?;
+        let size = k
+            .get(1..9)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| LedgerError::Damaged("a checkpoint key is malformed".into()))?;
+        Ok(Some((size, String::from_utf8_lossy(&v).into_owned())))
+    }
+
+    /// Adds witness cosignature lines (each `— name base64\n`, checked by
+    /// the caller) to the stored checkpoint note of `size`, durably. Lines
+    /// already there are skipped; a note keeps at most
+    /// [`crate::checkpoint::MAX_SIGNATURES`] signature lines. Returns how
+    /// many were added.
+    pub fn add_cosignatures(&self, size: u64, lines: &[String]) -> Result<usize, LedgerError> {
+        let mut writer = lock(&self.inner.writer);
+        let key = checkpoint_key(size);
+        let note = self.inner.db.get(&key[..])?.ok_or_else(|| {
+            LedgerError::NotFound(format!("no checkpoint of size {size} is stored"))
+        })?;
+        let mut note = String::from_utf8(note.to_vec()).map_err(|_| {
+            LedgerError::Damaged(format!("the checkpoint note of size {size} is not UTF-8"))
+        })?;
+        let signatures = |n: &str| {
+            n.rsplit_once("\n\n")
+                .map_or(0, |(_, sigs)| sigs.lines().count())
+        };
+        let mut added = 0;
+        for line in lines {
+            if !line.starts_with("\u{2014} ")
+                || !line.ends_with('\n')
+                || line[..line.len() - 1].contains('\n')
+            {
+                return Err(
+                    CheckpointError("a cosignature must be one signature line".into()).into(),
+                );
+            }
+            if note.contains(line.as_str()) {
+                continue;
+            }
+            if signatures(&note) >= crate::checkpoint::MAX_SIGNATURES {
+                return Err(CheckpointError(format!(
+                    "the checkpoint note of size {size} already carries {} signatures",
+                    crate::checkpoint::MAX_SIGNATURES
+                ))
+                .into());
+            }
+            note.push_str(line);
+            added += 1;
+        }
+        if added > 0 {
+            self.inner.db.insert(&key[..], note.as_bytes())?;
+            self.make_durable(&mut writer)?;
+        }
+        Ok(added)
+    }
+
     /// The latest stored checkpoint, verified against `key`'s public half.
     pub fn latest_checkpoint(
         &self,

@@ -28,8 +28,8 @@ pub mod merkle;
 pub mod payloads;
 pub mod proof;
 pub mod storage;
-pub mod witness;
 pub mod verify;
+pub mod witness;
 
 pub use checkpoint::{Checkpoint, SignedCheckpoint};
 pub use entry::{Entry, NewEntry, PayloadCommitment};

@@ -31,6 +31,7 @@ use std::fmt;
 use vigil_crypto::CompositePublicKey;
 
 use crate::checkpoint::{check_origin, Checkpoint, SignedCheckpoint};
+use crate::cosignature::{cosigners, VerifierKey};
 use crate::entry::{Entry, SALT_LEN};
 use crate::handover::{Handover, HandoverRecord, KeyChain, KIND_KEY_ROTATED};
 use crate::hash::{empty_root, leaf_hash, Hash};
@@ -142,6 +143,9 @@ pub struct Report {
     /// Node keys in the chain the verification followed (1 when the log
     /// was never handed over to a new key).
     pub keys: u64,
+    /// Witnesses (of those required) with a valid cosignature on the
+    /// newest checkpoint, by name.
+    pub cosigners: Vec<String>,
     /// Entries after the last signed checkpoint (in-place verification
     /// only: hash-chained and checked, but not yet signed; bundles always
     /// end at a checkpoint).
@@ -170,6 +174,15 @@ impl fmt::Display for Report {
                 self.keys,
                 self.keys - 1,
                 if self.keys == 2 { "" } else { "s" }
+            )?;
+        }
+        if !self.cosigners.is_empty() {
+            write!(
+                f,
+                "; newest checkpoint cosigned by {} witness{} ({})",
+                self.cosigners.len(),
+                if self.cosigners.len() == 1 { "" } else { "es" },
+                self.cosigners.join(", ")
             )?;
         }
         if self.held > 0 {
@@ -233,6 +246,11 @@ pub struct Verifier<'k> {
     pinned_at: usize,
     /// The last key (position) that signed the newest checkpoint so far.
     newest_signer: Option<usize>,
+    /// The newest checkpoint's note, for its cosignatures.
+    newest_note: Option<String>,
+    /// The witnesses whose cosignatures count, and how many must cosign
+    /// the newest checkpoint.
+    witnessing: Option<(Vec<VerifierKey>, usize)>,
     origin: String,
     from: u64,
     to: u64,
@@ -325,6 +343,8 @@ impl<'k> Verifier<'k> {
             chain,
             pinned_at,
             newest_signer: None,
+            newest_note: None,
+            witnessing: None,
             origin: header.origin.clone(),
             from: header.from,
             to: header.to,
@@ -403,6 +423,7 @@ impl<'k> Verifier<'k> {
             .open_note(note, claimed)
             .map_err(|e| Failure::checkpoint(claimed, e))?;
         self.newest_signer = Some(signer);
+        self.newest_note = Some(note.to_string());
         if cp.origin != self.origin {
             return Err(Failure::checkpoint(
                 cp.size,
@@ -648,6 +669,12 @@ impl<'k> Verifier<'k> {
 
     fn held_fails(&mut self, f: Failure) {
         self.held_failure.get_or_insert(f);
+    }
+
+    /// Requires `quorum` of the witnesses named by `keys` (C2SP vkeys) to
+    /// have cosigned the newest checkpoint (checked at the end).
+    pub fn witnesses(&mut self, keys: Vec<VerifierKey>, quorum: usize) {
+        self.witnessing = Some((keys, quorum));
     }
 
     /// Checks the next entry (its canonical bytes) and its payload
@@ -953,6 +980,22 @@ impl<'k> Verifier<'k> {
         }
         if let Some(f) = self.held_failure.take() {
             return Err(f);
+        }
+        if let Some((keys, quorum)) = self.witnessing.take() {
+            let size = self.last_checkpoint.as_ref().map_or(0, |c| c.size);
+            let note = self.newest_note.take().unwrap_or_default();
+            let names = cosigners(&note, &keys).map_err(|e| Failure::checkpoint(size, e.0))?;
+            if names.len() < quorum {
+                return Err(Failure::checkpoint(
+                    size,
+                    format!(
+                        "the newest checkpoint is cosigned by {} of the required witnesses{}, but the quorum is {quorum}",
+                        names.len(),
+                        if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) }
+                    ),
+                ));
+            }
+            self.report.cosigners = names;
         }
         Ok(self.report)
     }

@@ -108,7 +108,10 @@ pub struct AddCheckpoint {
 /// Parses a request body (`old N`, proof lines, an empty line, the note).
 pub fn parse_request(body: &[u8]) -> Result<AddCheckpoint, Refusal> {
     if body.len() > MAX_REQUEST_BYTES {
-        return Err(refuse(413, format!("the request is larger than {MAX_REQUEST_BYTES} bytes")));
+        return Err(refuse(
+            413,
+            format!("the request is larger than {MAX_REQUEST_BYTES} bytes"),
+        ));
     }
     let text = std::str::from_utf8(body).map_err(|_| refuse(400, "the request is not UTF-8"))?;
     let (head, note) = text
@@ -124,7 +127,10 @@ pub fn parse_request(body: &[u8]) -> Result<AddCheckpoint, Refusal> {
     let mut proof = Vec::new();
     for line in lines {
         if proof.len() == MAX_PROOF_LINES {
-            return Err(refuse(400, format!("more than {MAX_PROOF_LINES} consistency proof lines")));
+            return Err(refuse(
+                400,
+                format!("more than {MAX_PROOF_LINES} consistency proof lines"),
+            ));
         }
         let hash: Hash = B64
             .decode(line)
@@ -220,26 +226,33 @@ fn decide(
     req: &AddCheckpoint,
     cp: &Checkpoint,
 ) -> Result<(), Refusal> {
-    let log = logs
-        .iter()
-        .find(|l| l.origin == cp.origin)
-        .ok_or_else(|| refuse(404, format!("this witness does not witness the log `{}`", cp.origin)))?;
+    let log = logs.iter().find(|l| l.origin == cp.origin).ok_or_else(|| {
+        refuse(
+            404,
+            format!("this witness does not witness the log `{}`", cp.origin),
+        )
+    })?;
     let signed = log.keys.iter().any(|k| match k {
         LogKey::Composite(key) => SignedCheckpoint::open(&req.note, key).is_ok(),
-        LogKey::Note(key) => {
-            verified_signers(&req.note, std::slice::from_ref(key)).is_ok_and(|found| !found.is_empty())
-        }
+        LogKey::Note(key) => verified_signers(&req.note, std::slice::from_ref(key))
+            .is_ok_and(|found| !found.is_empty()),
     });
     if !signed {
         return Err(refuse(
             403,
-            format!("the checkpoint carries no valid signature by a key of the log `{}`", cp.origin),
+            format!(
+                "the checkpoint carries no valid signature by a key of the log `{}`",
+                cp.origin
+            ),
         ));
     }
     if req.old > cp.size {
         return Err(refuse(
             400,
-            format!("old size {} is larger than the checkpoint's size {}", req.old, cp.size),
+            format!(
+                "old size {} is larger than the checkpoint's size {}",
+                req.old, cp.size
+            ),
         ));
     }
     let latest = state.logs.get(&cp.origin);
@@ -258,7 +271,10 @@ fn decide(
     let latest_root: Option<Hash> = latest.and_then(|l| B64.decode(&l.root).ok()?.try_into().ok());
     if req.old == 0 {
         if !req.proof.is_empty() {
-            return Err(refuse(400, "the consistency proof must be empty when the old size is 0"));
+            return Err(refuse(
+                400,
+                "the consistency proof must be empty when the old size is 0",
+            ));
         }
         return Ok(());
     }
@@ -340,7 +356,10 @@ mod tests {
     }
 
     fn apply(state: &mut WitnessState, o: &Outcome) {
-        if let Outcome::Cosigned { checkpoint, latest, .. } = o {
+        if let Outcome::Cosigned {
+            checkpoint, latest, ..
+        } = o
+        {
             state.logs.insert(checkpoint.origin.clone(), latest.clone());
         }
     }
@@ -365,7 +384,13 @@ mod tests {
         assert_eq!(status(&o), 409);
         let n5 = note(&log, 5, honest.root());
         let proof = consistency_proof(&honest, 3, 5).unwrap();
-        let o = add_checkpoint(&state, &logs, &w, request_body(3, &proof, &n5).as_bytes(), 3);
+        let o = add_checkpoint(
+            &state,
+            &logs,
+            &w,
+            request_body(3, &proof, &n5).as_bytes(),
+            3,
+        );
         assert_eq!(status(&o), 200);
         apply(&mut state, &o);
         // A fork: another history of 6 entries, signed by the same key.
@@ -373,7 +398,13 @@ mod tests {
         let fork = tree(&forked);
         let n6 = note(&log, 6, fork.root());
         let proof = consistency_proof(&fork, 5, 6).unwrap();
-        let o = add_checkpoint(&state, &logs, &w, request_body(5, &proof, &n6).as_bytes(), 4);
+        let o = add_checkpoint(
+            &state,
+            &logs,
+            &w,
+            request_body(5, &proof, &n6).as_bytes(),
+            4,
+        );
         assert_eq!(status(&o), 422);
         // Same size, other root.
         let n5f = note(&log, 5, root(&forked[..5]));
@@ -381,15 +412,47 @@ mod tests {
         assert_eq!(status(&o), 409);
         // Unknown origin, unknown key, bad old size, malformed.
         let stranger = SigningKey::generate();
-        let o = add_checkpoint(&state, &logs, &w, request_body(5, &[], &note(&stranger, 5, honest.root())).as_bytes(), 6);
+        let o = add_checkpoint(
+            &state,
+            &logs,
+            &w,
+            request_body(5, &[], &note(&stranger, 5, honest.root())).as_bytes(),
+            6,
+        );
         assert_eq!(status(&o), 403);
-        let other = Checkpoint { origin: "log.example/b".into(), size: 1, root: [0; 32], previous: None }
-            .sign(&log)
-            .unwrap()
-            .note;
-        assert_eq!(status(&add_checkpoint(&state, &logs, &w, request_body(0, &[], &other).as_bytes(), 7)), 404);
-        assert_eq!(status(&add_checkpoint(&state, &logs, &w, request_body(9, &[], &n5).as_bytes(), 8)), 400);
-        assert_eq!(status(&add_checkpoint(&state, &logs, &w, b"old 01\n\nx", 9)), 400);
+        let other = Checkpoint {
+            origin: "log.example/b".into(),
+            size: 1,
+            root: [0; 32],
+            previous: None,
+        }
+        .sign(&log)
+        .unwrap()
+        .note;
+        assert_eq!(
+            status(&add_checkpoint(
+                &state,
+                &logs,
+                &w,
+                request_body(0, &[], &other).as_bytes(),
+                7
+            )),
+            404
+        );
+        assert_eq!(
+            status(&add_checkpoint(
+                &state,
+                &logs,
+                &w,
+                request_body(9, &[], &n5).as_bytes(),
+                8
+            )),
+            400
+        );
+        assert_eq!(
+            status(&add_checkpoint(&state, &logs, &w, b"old 01\n\nx", 9)),
+            400
+        );
         assert_eq!(state.logs["log.example/a"].size, 5);
     }
 }

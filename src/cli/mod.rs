@@ -30,6 +30,7 @@ mod tools;
 mod trust;
 mod tunnel;
 mod uninstall;
+mod witness;
 
 /// vigil: signed tools, a capability sandbox and a tamper-evident audit ledger
 /// for AI agents.
@@ -103,6 +104,9 @@ pub enum Command {
     Deny(approvals::DenyArgs),
     /// Carry local TCP connections over a post-quantum link to a peer node
     Tunnel(tunnel::TunnelArgs),
+    /// This node's keys as a witness of other logs' checkpoints
+    #[command(subcommand)]
+    Witness(witness::WitnessCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions(completions::CompletionsArgs),
 }
@@ -178,6 +182,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Approve(args) => approvals::approve(&home, args),
         Command::Deny(args) => approvals::deny(&home, args),
         Command::Tunnel(args) => tunnel::run(&home, args),
+        Command::Witness(cmd) => witness::run(&home, cmd),
         Command::Completions(args) => completions::run(args),
     }
 }

@@ -206,8 +206,31 @@ async fn serve_until_stopped(
     let trust = Arc::clone(&started.trust);
     let live = LiveNode::new(home, config, started)?;
     let control = live.serve_control()?;
+    let witness = crate::node::witness::WitnessService::open(
+        home,
+        &config.witness,
+        pipeline.auditor().clone(),
+    )?
+    .map(Arc::new);
+    if let Some(w) = &witness {
+        println!(
+            "vigil: witnessing {} logs as {}",
+            config.witness.logs.len(),
+            w.name()
+        );
+        if mcp.is_none() {
+            bail!(
+                "[witness] needs the MCP listener ([mcp] enabled = true): witnesses answer on it"
+            );
+        }
+    }
+    let _submitter = crate::node::witness::spawn_submitter(
+        &config.witnesses,
+        pipeline.auditor().clone(),
+        stop.clone(),
+    )?;
     let http = match mcp {
-        Some(addr) => Some(start_http(addr, &pipeline, config, stop.clone()).await?),
+        Some(addr) => Some(start_http(addr, &pipeline, config, stop.clone(), witness).await?),
         None => {
             println!("vigil: MCP is off ([mcp] enabled = false); serving links and tunnels only");
             None
@@ -248,6 +271,7 @@ async fn start_http(
     pipeline: &Arc<Pipeline>,
     config: &Config,
     stop: CancellationToken,
+    witness: Option<Arc<crate::node::witness::WitnessService>>,
 ) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -263,7 +287,7 @@ async fn start_http(
     let mcp = config.mcp.clone();
     Ok(tokio::spawn(async move {
         let limits = mcp.connection_limits();
-        crate::mcp::http::serve(listener, pipeline, &mcp, stop, limits).await
+        crate::mcp::http::serve(listener, pipeline, &mcp, stop, limits, witness).await
     }))
 }
 

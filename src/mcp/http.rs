@@ -26,6 +26,7 @@ use crate::mcp::server::{AgentSource, HttpAgent, VigilServer};
 use crate::mcp::sessions::{self, Sessions};
 use crate::mcp::McpConfig;
 use crate::node::metrics;
+use crate::node::witness::WitnessService;
 
 /// Origins always accepted: browsers on this machine.
 const LOOPBACK_ORIGINS: [&str; 6] = [
@@ -45,6 +46,7 @@ pub fn router(
     listen: SocketAddr,
     config: &McpConfig,
     cancel: CancellationToken,
+    witness: Option<Arc<WitnessService>>,
 ) -> axum::Router {
     let mut hosts: Vec<String> = vec![
         "localhost".into(),
@@ -91,7 +93,7 @@ pub fn router(
         pipeline: Arc::clone(&pipeline),
         metrics_allow_remote: config.metrics_allow_remote,
     };
-    axum::Router::new()
+    let mut router = axum::Router::new()
         .nest_service("/mcp", service)
         // Layers run last-added first: bearer, body, session caps, rmcp.
         .layer(axum::middleware::from_fn_with_state(
@@ -109,7 +111,46 @@ pub fn router(
                 .route("/healthz", axum::routing::get(healthz))
                 .route("/metrics", axum::routing::get(metrics))
                 .with_state(Arc::new(operations)),
+        );
+    if let Some(witness) = witness {
+        // C2SP tlog-witness: no token; the checkpoint's signature is the
+        // only authentication the protocol has.
+        router = router.merge(
+            axum::Router::new()
+                .route(
+                    "/witness/add-checkpoint",
+                    axum::routing::post(add_checkpoint),
+                )
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    vigil_ledger::witness::MAX_REQUEST_BYTES,
+                ))
+                .with_state(witness),
+        );
+    }
+    router
+}
+
+/// `POST /witness/add-checkpoint` (C2SP tlog-witness), decided on a
+/// blocking thread (it writes the witness state and a ledger entry).
+async fn add_checkpoint(
+    State(witness): State<Arc<WitnessService>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let answered = tokio::task::spawn_blocking(move || witness.add_checkpoint(&body)).await;
+    let (status, content_type, body) = answered.unwrap_or_else(|_| {
+        (
+            500,
+            "text/plain; charset=utf-8",
+            "the witness failed\n".to_string(),
         )
+    });
+    (
+        axum::http::StatusCode::from_u16(status)
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
+        [(header::CONTENT_TYPE, content_type)],
+        body,
+    )
+        .into_response()
 }
 
 /// What `/healthz` and `/metrics` read.
@@ -236,12 +277,13 @@ pub async fn serve(
     config: &McpConfig,
     cancel: CancellationToken,
     limits: ConnectionLimits,
+    witness: Option<Arc<WitnessService>>,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     // MCP sessions end once the connections had their grace period, so
     // that calls in progress can still send their replies.
     let sessions = CancellationToken::new();
-    let app = router(pipeline, addr, config, sessions.clone());
+    let app = router(pipeline, addr, config, sessions.clone(), witness);
     connections::serve(listener, app, cancel, limits).await;
     sessions.cancel();
     Ok(())

@@ -87,6 +87,12 @@ pub enum EventKind {
     /// written by the ledger itself ([`Auditor::rotate_key`]), never
     /// through [`Auditor::record`].
     KeyRotated,
+    /// This node, as a witness, cosigned another log's checkpoint
+    /// (`witness.cosigned`).
+    WitnessCosigned,
+    /// This node, as a witness, refused a checkpoint (`witness.refused`):
+    /// unknown log, bad signature, or inconsistent with what it cosigned.
+    WitnessRefused,
     /// An event reported by another system (`vigil audit append`), under
     /// its own kind (default `external`), which is never a node kind.
     External(String),
@@ -94,7 +100,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind the node writes itself, `External` aside.
-    pub const NODE_KINDS: [EventKind; 17] = [
+    pub const NODE_KINDS: [EventKind; 19] = [
         Self::ToolCall,
         Self::ToolDenied,
         Self::PackageAdmitted,
@@ -112,6 +118,8 @@ impl EventKind {
         Self::TunnelClosed,
         Self::PayloadErased,
         Self::KeyRotated,
+        Self::WitnessCosigned,
+        Self::WitnessRefused,
     ];
 
     /// The kind of externally reported events without one of their own.
@@ -137,6 +145,8 @@ impl EventKind {
             Self::TunnelClosed => "tunnel.closed",
             Self::PayloadErased => vigil_ledger::entry::KIND_PAYLOAD_ERASED,
             Self::KeyRotated => vigil_ledger::handover::KIND_KEY_ROTATED,
+            Self::WitnessCosigned => "witness.cosigned",
+            Self::WitnessRefused => "witness.refused",
             Self::External(kind) => kind,
         }
     }
@@ -144,7 +154,7 @@ impl EventKind {
     /// The families of node kinds: an outside event's kind may not begin
     /// with one, so no node kind added later can ever be taken by an
     /// outside event already on record.
-    pub const NODE_FAMILIES: [&'static str; 9] = [
+    pub const NODE_FAMILIES: [&'static str; 10] = [
         "tool.",
         "package.",
         "trust.",
@@ -154,6 +164,7 @@ impl EventKind {
         "payload.",
         "key.",
         "node.",
+        "witness.",
     ];
 
     /// The details field that marks an entry as reported by another system

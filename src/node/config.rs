@@ -39,6 +39,10 @@ pub struct Config {
     pub links: crate::node::links::LinksConfig,
     /// `[[tunnels]]`: TCP tunnels `vigil serve` keeps open to peer nodes.
     pub tunnels: Vec<crate::node::links::TunnelConfig>,
+    /// `[witness]`: this node as a witness of other logs.
+    pub witness: crate::node::witness::WitnessConfig,
+    /// `[[witnesses]]`: witnesses this node sends its checkpoints to.
+    pub witnesses: Vec<crate::node::witness::WitnessTarget>,
 }
 
 /// `[packages]`: limits of the gatekeeper.
@@ -242,6 +246,24 @@ pub const TEMPLATE: &str = r#"# vigil node configuration. Every option is shown 
 # Refused setups within 5-10 seconds after which every new attempt must
 # prove its address first (a flood of bad or spoofed attempts).
 # refusals_before_validation = 32
+
+# Witnessing (C2SP tlog-witness, docs/witness.md). As a witness of other
+# logs, `vigil serve` answers POST /witness/add-checkpoint on [mcp] listen
+# with its keys from `vigil witness init --name NAME` (witness.key), for the
+# logs listed here: each a vigil node's .pub line or file, or an Ed25519
+# note verifier key.
+# [witness]
+# key_file = "witness.key"
+# [[witness.logs]]
+# origin = "bank.example/node-a"
+# keys = ["node-a.pub"]
+#
+# Witnesses this node sends each new checkpoint to, with their verifier
+# keys (`vigil witness show` on the witness); their cosignatures are kept in
+# the checkpoint notes, so exported bundles carry them.
+# [[witnesses]]
+# url = "http://witness.example:7878/witness"
+# keys = ["witness.example/w1+5a1e4c7b+BA..."]
 
 # Agents that may call tools: one [[agents]] table each (none by default:
 # every call is refused, and `vigil mcp` does not start). `tools` lists the

@@ -12,3 +12,4 @@ pub mod metrics;
 pub mod notify;
 pub mod rotation;
 pub mod trusted;
+pub mod witness;

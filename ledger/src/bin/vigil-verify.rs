@@ -5,6 +5,10 @@
 //! consistent with each checkpoint the auditor kept from earlier, and fails
 //! naming the held checkpoint when the log was forked or rewritten since.
 //!
+//! With `--witness VKEY` (repeatable; a C2SP verifier key, or a file of
+//! them one per line) it also requires `--quorum N` of those witnesses
+//! (default: all of them) to have cosigned the newest checkpoint.
+//!
 //! Exit codes: 0 valid; 1 verification failure (the first failing index and
 //! why); 2 usage error, I/O error, malformed input, or a held checkpoint that
 //! cannot be compared (another log or key, or newer than the bundle).
@@ -21,7 +25,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use serde_json::{json, Value};
-use vigil_ledger::bundle::verify_bundle_since;
+use vigil_ledger::bundle::verify_bundle_witnessed;
+use vigil_ledger::cosignature::VerifierKey;
 use vigil_ledger::proof::EntryProof;
 use vigil_ledger::verify::{Failure, Location, VerifyError};
 
@@ -42,9 +47,51 @@ struct Args {
     /// --out`): the bundle must extend it (repeatable)
     #[arg(long, value_name = "NOTE", conflicts_with = "proof")]
     since: Vec<PathBuf>,
+    /// A witness's verifier key (`name+id+base64`, C2SP signed-note), or a
+    /// file of them one per line (repeatable)
+    #[arg(long, value_name = "VKEY|FILE", conflicts_with = "proof")]
+    witness: Vec<String>,
+    /// How many of the `--witness` witnesses must have cosigned the newest
+    /// checkpoint [default: all of them]
+    #[arg(long, value_name = "N", requires = "witness")]
+    quorum: Option<usize>,
     /// Print the outcome as one JSON object on stdout (exit codes unchanged).
     #[arg(long)]
     json: bool,
+}
+
+/// The witness keys named by `--witness`, and the quorum.
+fn witnessing(args: &Args) -> Result<Option<(Vec<VerifierKey>, usize)>, VerifyError> {
+    if args.witness.is_empty() {
+        return Ok(None);
+    }
+    let mut keys = Vec::new();
+    for w in &args.witness {
+        let text = if std::path::Path::new(w).is_file() {
+            std::fs::read_to_string(w)
+                .map_err(|e| VerifyError::Malformed(format!("witness key file {w}: {e}")))?
+        } else {
+            w.clone()
+        };
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            keys.push(VerifierKey::parse(line).map_err(|e| VerifyError::Malformed(e.0))?);
+        }
+    }
+    let mut names: Vec<&str> = keys.iter().map(|k| k.name.as_str()).collect();
+    names.sort();
+    names.dedup();
+    let quorum = args.quorum.unwrap_or(names.len());
+    if quorum == 0 || quorum > names.len() {
+        return Err(VerifyError::Malformed(format!(
+            "--quorum {quorum} must be between 1 and the {} witnesses given",
+            names.len()
+        )));
+    }
+    Ok(Some((keys, quorum)))
 }
 
 /// What was verified, for the text and the JSON output.
@@ -86,9 +133,10 @@ fn main() -> ExitCode {
             }),
         (None, Some(b)) => read_held(&args.since)
             .and_then(|held| {
+                let witnessing = witnessing(&args)?;
                 let f = File::open(b)
                     .map_err(|e| VerifyError::Malformed(format!("{}: {e}", b.display())))?;
-                verify_bundle_since(BufReader::with_capacity(1 << 20, f), &key, &held)
+                verify_bundle_witnessed(BufReader::with_capacity(1 << 20, f), &key, &held, witnessing)
             })
             .map(|r| Verified {
                 text: r.to_string(),
@@ -107,6 +155,7 @@ fn main() -> ExitCode {
                         "earlier_checkpoints": r.earlier,
                         "held_consistent": r.held,
                         "node_keys": r.keys,
+                        "cosigners": r.cosigners,
                     },
                 }),
             }),

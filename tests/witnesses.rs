@@ -1,0 +1,274 @@
+//! Witnesses (issue 19 item 2) with three real `vigil serve` nodes on
+//! 127.0.0.1: a log node sends each checkpoint to two witness nodes over
+//! C2SP tlog-witness, stores their cosignatures, and its export verifies
+//! with `vigil-verify --witness ... --quorum 2`; a quorum the bundle lacks
+//! fails. Then an insider with the log's disk and key rewrites its history
+//! and shows the fork to both witnesses: each refuses it (and records the
+//! refusal as a ledger entry), so the forked bundle has no cosignature and
+//! fails any quorum.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+mod verify_support;
+use verify_support::vigil_verify;
+
+fn vigil(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.env_remove("VIGIL_HOME").arg("--home").arg(home);
+    cmd
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run vigil");
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `vigil serve` on a home, stopped with SIGTERM; `url` is its HTTP base.
+struct Serve {
+    child: Child,
+    url: String,
+}
+
+impl Serve {
+    fn start(home: &Path) -> Self {
+        let mut child = vigil(home)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn vigil serve");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("vigil serve ended before it was ready")
+                .expect("read");
+            if let Some(u) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+                break u.trim_end_matches("/mcp").to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Self { child, url }
+    }
+
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "vigil serve exited with {status}");
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn append_config(home: &Path, extra: &str) {
+    let path = home.join("vigil.toml");
+    let mut config = std::fs::read_to_string(&path).expect("config");
+    config.push_str(extra);
+    std::fs::write(&path, config).expect("write config");
+}
+
+/// A witness home named `name` for the log `origin` signed by `log_pub`;
+/// returns its home and verifier keys.
+fn witness(dir: &Path, name: &str, origin: &str, log_pub: &Path) -> (PathBuf, Vec<String>) {
+    let home = dir.join(name.replace('/', "_"));
+    ok(vigil(&home).arg("init"));
+    let vkeys: Vec<String> = ok(vigil(&home).args(["witness", "init", "--name", name]))
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(vkeys.len(), 2, "{vkeys:?}");
+    append_config(
+        &home,
+        &format!(
+            "\n[witness]\n[[witness.logs]]\norigin = \"{origin}\"\nkeys = [\"{}\"]\n",
+            log_pub.display()
+        ),
+    );
+    (home, vkeys)
+}
+
+fn append(home: &Path, n: usize, tag: &str) {
+    for i in 0..n {
+        ok(vigil(home).args([
+            "audit",
+            "append",
+            "--actor",
+            &format!("{tag}:{i}"),
+            "--subject",
+            "ticket:1",
+        ]));
+    }
+}
+
+fn export(home: &Path, out: &Path) {
+    ok(vigil(home).args(["audit", "export", "--out"]).arg(out));
+}
+
+/// vigil-verify with the log's key and `--witness` each key set, `--quorum`.
+fn verify(
+    bundle: &Path,
+    key: &Path,
+    witnesses: &[&[String]],
+    quorum: Option<usize>,
+) -> (i32, String) {
+    let mut cmd = Command::new(vigil_verify());
+    cmd.arg(bundle).arg("--key").arg(key);
+    for w in witnesses {
+        for k in *w {
+            cmd.arg("--witness").arg(k);
+        }
+    }
+    if let Some(q) = quorum {
+        cmd.args(["--quorum", &q.to_string()]);
+    }
+    let out = cmd.output().expect("run vigil-verify");
+    (out.status.code().unwrap_or(-1), text(&out))
+}
+
+/// Exports and verifies until `quorum` witnesses cosigned the newest
+/// checkpoint (the log submits in the background), or fails after 20 s.
+fn wait_for_quorum(home: &Path, bundle: &Path, key: &Path, witnesses: &[&[String]]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        export(home, bundle);
+        let (code, out) = verify(bundle, key, witnesses, None);
+        if code == 0 {
+            return out;
+        }
+        assert!(Instant::now() < deadline, "no quorum in time: {out}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn entries(home: &Path) -> Vec<serde_json::Value> {
+    ok(vigil(home).args(["audit", "tail", "--json", "-n", "1000"]))
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+#[test]
+fn two_witnesses_cosign_the_log_and_refuse_its_fork() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("log");
+    ok(vigil(&log).arg("init"));
+    append(&log, 1, "setup");
+    let note = ok(vigil(&log).args(["audit", "checkpoint"]));
+    let origin = note.lines().next().expect("origin line").to_string();
+    let log_pub = log.join("node.pub");
+
+    let (w1, k1) = witness(dir.path(), "witness.example/w1", &origin, &log_pub);
+    let (w2, k2) = witness(dir.path(), "witness.example/w2", &origin, &log_pub);
+    let (_w3, k3) = witness(dir.path(), "witness.example/w3", &origin, &log_pub);
+    let s1 = Serve::start(&w1);
+    let s2 = Serve::start(&w2);
+    append_config(
+        &log,
+        &format!(
+            "\n[[witnesses]]\nurl = \"{}/witness\"\nkeys = [{}]\n\n[[witnesses]]\nurl = \"{}/witness\"\nkeys = [{}]\n",
+            s1.url,
+            k1.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", "),
+            s2.url,
+            k2.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", "),
+        ),
+    );
+    let served = Serve::start(&log);
+    let bundle = dir.path().join("log.bundle");
+    let out = wait_for_quorum(&log, &bundle, &log_pub, &[&k1, &k2]);
+    assert!(out.contains("cosigned by 2 witnesses"), "{out}");
+    // The log grows: the next checkpoint is proven consistent to both.
+    append(&log, 4, "honest");
+    ok(vigil(&log).args(["audit", "checkpoint"]));
+    let out = wait_for_quorum(&log, &bundle, &log_pub, &[&k1, &k2]);
+    assert!(out.contains("cosigned by 2 witnesses"), "{out}");
+    // A quorum of three, with a witness that never saw the log, fails.
+    let (code, out) = verify(&bundle, &log_pub, &[&k1, &k2, &k3], Some(3));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("cosigned by 2 of the required witnesses"),
+        "{out}"
+    );
+    let (code, out) = verify(&bundle, &log_pub, &[&k1], Some(2));
+    assert_eq!(
+        code, 2,
+        "a quorum above the witnesses given is a usage error: {out}"
+    );
+    served.stop();
+    for w in [&w1, &w2] {
+        let cosigned = entries(w)
+            .iter()
+            .filter(|e| e["kind"] == "witness.cosigned" && e["decision"] == "allow")
+            .count();
+        assert!(cosigned >= 2, "each witness records what it cosigned");
+    }
+
+    // The insider: the log's disk and key, a rewritten history.
+    std::fs::remove_dir_all(log.join("ledger")).expect("rm ledger");
+    std::fs::remove_dir_all(log.join("payloads")).expect("rm payloads");
+    append(&log, 9, "forged");
+    ok(vigil(&log).args(["audit", "checkpoint"]));
+    let served = Serve::start(&log);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let refused = |w: &Path| {
+        entries(w)
+            .into_iter()
+            .filter(|e| e["kind"] == "witness.refused")
+            .collect::<Vec<_>>()
+    };
+    while refused(&w1).is_empty() || refused(&w2).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the witnesses were never shown the fork"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    served.stop();
+    for w in [&w1, &w2] {
+        let r = refused(w);
+        let statuses: Vec<u64> = r
+            .iter()
+            .filter_map(|e| match &e["details"] {
+                serde_json::Value::String(text) => {
+                    serde_json::from_str::<serde_json::Value>(text).ok()?["status"].as_u64()
+                }
+                details => details["status"].as_u64(),
+            })
+            .collect();
+        assert!(
+            statuses.contains(&422),
+            "the fork's proof is refused: {statuses:?}"
+        );
+        assert_eq!(r[0]["decision"], "deny");
+    }
+    let forged = dir.path().join("forged.bundle");
+    export(&log, &forged);
+    let (code, _) = verify(&forged, &log_pub, &[], None);
+    assert_eq!(
+        code, 0,
+        "alone, the forged bundle verifies with the log key"
+    );
+    for w in [&k1, &k2] {
+        let (code, out) = verify(&forged, &log_pub, &[w], Some(1));
+        assert_eq!(code, 1, "{out}");
+    }
+    s1.stop();
+    s2.stop();
+}
