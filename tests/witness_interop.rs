@@ -20,7 +20,6 @@ use signed_note::{Note, Signature, StandardSigner, StandardVerifier, Verifier, V
 use tlog_tiles::tlog::{self, Hash, HashReader};
 
 #[path = "mcp_support/raw.rs"]
-#[allow(dead_code)]
 mod raw;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;

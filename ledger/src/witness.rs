@@ -29,9 +29,9 @@ pub const SIZE_CONTENT_TYPE: &str = "text/x.tlog.size";
 #[derive(Clone)]
 pub enum LogKey {
     /// A vigil node's composite key (its note key name is the origin).
-    Composite(CompositePublicKey),
+    Composite(Box<CompositePublicKey>),
     /// A plain Ed25519 signed-note key (type 0x01), as other logs use.
-    Note(VerifierKey),
+    Note(Box<VerifierKey>),
 }
 
 impl std::fmt::Debug for LogKey {
@@ -234,7 +234,7 @@ fn decide(
     })?;
     let signed = log.keys.iter().any(|k| match k {
         LogKey::Composite(key) => SignedCheckpoint::open(&req.note, key).is_ok(),
-        LogKey::Note(key) => verified_signers(&req.note, std::slice::from_ref(key))
+        LogKey::Note(key) => verified_signers(&req.note, std::slice::from_ref(key.as_ref()))
             .is_ok_and(|found| !found.is_empty()),
     });
     if !signed {
@@ -370,7 +370,7 @@ mod tests {
         let w = Cosigner::generate("witness.example/w").unwrap();
         let logs = vec![TrustedLog {
             origin: "log.example/a".into(),
-            keys: vec![LogKey::Composite(log.public_key().clone())],
+            keys: vec![LogKey::Composite(Box::new(log.public_key().clone()))],
         }];
         let mut state = WitnessState::default();
         let leaves: [&[u8]; 5] = [b"a", b"b", b"c", b"d", b"e"];

@@ -81,7 +81,7 @@ pub fn load_cosigner(home: &Home, config: &WitnessConfig) -> anyhow::Result<Cosi
             path.display()
         )
     })?;
-    Ok(Cosigner::from_file(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
+    Cosigner::from_file(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// Writes new witness keys named `name` (mode 0600); refuses to overwrite.
@@ -118,13 +118,13 @@ fn log_key(home: &Home, text: &str) -> anyhow::Result<LogKey> {
     let text = text.trim();
     if text.starts_with(vigil_crypto::composite::ALGORITHM) {
         let (key, _) = keyfile::parse_public_key_line(text)?;
-        return Ok(LogKey::Composite(key));
+        return Ok(LogKey::Composite(Box::new(key)));
     }
     let key = VerifierKey::parse(text)?;
     if key.kind() != TYPE_ED25519_NOTE {
         anyhow::bail!("`{text}` is a cosigner key, not a log's note key (type 0x01)");
     }
-    Ok(LogKey::Note(key))
+    Ok(LogKey::Note(Box::new(key)))
 }
 
 /// This node as a witness. See the module documentation.
