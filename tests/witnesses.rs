@@ -2,10 +2,11 @@
 //! 127.0.0.1: a log node sends each checkpoint to two witness nodes over
 //! C2SP tlog-witness, stores their cosignatures, and its export verifies
 //! with `vigil-verify --witness ... --quorum 2`; a quorum the bundle lacks
-//! fails. Then an insider with the log's disk and key rewrites its history
-//! and shows the fork to both witnesses: each refuses it (and records the
-//! refusal as a ledger entry), so the forked bundle has no cosignature and
-//! fails any quorum.
+//! fails. The witnesses restart (their state is durable). Then an insider
+//! with the log's disk and key rewrites its history and shows the fork to a
+//! third witness that never saw the log (it cosigns, trusting on first use)
+//! and to the first two: each refuses it (and records the refusal as a
+//! ledger entry), so the forked bundle fails a quorum of two.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -177,19 +178,11 @@ fn two_witnesses_cosign_the_log_and_refuse_its_fork() {
 
     let (w1, k1) = witness(dir.path(), "witness.example/w1", &origin, &log_pub);
     let (w2, k2) = witness(dir.path(), "witness.example/w2", &origin, &log_pub);
-    let (_w3, k3) = witness(dir.path(), "witness.example/w3", &origin, &log_pub);
+    let (w3, k3) = witness(dir.path(), "witness.example/w3", &origin, &log_pub);
+    let plain_config = std::fs::read_to_string(log.join("vigil.toml")).expect("config");
     let s1 = Serve::start(&w1);
     let s2 = Serve::start(&w2);
-    append_config(
-        &log,
-        &format!(
-            "\n[[witnesses]]\nurl = \"{}/witness\"\nkeys = [{}]\n\n[[witnesses]]\nurl = \"{}/witness\"\nkeys = [{}]\n",
-            s1.url,
-            k1.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", "),
-            s2.url,
-            k2.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", "),
-        ),
-    );
+    append_config(&log, &witnesses_config(&[(&s1, &k1), (&s2, &k2)]));
     let served = Serve::start(&log);
     let bundle = dir.path().join("log.bundle");
     let out = wait_for_quorum(&log, &bundle, &log_pub, &[&k1, &k2]);
@@ -220,7 +213,21 @@ fn two_witnesses_cosign_the_log_and_refuse_its_fork() {
         assert!(cosigned >= 2, "each witness records what it cosigned");
     }
 
-    // The insider: the log's disk and key, a rewritten history.
+    // The witnesses restart: what they cosigned is durable. A third one,
+    // w3, has never seen the log.
+    s1.stop();
+    s2.stop();
+    let s1 = Serve::start(&w1);
+    let s2 = Serve::start(&w2);
+    let s3 = Serve::start(&w3);
+    std::fs::write(
+        log.join("vigil.toml"),
+        plain_config + &witnesses_config(&[(&s3, &k3), (&s1, &k1), (&s2, &k2)]),
+    )
+    .expect("config");
+
+    // The insider: the log's disk and key, a rewritten history, shown to
+    // w3 (who trusts it on first use) and then to w1 and w2.
     std::fs::remove_dir_all(log.join("ledger")).expect("rm ledger");
     std::fs::remove_dir_all(log.join("payloads")).expect("rm payloads");
     append(&log, 9, "forged");
@@ -233,7 +240,8 @@ fn two_witnesses_cosign_the_log_and_refuse_its_fork() {
             .filter(|e| e["kind"] == "witness.refused")
             .collect::<Vec<_>>()
     };
-    while refused(&w1).is_empty() || refused(&w2).is_empty() {
+    let cosigned_by_w3 = || entries(&w3).iter().any(|e| e["kind"] == "witness.cosigned");
+    while refused(&w1).is_empty() || refused(&w2).is_empty() || !cosigned_by_w3() {
         assert!(
             Instant::now() < deadline,
             "the witnesses were never shown the fork"
@@ -269,6 +277,31 @@ fn two_witnesses_cosign_the_log_and_refuse_its_fork() {
         let (code, out) = verify(&forged, &log_pub, &[w], Some(1));
         assert_eq!(code, 1, "{out}");
     }
+    // The split view: only w3 cosigned the fork, so a quorum of 2 fails.
+    let (code, out) = verify(&forged, &log_pub, &[&k1, &k2, &k3], Some(2));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("cosigned by 1 of the required witnesses (witness.example/w3)"),
+        "{out}"
+    );
     s1.stop();
     s2.stop();
+    s3.stop();
+}
+
+/// `[[witnesses]]` tables for served witnesses and their keys.
+fn witnesses_config(witnesses: &[(&Serve, &Vec<String>)]) -> String {
+    witnesses
+        .iter()
+        .map(|(s, keys)| {
+            format!(
+                "\n[[witnesses]]\nurl = \"{}/witness\"\nkeys = [{}]\n",
+                s.url,
+                keys.iter()
+                    .map(|k| format!("\"{k}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+        .collect()
 }
