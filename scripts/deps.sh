@@ -17,6 +17,8 @@ fi
 need_apt=()
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# The audit report test renders the report in headless Chromium.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if $bench; then
   [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
   command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)

@@ -11,29 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 mod verify_support;
-use verify_support::vigil_verify;
-
-fn vigil(home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    cmd.env_remove("VIGIL_HOME").arg("--home").arg(home);
-    cmd
-}
+use verify_support::{ok, text, vigil, vigil_verify};
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("run vigil")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(out: Output) -> String {
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn append(home: &Path, actor: &str) {

@@ -11,7 +11,6 @@
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use base64::Engine as _;
@@ -21,26 +20,15 @@ use tlog_tiles::tlog::{self, Hash, HashReader};
 
 #[path = "mcp_support/raw.rs"]
 mod raw;
+mod verify_support;
+use verify_support::vigil;
+
+fn ok(cmd: &mut Command) -> String {
+    verify_support::ok(cmd.output().expect("run vigil"))
+}
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const ORIGIN: &str = "outside.example/log";
-
-fn vigil(home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    cmd.env_remove("VIGIL_HOME").arg("--home").arg(home);
-    cmd
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("run vigil");
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// A tlog_tiles tree: the stored hashes of `n` records.
 #[derive(Default)]

@@ -10,30 +10,14 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod verify_support;
-use verify_support::vigil_verify;
-
-fn vigil(home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    cmd.env_remove("VIGIL_HOME").arg("--home").arg(home);
-    cmd
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use verify_support::{text, vigil, vigil_verify};
 
 fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("run vigil");
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    verify_support::ok(cmd.output().expect("run vigil"))
 }
 
 /// `vigil serve` on a home, stopped with SIGTERM; `url` is its HTTP base.

@@ -498,6 +498,19 @@ pub fn verify_bundle_witnessed<R: Read>(
     held: &[String],
     witnessing: Option<(Vec<crate::cosignature::VerifierKey>, usize)>,
 ) -> Result<Report, VerifyError> {
+    verify_bundle_observed(input, key, held, witnessing, &mut |_| {})
+}
+
+/// Like [`verify_bundle_witnessed`], and hands every entry that passed its
+/// checks to `observe` (for a report; use what it gathered only if the
+/// verdict is `Ok`).
+pub fn verify_bundle_observed<R: Read>(
+    input: R,
+    key: &CompositePublicKey,
+    held: &[String],
+    witnessing: Option<(Vec<crate::cosignature::VerifierKey>, usize)>,
+    observe: &mut dyn FnMut(&Entry),
+) -> Result<Report, VerifyError> {
     let mut r = BundleReader::new(input);
     let header = r.header()?;
     let checkpoints = r.checkpoints()?;
@@ -519,6 +532,9 @@ pub fn verify_bundle_witnessed<R: Read>(
     for _ in 0..count {
         let (raw, payload) = r.entry()?;
         v.entry(&raw, payload.as_ref().map(|(s, d)| (s, d.as_slice())))?;
+        if let Ok(e) = Entry::decode(&raw) {
+            observe(&e);
+        }
     }
     r.end()?;
     Ok(v.finish()?)

@@ -27,6 +27,7 @@ pub mod ledger;
 pub mod merkle;
 pub mod payloads;
 pub mod proof;
+pub mod report;
 pub mod storage;
 pub mod verify;
 pub mod witness;

@@ -39,6 +39,32 @@ pub enum AuditCommand {
     Prove(ProveArgs),
     /// Erase the payload of an entry and record the erasure
     Erase(EraseArgs),
+    /// Write an HTML audit report (docs/report.md) of the ledger, built
+    /// from an export that verified against the node key
+    Report(ReportArgs),
+}
+
+/// The entries an export or report covers.
+#[derive(Debug, Args)]
+pub struct RangeArgs {
+    /// First entry
+    #[arg(long, default_value_t = 0)]
+    pub from: u64,
+    /// Last entry wanted (inclusive); extended to the next signed checkpoint
+    #[arg(long)]
+    pub to: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The HTML file to write
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub range: RangeArgs,
+    /// The node public key to verify with [default: the home's node.pub]
+    #[arg(long, value_name = "PUB")]
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -95,12 +121,8 @@ pub struct ExportArgs {
     /// Bundle file to write
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
-    /// First entry
-    #[arg(long, default_value_t = 0)]
-    pub from: u64,
-    /// Last entry wanted (inclusive); extended to the next signed checkpoint
-    #[arg(long)]
-    pub to: Option<u64>,
+    #[command(flatten)]
+    pub range: RangeArgs,
     /// Leave payloads out
     #[arg(long)]
     pub no_payloads: bool,
@@ -155,6 +177,7 @@ pub fn run(home: &Home, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Export(args) => export_cmd(home, args),
+        AuditCommand::Report(args) => report_cmd(home, args),
         AuditCommand::Verify(args) => verify(home, args),
         AuditCommand::Prove(args) => prove(home, args),
         AuditCommand::Erase(args) => {
@@ -450,8 +473,8 @@ fn export_cmd(home: &Home, args: ExportArgs) -> anyhow::Result<ExitCode> {
     );
     let request = Request::AuditExport {
         out: out.clone(),
-        from: args.from,
-        to: args.to,
+        from: args.range.from,
+        to: args.range.to,
         no_payloads: args.no_payloads,
     };
     let reply = execute(home, request, &mut |event| {
@@ -481,6 +504,81 @@ fn export_cmd(home: &Home, args: ExportArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vigil audit report`: exports a bundle (without payloads) beside the
+/// home, verifies it against the node key while gathering the evidence,
+/// and writes the report only if it is valid.
+fn report_cmd(home: &Home, args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let key_path = args.key.clone().unwrap_or_else(|| home.node_pub_path());
+    let key = keyfile::read_public_key(&key_path)
+        .with_context(|| format!("cannot use the key {}", key_path.display()))?;
+    let root = std::path::absolute(home.root())?;
+    let bundle = root.join(format!(".report-{}.bundle", std::process::id()));
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} {bar:40} {pos}/{len} entries ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message("exporting");
+    let request = Request::AuditExport {
+        out: bundle.clone(),
+        from: args.range.from,
+        to: args.range.to,
+        no_payloads: true,
+    };
+    let exported = execute(home, request, &mut |event| {
+        let Event::Progress { done, total } = event;
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    let outcome = exported.and_then(|_| {
+        bar.set_message("verifying");
+        bar.set_position(0);
+        let file = File::open(&bundle).with_context(|| format!("opening {}", bundle.display()))?;
+        let mut evidence = vigil_ledger::report::Evidence::new();
+        let verified = vigil_ledger::bundle::verify_bundle_observed(
+            BufReader::with_capacity(1 << 20, file),
+            &key,
+            &[],
+            None,
+            &mut |e| {
+                evidence.observe(e);
+                bar.inc(1);
+            },
+        );
+        Ok((verified, evidence))
+    });
+    bar.finish_and_clear();
+    let _ = std::fs::remove_file(&bundle);
+    let (verified, evidence) = outcome?;
+    let report = match verified {
+        Ok(r) => r,
+        Err(VerifyError::Failed(f)) => {
+            eprintln!("error: the ledger does not verify, so no report was written: INVALID: {f}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => bail!("the export could not be verified, so no report was written: {e}"),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    std::fs::write(
+        &args.out,
+        evidence.render(&report, &vigil_ledger::report::time(now)),
+    )
+    .with_context(|| format!("writing {}", args.out.display()))?;
+    println!(
+        "wrote {}: {} entries ({}..{}) of {}, verified",
+        args.out.display(),
+        report.entries,
+        report.from,
+        report.to,
+        report.origin
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -24,3 +24,25 @@ pub fn vigil_verify() -> PathBuf {
         })
         .clone()
 }
+
+/// `vigil --home HOME`, with `VIGIL_HOME` unset.
+pub fn vigil(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.env_remove("VIGIL_HOME").arg("--home").arg(home);
+    cmd
+}
+
+/// A command's stdout and stderr, as one text.
+pub fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Its stdout, after asserting it succeeded (else its output is shown).
+pub fn ok(out: std::process::Output) -> String {
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

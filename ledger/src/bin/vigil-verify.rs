@@ -9,6 +9,9 @@
 //! them one per line) it also requires `--quorum N` of those witnesses
 //! (default: all of them) to have cosigned the newest checkpoint.
 //!
+//! With `--report FILE` it writes an HTML report of a valid bundle
+//! (docs/report.md); an invalid bundle gets no report.
+//!
 //! Exit codes: 0 valid; 1 verification failure (the first failing index and
 //! why); 2 usage error, I/O error, malformed input, or a held checkpoint that
 //! cannot be compared (another log or key, or newer than the bundle).
@@ -25,9 +28,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use serde_json::{json, Value};
-use vigil_ledger::bundle::verify_bundle_witnessed;
+use vigil_ledger::bundle::verify_bundle_observed;
 use vigil_ledger::cosignature::VerifierKey;
 use vigil_ledger::proof::EntryProof;
+use vigil_ledger::report::Evidence;
 use vigil_ledger::verify::{Failure, Location, VerifyError};
 
 /// Verify a vigil ledger bundle or single-entry proof offline.
@@ -55,6 +59,10 @@ struct Args {
     /// checkpoint [default: all of them]
     #[arg(long, value_name = "N", requires = "witness")]
     quorum: Option<usize>,
+    /// Also write an HTML report of the bundle to FILE, only if it is
+    /// valid (one self-contained page: summary, charts, controls)
+    #[arg(long, value_name = "FILE", conflicts_with = "proof")]
+    report: Option<PathBuf>,
     /// Print the outcome as one JSON object on stdout (exit codes unchanged).
     #[arg(long)]
     json: bool,
@@ -136,7 +144,25 @@ fn main() -> ExitCode {
                 let witnessing = witnessing(&args)?;
                 let f = File::open(b)
                     .map_err(|e| VerifyError::Malformed(format!("{}: {e}", b.display())))?;
-                verify_bundle_witnessed(BufReader::with_capacity(1 << 20, f), &key, &held, witnessing)
+                let mut evidence = args.report.as_ref().map(|_| Evidence::new());
+                let report = verify_bundle_observed(
+                    BufReader::with_capacity(1 << 20, f),
+                    &key,
+                    &held,
+                    witnessing,
+                    &mut |e| {
+                        if let Some(ev) = evidence.as_mut() {
+                            ev.observe(e);
+                        }
+                    },
+                )?;
+                if let (Some(path), Some(ev)) = (&args.report, &evidence) {
+                    let html = ev.render(&report, &now_utc());
+                    std::fs::write(path, html).map_err(|e| {
+                        VerifyError::Malformed(format!("the bundle is valid, but writing the report {} failed: {e}", path.display()))
+                    })?;
+                }
+                Ok(report)
             })
             .map(|r| Verified {
                 text: r.to_string(),
@@ -180,6 +206,14 @@ fn main() -> ExitCode {
         }
         Err(e) => error(args.json, &e.to_string()),
     }
+}
+
+/// The current time for the report's footer.
+fn now_utc() -> String {
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    vigil_ledger::report::time(ns)
 }
 
 /// Reads the held checkpoint notes named by `--since`.
