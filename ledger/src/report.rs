@@ -630,6 +630,21 @@ pub fn time(ns: u64) -> String {
     )
 }
 
+/// A timestamp in nanoseconds as RFC 3339 UTC with nanoseconds
+/// (`YYYY-MM-DDTHH:MM:SS.NNNNNNNNNZ`).
+pub fn rfc3339(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ns % 1_000_000_000
+    )
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;

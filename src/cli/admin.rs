@@ -150,17 +150,7 @@ pub fn execute(
 
 /// The ledger entry as commands print it.
 pub fn entry_view(e: &Entry) -> EntryView {
-    EntryView {
-        index: e.index,
-        timestamp_ns: e.timestamp_ns,
-        kind: e.kind.clone(),
-        actor: e.actor.clone(),
-        subject: e.subject.clone(),
-        decision: e.decision.clone(),
-        details: e.details.clone(),
-        payload: e.payload.map(|c| (hex::encode(c.digest), c.length)),
-        hash: hex::encode(e.hash()),
-    }
+    EntryView::of(e)
 }
 
 fn json_value(value: &impl Serialize) -> anyhow::Result<Value> {

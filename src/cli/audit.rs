@@ -39,9 +39,22 @@ pub enum AuditCommand {
     Prove(ProveArgs),
     /// Erase the payload of an entry and record the erasure
     Erase(EraseArgs),
+    /// Print every entry from an index on, and keep printing new ones, as
+    /// ECS-shaped JSON lines for a SIEM (docs/siem.md)
+    Follow(FollowArgs),
     /// Write an HTML audit report (docs/report.md) of the ledger, built
     /// from an export that verified against the node key
     Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FollowArgs {
+    /// One JSON object per line (the only format)
+    #[arg(long, required = true)]
+    pub jsonl: bool,
+    /// First entry [default: the next one recorded]
+    #[arg(long)]
+    pub from: Option<u64>,
 }
 
 /// The entries an export or report covers.
@@ -178,6 +191,7 @@ pub fn run(home: &Home, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
         }
         AuditCommand::Export(args) => export_cmd(home, args),
         AuditCommand::Report(args) => report_cmd(home, args),
+        AuditCommand::Follow(args) => follow_cmd(home, args),
         AuditCommand::Verify(args) => verify(home, args),
         AuditCommand::Prove(args) => prove(home, args),
         AuditCommand::Erase(args) => {
@@ -325,22 +339,52 @@ fn tail(home: &Home, args: TailArgs) -> anyhow::Result<ExitCode> {
     let Reply::Size { size } = execute(home, Request::AuditSize, &mut |_| {})? else {
         bail!("the node answered `audit-size` with something else");
     };
-    let mut next = print_entries(
+    let json = args.json;
+    let format = move |e: &EntryView| format_entry(e, json);
+    let next = print_entries(
         home,
         size.saturating_sub(args.lines),
         args.lines,
         0,
-        args.json,
+        &format,
     )?;
     if !args.follow {
         return Ok(ExitCode::SUCCESS);
     }
+    follow(home, next, &format)
+}
+
+/// `vigil audit follow --jsonl`: ECS lines from `--from` (or the next
+/// entry) on, until interrupted.
+fn follow_cmd(home: &Home, args: FollowArgs) -> anyhow::Result<ExitCode> {
+    let config = crate::node::config::Config::load(&home.config_path())?;
+    let origin = config.node.name.clone();
+    let from = match args.from {
+        Some(f) => f,
+        None => {
+            let Reply::Size { size } = execute(home, Request::AuditSize, &mut |_| {})? else {
+                bail!("the node answered `audit-size` with something else");
+            };
+            size
+        }
+    };
+    follow(home, from, &move |e: &EntryView| {
+        crate::node::siem::ecs_line(e, &origin)
+    })
+}
+
+/// Prints entries from `next` on as they are recorded, until interrupted.
+fn follow(
+    home: &Home,
+    mut next: u64,
+    format: &dyn Fn(&EntryView) -> String,
+) -> anyhow::Result<ExitCode> {
     loop {
         // A running node holds the request until entries arrive; with no
         // node running, poll the home (opened only for each read).
         let running = super::admin::node_running(home)?;
         let wait = if running { FOLLOW_WAIT_MS } else { 0 };
-        match print_entries(home, next, u64::MAX, wait, args.json) {
+        match print_entries(home, next, u64::MAX, wait, format) {
             Ok(after) => next = after,
             // The node stopped while we waited: follow the home (or the
             // next node) from where we were.
@@ -368,7 +412,7 @@ fn print_entries(
     mut from: u64,
     mut limit: u64,
     mut wait_ms: u64,
-    json: bool,
+    format: &dyn Fn(&EntryView) -> String,
 ) -> anyhow::Result<u64> {
     const BATCH: u64 = 10_000;
     loop {
@@ -386,7 +430,7 @@ fn print_entries(
         };
         let mut out = std::io::stdout().lock();
         for e in &entries {
-            writeln!(out, "{}", format_entry(e, json))?;
+            writeln!(out, "{}", format(e))?;
         }
         out.flush()?;
         let n = entries.len() as u64;
@@ -438,26 +482,7 @@ pub fn format_entry(e: &EntryView, json: bool) -> String {
 
 /// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` from Unix nanoseconds.
 fn utc_time(ns: u64) -> String {
-    let secs = ns / 1_000_000_000;
-    let nanos = ns % 1_000_000_000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    vigil_ledger::report::rfc3339(ns)
 }
 
 fn export_cmd(home: &Home, args: ExportArgs) -> anyhow::Result<ExitCode> {

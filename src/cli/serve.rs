@@ -164,6 +164,8 @@ pub fn run(home: &Home, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mcp = mcp_address(&config, args.listen)?;
     let started = start_pipeline(home, &config)?;
     let auditor = started.pipeline.auditor().clone();
+    let siem = crate::node::siem::Shipper::start(home, &config.siem, auditor.clone())
+        .context("starting the [siem] stream")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -172,6 +174,9 @@ pub fn run(home: &Home, args: ServeArgs) -> anyhow::Result<ExitCode> {
     // after the last checkpoint is refused by the closed auditor.
     runtime.shutdown_timeout(TASKS_STOP_WITHIN);
     let closed = auditor.close().context("signing the last checkpoint");
+    if let Some(siem) = siem {
+        siem.stop();
+    }
     served?;
     match closed? {
         None => eprintln!("vigil: stopped; the ledger is empty, so there is no checkpoint to sign"),

@@ -180,6 +180,23 @@ pub struct EntryView {
     pub hash: String,
 }
 
+impl EntryView {
+    /// The ledger entry as commands print it.
+    pub fn of(e: &vigil_ledger::Entry) -> Self {
+        Self {
+            index: e.index,
+            timestamp_ns: e.timestamp_ns,
+            kind: e.kind.clone(),
+            actor: e.actor.clone(),
+            subject: e.subject.clone(),
+            decision: e.decision.clone(),
+            details: e.details.clone(),
+            payload: e.payload.map(|c| (hex::encode(c.digest), c.length)),
+            hash: hex::encode(e.hash()),
+        }
+    }
+}
+
 /// The final answer to a request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "kebab-case")]

@@ -43,6 +43,8 @@ pub struct Config {
     pub witness: crate::node::witness::WitnessConfig,
     /// `[[witnesses]]`: witnesses this node sends its checkpoints to.
     pub witnesses: Vec<crate::node::witness::WitnessTarget>,
+    /// `[siem]`: the ledger streamed as JSON Lines for a SIEM.
+    pub siem: crate::node::siem::SiemConfig,
 }
 
 /// `[packages]`: limits of the gatekeeper.
@@ -247,12 +249,22 @@ pub const TEMPLATE: &str = r#"# vigil node configuration. Every option is shown 
 # prove its address first (a flood of bad or spoofed attempts).
 # refusals_before_validation = 32
 
+[siem]
+# Stream every ledger entry, as one ECS-shaped JSON line (docs/siem.md), to
+# this file (relative to the home) while `vigil serve` runs; it resumes
+# after the last line written, so nothing is lost or repeated.
+# file = "siem/events.jsonl"
+# Rotate the file past this size (renamed events.jsonl.<last index>).
+# max_file_bytes = 67108864
+# Rotated files kept (0: all).
+# keep_files = 0
+
 # Witnessing (C2SP tlog-witness, docs/witness.md). As a witness of other
 # logs, `vigil serve` answers POST /witness/add-checkpoint on [mcp] listen
 # with its keys from `vigil witness init --name NAME` (witness.key), for the
 # logs listed here: each a vigil node's .pub line or file, or an Ed25519
 # note verifier key.
-# [witness]
+[witness]
 # key_file = "witness.key"
 # [[witness.logs]]
 # origin = "bank.example/node-a"

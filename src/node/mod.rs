@@ -11,5 +11,6 @@ pub mod links;
 pub mod metrics;
 pub mod notify;
 pub mod rotation;
+pub mod siem;
 pub mod trusted;
 pub mod witness;
