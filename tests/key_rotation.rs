@@ -6,9 +6,8 @@
 //! the handover is finished at the next start, one interrupted before it is
 //! discarded.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 
 mod verify_support;
 use verify_support::{ok, text, vigil, vigil_verify};
@@ -38,19 +37,7 @@ struct Serve(Child);
 
 impl Serve {
     fn start(home: &Path) -> Self {
-        let mut child = vigil(home)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn vigil serve");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        lines
-            .next()
-            .expect("vigil serve ended before it was ready")
-            .expect("read");
-        std::thread::spawn(move || for _ in lines {});
-        Self(child)
+        Self(verify_support::serve(home).0)
     }
 
     fn stop(mut self) {

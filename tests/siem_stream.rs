@@ -15,16 +15,7 @@ mod verify_support;
 use verify_support::{ok, vigil};
 
 fn serve(home: &Path) -> Child {
-    let mut child = vigil(home)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn vigil serve");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    lines.next().expect("vigil serve ended").expect("read");
-    std::thread::spawn(move || for _ in lines {});
-    child
+    verify_support::serve(home).0
 }
 
 /// Records `n` outside events in one JSON Lines import.

@@ -9,9 +9,9 @@
 //! the key IDs `signed_note` computes, and `signed_note` verifies the note
 //! carrying them. A fork's proof, made by `tlog_tiles`, is refused (422).
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufReader, Write as _};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use base64::Engine as _;
 use ed25519_dalek::Verifier as _;
@@ -138,23 +138,11 @@ fn an_outside_log_is_witnessed_over_http_and_its_fork_refused() {
     let config = home.join("vigil.toml");
     let mut text = std::fs::read_to_string(&config).expect("config");
     text.push_str(&format!(
-        "\n[witness]\n[[witness.logs]]\norigin = \"{ORIGIN}\"\nkeys = [\"{vkey}\"]\n"
+        "\n[[witness.logs]]\norigin = \"{ORIGIN}\"\nkeys = [\"{vkey}\"]\n"
     ));
     std::fs::write(&config, text).expect("config");
-    let mut child = vigil(&home)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn vigil serve");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let url = loop {
-        let line = lines.next().expect("vigil serve ended").expect("read");
-        if let Some(u) = line.split_whitespace().find(|w| w.starts_with("http://")) {
-            break u.to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let (child, base) = verify_support::serve(&home);
+    let url = format!("{base}/mcp");
     let _served = Serve(child);
 
     // The witness's cosigner keys, read as signed_note reads verifier keys.

@@ -8,9 +8,8 @@
 //! and to the first two: each refuses it (and records the refusal as a
 //! ledger entry), so the forked bundle fails a quorum of two.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 mod verify_support;
@@ -28,23 +27,7 @@ struct Serve {
 
 impl Serve {
     fn start(home: &Path) -> Self {
-        let mut child = vigil(home)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn vigil serve");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let url = loop {
-            let line = lines
-                .next()
-                .expect("vigil serve ended before it was ready")
-                .expect("read");
-            if let Some(u) = line.split_whitespace().find(|w| w.starts_with("http://")) {
-                break u.trim_end_matches("/mcp").to_string();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
+        let (child, url) = verify_support::serve(home);
         Self { child, url }
     }
 
@@ -83,7 +66,7 @@ fn witness(dir: &Path, name: &str, origin: &str, log_pub: &Path) -> (PathBuf, Ve
     append_config(
         &home,
         &format!(
-            "\n[witness]\n[[witness.logs]]\norigin = \"{origin}\"\nkeys = [\"{}\"]\n",
+            "\n[[witness.logs]]\norigin = \"{origin}\"\nkeys = [\"{}\"]\n",
             log_pub.display()
         ),
     );

@@ -619,29 +619,25 @@ pub fn esc(s: &str) -> String {
 
 /// A timestamp in nanoseconds as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn time(ns: u64) -> String {
-    let secs = ns / 1_000_000_000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let (date, clock) = date_and_clock(ns);
+    format!("{date} {clock} UTC")
 }
 
 /// A timestamp in nanoseconds as RFC 3339 UTC with nanoseconds
 /// (`YYYY-MM-DDTHH:MM:SS.NNNNNNNNNZ`).
 pub fn rfc3339(ns: u64) -> String {
+    let (date, clock) = date_and_clock(ns);
+    format!("{date}T{clock}.{:09}Z", ns % 1_000_000_000)
+}
+
+/// `YYYY-MM-DD` and `HH:MM:SS` (UTC) of a timestamp in nanoseconds.
+fn date_and_clock(ns: u64) -> (String, String) {
     let secs = ns / 1_000_000_000;
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ns % 1_000_000_000
+    (
+        format!("{y:04}-{m:02}-{d:02}"),
+        format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60),
     )
 }
 

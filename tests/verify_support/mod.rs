@@ -46,3 +46,29 @@ pub fn ok(out: std::process::Output) -> String {
     assert!(out.status.success(), "{}", text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Starts `vigil serve --listen 127.0.0.1:0` on `home` and waits for its
+/// first line on stdout (the MCP URL); returns the process and that URL's
+/// base (`http://127.0.0.1:PORT`). Later output is drained.
+pub fn serve(home: &Path) -> (std::process::Child, String) {
+    use std::io::BufRead as _;
+    let mut child = vigil(home)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn vigil serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("vigil serve ended before it was ready")
+            .expect("read");
+        if let Some(u) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+            break u.trim_end_matches("/mcp").to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, url)
+}
