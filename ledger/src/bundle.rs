@@ -501,6 +501,20 @@ pub fn verify_bundle_witnessed<R: Read>(
     verify_bundle_observed(input, key, held, witnessing, &mut |_| {})
 }
 
+/// Like [`verify_bundle`], calling `progress(done, total)` as entries are
+/// checked (every 4096, and once all are).
+pub fn verify_bundle_progress<R: Read>(
+    input: R,
+    key: &CompositePublicKey,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Report, VerifyError> {
+    verify_bundle_with(input, key, &[], None, &mut |_| {}, &mut |done, total| {
+        if done % 4096 == 0 || done == total {
+            progress(done, total);
+        }
+    })
+}
+
 /// Like [`verify_bundle_witnessed`], and hands every entry that passed its
 /// checks to `observe` (for a report; use what it gathered only if the
 /// verdict is `Ok`).
@@ -510,6 +524,21 @@ pub fn verify_bundle_observed<R: Read>(
     held: &[String],
     witnessing: Option<(Vec<crate::cosignature::VerifierKey>, usize)>,
     observe: &mut dyn FnMut(&Entry),
+) -> Result<Report, VerifyError> {
+    verify_bundle_with(input, key, held, witnessing, observe, &mut |_, _| {})
+}
+
+/// Verifies a bundle with everything optional: held checkpoints, a witness
+/// quorum, an `observe`r of each checked entry (for a report; use what it
+/// gathered only if the verdict is `Ok`) and `progress(done, total)`
+/// before each entry and at the end.
+pub fn verify_bundle_with<R: Read>(
+    input: R,
+    key: &CompositePublicKey,
+    held: &[String],
+    witnessing: Option<(Vec<crate::cosignature::VerifierKey>, usize)>,
+    observe: &mut dyn FnMut(&Entry),
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Report, VerifyError> {
     let mut r = BundleReader::new(input);
     let header = r.header()?;
@@ -529,7 +558,8 @@ pub fn verify_bundle_observed<R: Read>(
         v.witnesses(keys, quorum);
     }
     let count = header.to.saturating_sub(header.from);
-    for _ in 0..count {
+    for done in 0..count {
+        progress(done, count);
         let (raw, payload) = r.entry()?;
         v.entry(&raw, payload.as_ref().map(|(s, d)| (s, d.as_slice())))?;
         if let Ok(e) = Entry::decode(&raw) {
@@ -537,5 +567,6 @@ pub fn verify_bundle_observed<R: Read>(
         }
     }
     r.end()?;
+    progress(count, count);
     Ok(v.finish()?)
 }

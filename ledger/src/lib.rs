@@ -26,6 +26,7 @@ pub mod hash;
 pub mod ledger;
 pub mod merkle;
 pub mod payloads;
+pub mod progress;
 pub mod proof;
 pub mod report;
 pub mod storage;

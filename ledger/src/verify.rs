@@ -1040,6 +1040,16 @@ impl From<Failure> for VerifyError {
 /// Verifies a ledger in place, with the same [`Verifier`] as bundles, against
 /// the pinned public key. Payloads are read from the payload store.
 pub fn verify_ledger(ledger: &Ledger, key: &CompositePublicKey) -> Result<Report, VerifyError> {
+    verify_ledger_progress(ledger, key, &mut |_, _| {})
+}
+
+/// Like [`verify_ledger`], calling `progress(done, total)` every 4096
+/// entries and at the end.
+pub fn verify_ledger_progress(
+    ledger: &Ledger,
+    key: &CompositePublicKey,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Report, VerifyError> {
     let size = ledger.size();
     let notes = ledger.checkpoint_notes()?;
     // A ledger with no checkpoint yet has no signed origin: its entries
@@ -1073,7 +1083,10 @@ pub fn verify_ledger(ledger: &Ledger, key: &CompositePublicKey) -> Result<Report
         v.checkpoint(note, &proof)?;
         last_size = Some(*cp_size);
     }
-    for raw in ledger.raw_entries(0..size) {
+    for (done, raw) in ledger.raw_entries(0..size).enumerate() {
+        if done % 4096 == 0 {
+            progress(done as u64, size);
+        }
         let raw = raw?;
         let payload = match Entry::decode(&raw) {
             Ok(e) => ledger.payload_of(&e).ok().flatten(),
@@ -1081,5 +1094,6 @@ pub fn verify_ledger(ledger: &Ledger, key: &CompositePublicKey) -> Result<Report
         };
         v.entry(&raw, payload.as_ref().map(|p| (&p.salt, p.data.as_slice())))?;
     }
+    progress(size, size);
     Ok(v.finish_allowing_tail()?)
 }

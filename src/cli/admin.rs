@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use vigil_crypto::keyfile;
 use vigil_ledger::bundle::{export, ExportOptions};
 use vigil_ledger::proof::EntryProof;
-use vigil_ledger::verify::{verify_ledger, VerifyError};
+use vigil_ledger::verify::{verify_ledger_progress, VerifyError};
 use vigil_ledger::Entry;
 
 use crate::control::protocol::{
@@ -209,7 +209,7 @@ impl Admin {
                 to,
                 no_payloads,
             } => self.export(&out, from, to, no_payloads, emit),
-            Request::AuditVerify { key } => self.verify(key.as_deref()),
+            Request::AuditVerify { key } => self.verify(key.as_deref(), emit),
             Request::AuditProve { index } => self.prove(index),
             Request::AuditErase { index, reason } => {
                 let recorded = self.auditor.erase_payload(index, "operator", &reason)?;
@@ -529,7 +529,11 @@ impl Admin {
         })
     }
 
-    fn verify(&self, key: Option<&str>) -> anyhow::Result<Reply> {
+    fn verify(
+        &self,
+        key: Option<&str>,
+        emit: &mut dyn FnMut(Event) -> bool,
+    ) -> anyhow::Result<Reply> {
         let key = match key {
             Some(line) => keyfile::parse_public_key_line(line).map(|(k, _)| k),
             None => keyfile::read_public_key(&self.home.node_pub_path()),
@@ -544,7 +548,10 @@ impl Admin {
                 })
             }
         };
-        Ok(match verify_ledger(self.auditor.ledger(), &key) {
+        let mut progress = |done, total| {
+            emit(Event::Progress { done, total });
+        };
+        Ok(match verify_ledger_progress(self.auditor.ledger(), &key, &mut progress) {
             Ok(report) => Reply::Verified {
                 code: 0,
                 warning: (report.uncovered > 0).then(|| {

@@ -15,7 +15,6 @@ use anyhow::{bail, Context as _};
 use base64::Engine as _;
 use clap::{Args, Subcommand};
 use vigil_crypto::keyfile;
-use vigil_ledger::bundle::verify_bundle;
 use vigil_ledger::verify::VerifyError;
 
 use super::admin::execute;
@@ -300,13 +299,7 @@ fn import_jsonl(
         });
     }
     let total = events.len() as u64;
-    let bar = indicatif::ProgressBar::new(total);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "importing {bar:40} {pos}/{len} events ({per_sec}, eta {eta})",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = vigil_ledger::progress::bar("importing", "events", total);
     let mut recorded = 0u64;
     let mut first = None;
     let mut rest = events.into_iter().peekable();
@@ -489,13 +482,7 @@ fn export_cmd(home: &Home, args: ExportArgs) -> anyhow::Result<ExitCode> {
     // The node writes the file: name it absolutely.
     let out = std::path::absolute(&args.out)
         .with_context(|| format!("resolving {}", args.out.display()))?;
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "exporting {bar:40} {pos}/{len} entries ({per_sec}, eta {eta})",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = vigil_ledger::progress::bar("exporting", "entries", 0);
     let request = Request::AuditExport {
         out: out.clone(),
         from: args.range.from,
@@ -541,14 +528,7 @@ fn report_cmd(home: &Home, args: ReportArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot use the key {}", key_path.display()))?;
     let root = std::path::absolute(home.root())?;
     let bundle = root.join(format!(".report-{}.bundle", std::process::id()));
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} {bar:40} {pos}/{len} entries ({per_sec}, eta {eta})",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.set_message("exporting");
+    let bar = vigil_ledger::progress::bar("exporting", "entries", 0);
     let request = Request::AuditExport {
         out: bundle.clone(),
         from: args.range.from,
@@ -560,7 +540,10 @@ fn report_cmd(home: &Home, args: ReportArgs) -> anyhow::Result<ExitCode> {
         bar.set_length(total);
         bar.set_position(done);
     });
-    let outcome = exported.and_then(|_| {
+    let outcome = exported.and_then(|reply| {
+        if let Reply::Exported { from, to, .. } = reply {
+            bar.set_length(to - from);
+        }
         bar.set_message("verifying");
         bar.set_position(0);
         let file = File::open(&bundle).with_context(|| format!("opening {}", bundle.display()))?;
@@ -617,9 +600,20 @@ fn verify(home: &Home, args: VerifyArgs) -> anyhow::Result<ExitCode> {
         }
     };
     if let Some(b) = &args.bundle {
+        let bar = vigil_ledger::progress::bar("verifying", "entries", 0);
         let outcome = File::open(b)
             .map_err(|e| VerifyError::Malformed(format!("{}: {e}", b.display())))
-            .and_then(|f| verify_bundle(BufReader::with_capacity(1 << 20, f), &key));
+            .and_then(|f| {
+                vigil_ledger::bundle::verify_bundle_progress(
+                    BufReader::with_capacity(1 << 20, f),
+                    &key,
+                    &mut |done, total| {
+                        bar.set_length(total);
+                        bar.set_position(done);
+                    },
+                )
+            });
+        bar.finish_and_clear();
         return Ok(match outcome {
             Ok(report) => {
                 println!("{report}");
@@ -638,7 +632,14 @@ fn verify(home: &Home, args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let request = Request::AuditVerify {
         key: Some(keyfile::public_key_line(&key, None)),
     };
-    match execute(home, request, &mut |_| {}) {
+    let bar = vigil_ledger::progress::bar("verifying", "entries", 0);
+    let answered = execute(home, request, &mut |event| {
+        let Event::Progress { done, total } = event;
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    match answered {
         Ok(Reply::Verified {
             code,
             text,

@@ -28,7 +28,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use serde_json::{json, Value};
-use vigil_ledger::bundle::verify_bundle_observed;
+use vigil_ledger::bundle::verify_bundle_with;
 use vigil_ledger::cosignature::VerifierKey;
 use vigil_ledger::proof::EntryProof;
 use vigil_ledger::report::Evidence;
@@ -145,7 +145,8 @@ fn main() -> ExitCode {
                 let f = File::open(b)
                     .map_err(|e| VerifyError::Malformed(format!("{}: {e}", b.display())))?;
                 let mut evidence = args.report.as_ref().map(|_| Evidence::new());
-                let report = verify_bundle_observed(
+                let bar = vigil_ledger::progress::bar("verifying", "entries", 0);
+                let report = verify_bundle_with(
                     BufReader::with_capacity(1 << 20, f),
                     &key,
                     &held,
@@ -155,7 +156,15 @@ fn main() -> ExitCode {
                             ev.observe(e);
                         }
                     },
-                )?;
+                    &mut |done, total| {
+                        if done % 4096 == 0 || done == total {
+                            bar.set_length(total);
+                            bar.set_position(done);
+                        }
+                    },
+                );
+                bar.finish_and_clear();
+                let report = report?;
                 if let (Some(path), Some(ev)) = (&args.report, &evidence) {
                     let html = ev.render(&report, &now_utc());
                     std::fs::write(path, html).map_err(|e| {
