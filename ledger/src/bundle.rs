@@ -498,7 +498,7 @@ pub fn verify_bundle_witnessed<R: Read>(
     held: &[String],
     witnessing: Option<(Vec<crate::cosignature::VerifierKey>, usize)>,
 ) -> Result<Report, VerifyError> {
-    verify_bundle_observed(input, key, held, witnessing, &mut |_| {})
+    verify_bundle_with(input, key, held, witnessing, None, &mut |_, _| {})
 }
 
 /// Like [`verify_bundle`], calling `progress(done, total)` as entries are
@@ -508,7 +508,7 @@ pub fn verify_bundle_progress<R: Read>(
     key: &CompositePublicKey,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Report, VerifyError> {
-    verify_bundle_with(input, key, &[], None, &mut |_| {}, &mut |done, total| {
+    verify_bundle_with(input, key, &[], None, None, &mut |done, total| {
         if done % 4096 == 0 || done == total {
             progress(done, total);
         }
@@ -525,19 +525,20 @@ pub fn verify_bundle_observed<R: Read>(
     witnessing: Option<(Vec<crate::cosignature::VerifierKey>, usize)>,
     observe: &mut dyn FnMut(&Entry),
 ) -> Result<Report, VerifyError> {
-    verify_bundle_with(input, key, held, witnessing, observe, &mut |_, _| {})
+    verify_bundle_with(input, key, held, witnessing, Some(observe), &mut |_, _| {})
 }
 
 /// Verifies a bundle with everything optional: held checkpoints, a witness
 /// quorum, an `observe`r of each checked entry (for a report; use what it
-/// gathered only if the verdict is `Ok`) and `progress(done, total)`
-/// before each entry and at the end.
+/// gathered only if the verdict is `Ok`; entries are decoded a second time
+/// only for it) and `progress(done, total)` before each entry and at the
+/// end.
 pub fn verify_bundle_with<R: Read>(
     input: R,
     key: &CompositePublicKey,
     held: &[String],
     witnessing: Option<(Vec<crate::cosignature::VerifierKey>, usize)>,
-    observe: &mut dyn FnMut(&Entry),
+    mut observe: Option<&mut dyn FnMut(&Entry)>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Report, VerifyError> {
     let mut r = BundleReader::new(input);
@@ -562,8 +563,10 @@ pub fn verify_bundle_with<R: Read>(
         progress(done, count);
         let (raw, payload) = r.entry()?;
         v.entry(&raw, payload.as_ref().map(|(s, d)| (s, d.as_slice())))?;
-        if let Ok(e) = Entry::decode(&raw) {
-            observe(&e);
+        if let Some(observe) = observe.as_mut() {
+            if let Ok(e) = Entry::decode(&raw) {
+                observe(&e);
+            }
         }
     }
     r.end()?;

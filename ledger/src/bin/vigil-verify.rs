@@ -146,16 +146,19 @@ fn main() -> ExitCode {
                     .map_err(|e| VerifyError::Malformed(format!("{}: {e}", b.display())))?;
                 let mut evidence = args.report.as_ref().map(|_| Evidence::new());
                 let bar = vigil_ledger::progress::bar("verifying", "entries", 0);
+                // Entries are decoded for the report only when one is wanted.
+                let wanted = evidence.is_some();
+                let mut observe = |e: &vigil_ledger::Entry| {
+                    if let Some(ev) = evidence.as_mut() {
+                        ev.observe(e);
+                    }
+                };
                 let report = verify_bundle_with(
                     BufReader::with_capacity(1 << 20, f),
                     &key,
                     &held,
                     witnessing,
-                    &mut |e| {
-                        if let Some(ev) = evidence.as_mut() {
-                            ev.observe(e);
-                        }
-                    },
+                    if wanted { Some(&mut observe) } else { None },
                     &mut |done, total| {
                         if done % 4096 == 0 || done == total {
                             bar.set_length(total);
