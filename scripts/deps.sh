@@ -19,6 +19,9 @@ command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # The audit report test renders the report in headless Chromium.
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# The SIEM syslog test sends to a real rsyslog over TLS 1.3 (its OpenSSL driver).
+[ -x /usr/sbin/rsyslogd ] || need_apt+=(rsyslog)
+dpkg -s rsyslog-openssl >/dev/null 2>&1 || need_apt+=(rsyslog-openssl)
 if $bench; then
   [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
   command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)

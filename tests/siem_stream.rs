@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod verify_support;
-use verify_support::{ok, vigil};
+use verify_support::{ledger_size, ok, vigil};
 
 fn serve(home: &Path) -> Child {
     verify_support::serve(home).0
@@ -20,21 +20,15 @@ fn serve(home: &Path) -> Child {
 
 /// Records `n` outside events in one JSON Lines import.
 fn import(home: &Path, dir: &Path, tag: &str, n: usize) {
-    let file = dir.join(format!("{tag}.jsonl"));
-    let mut f = std::fs::File::create(&file).expect("events file");
-    for i in 0..n {
-        writeln!(
-            f,
-            r#"{{"actor":"ci:{tag}","subject":"job:{i}","details":{{"n":{i},"pad":"{}"}}}}"#,
-            "x".repeat(100)
-        )
-        .expect("write");
-    }
-    ok(vigil(home)
-        .args(["audit", "append", "--jsonl"])
-        .arg(&file)
-        .output()
-        .expect("import"));
+    let pad = "x".repeat(100);
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"actor":"ci:{tag}","subject":"job:{i}","details":{{"n":{i},"pad":"{pad}"}}}}"#
+            )
+        })
+        .collect();
+    verify_support::import_lines(home, dir, tag, &lines);
 }
 
 /// Every line of the stream's files (rotated ones first), by index.
@@ -67,18 +61,6 @@ fn streamed(dir: &Path) -> (BTreeMap<u64, usize>, usize, Vec<serde_json::Value>)
         }
     }
     (seen, files.len(), lines)
-}
-
-fn ledger_size(home: &Path) -> u64 {
-    ok(vigil(home)
-        .args(["audit", "tail", "--json", "-n", "1"])
-        .output()
-        .expect("tail"))
-    .lines()
-    .last()
-    .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-    .and_then(|v| v["index"].as_u64())
-    .map_or(0, |i| i + 1)
 }
 
 #[test]

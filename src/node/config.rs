@@ -258,6 +258,13 @@ pub const TEMPLATE: &str = r#"# vigil node configuration. Every option is shown 
 # max_file_bytes = 67108864
 # Rotated files kept (0: all).
 # keep_files = 0
+# And/or send each entry to a syslog collector as an RFC 5424 message
+# (facility log audit) over TCP, or TLS with the collector's certificate
+# checked against syslog_ca_file; at least once (siem/syslog.cursor).
+# syslog = "siem.example:6514"
+# syslog_tls = true
+# syslog_ca_file = "siem-ca.pem"
+# syslog_server_name = "siem.example"
 
 # Witnessing (C2SP tlog-witness, docs/witness.md). As a witness of other
 # logs, `vigil serve` answers POST /witness/add-checkpoint on [mcp] listen

@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod notify;
 pub mod rotation;
 pub mod siem;
+pub mod syslog;
 pub mod trusted;
 pub mod witness;

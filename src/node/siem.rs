@@ -35,6 +35,17 @@ pub struct SiemConfig {
     pub max_file_bytes: u64,
     /// Rotated files kept; older ones are deleted (0: keep all).
     pub keep_files: usize,
+    /// A syslog collector, `host:port`, sent RFC 5424 messages over TCP
+    /// (RFC 6587 octet counting); unset: none.
+    pub syslog: Option<String>,
+    /// Use TLS to the collector (RFC 5425).
+    pub syslog_tls: bool,
+    /// PEM file of the CA certificates the collector's certificate must
+    /// chain to (required with `syslog_tls`).
+    pub syslog_ca_file: Option<PathBuf>,
+    /// The name the collector's certificate must carry [default: the host
+    /// of `syslog`].
+    pub syslog_server_name: Option<String>,
 }
 
 impl Default for SiemConfig {
@@ -43,6 +54,10 @@ impl Default for SiemConfig {
             file: None,
             max_file_bytes: 64 * 1024 * 1024,
             keep_files: 0,
+            syslog: None,
+            syslog_tls: false,
+            syslog_ca_file: None,
+            syslog_server_name: None,
         }
     }
 }
@@ -165,7 +180,7 @@ fn last_line_index(file: &Path) -> std::io::Result<Option<u64>> {
 /// The running stream; [`Shipper::stop`] ships what is left and ends it.
 pub struct Shipper {
     stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Shipper {
@@ -176,43 +191,52 @@ impl Shipper {
         config: &SiemConfig,
         auditor: Auditor,
     ) -> anyhow::Result<Option<Self>> {
-        let Some(file) = &config.file else {
+        if config.file.is_none() && config.syslog.is_none() {
             return Ok(None);
-        };
-        let file = home.root().join(file);
-        if let Some(dir) = file.parent() {
-            fs::create_dir_all(dir)?;
-        }
-        let cursor = resume_point(&file)?;
-        let size = auditor.ledger().size();
-        if cursor > size {
-            anyhow::bail!(
-                "{} already holds entries up to {}, but the ledger has {size}: it belongs to another ledger",
-                file.display(),
-                cursor - 1
-            );
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let config = config.clone();
-        let thread = std::thread::Builder::new()
-            .name("vigil-siem".into())
-            .spawn(move || {
-                if let Err(e) = ship(&file, &config, &auditor, cursor, &flag) {
-                    tracing::error!(error = %e, "the SIEM stream stopped");
-                    eprintln!("error: the SIEM stream to {} stopped: {e}", file.display());
-                }
-            })?;
-        Ok(Some(Self {
-            stop,
-            thread: Some(thread),
-        }))
+        let mut threads = Vec::new();
+        if let Some(file) = &config.file {
+            let file = home.root().join(file);
+            if let Some(dir) = file.parent() {
+                fs::create_dir_all(dir)?;
+            }
+            let cursor = resume_point(&file)?;
+            let size = auditor.ledger().size();
+            if cursor > size {
+                anyhow::bail!(
+                    "{} already holds entries up to {}, but the ledger has {size}: it belongs to another ledger",
+                    file.display(),
+                    cursor - 1
+                );
+            }
+            let (flag, config, auditor) = (Arc::clone(&stop), config.clone(), auditor.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name("vigil-siem".into())
+                    .spawn(move || {
+                        if let Err(e) = ship(&file, &config, &auditor, cursor, &flag) {
+                            tracing::error!(error = %e, "the SIEM stream stopped");
+                            eprintln!("error: the SIEM stream to {} stopped: {e}", file.display());
+                        }
+                    })?,
+            );
+        }
+        if let Some(sink) = crate::node::syslog::Sink::open(home, config)? {
+            let (flag, auditor) = (Arc::clone(&stop), auditor.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name("vigil-syslog".into())
+                    .spawn(move || sink.run(&auditor, &flag))?,
+            );
+        }
+        Ok(Some(Self { stop, threads }))
     }
 
     /// Ships the entries recorded so far, then stops.
-    pub fn stop(mut self) {
+    pub fn stop(self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
+        for t in self.threads {
             let _ = t.join();
         }
     }

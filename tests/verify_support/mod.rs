@@ -72,3 +72,29 @@ pub fn serve(home: &Path) -> (std::process::Child, String) {
     std::thread::spawn(move || for _ in lines {});
     (child, url)
 }
+
+/// The number of entries in `home`'s ledger (through the running node if
+/// there is one).
+pub fn ledger_size(home: &Path) -> u64 {
+    ok(vigil(home)
+        .args(["audit", "tail", "--json", "-n", "1"])
+        .output()
+        .expect("tail"))
+    .lines()
+    .last()
+    .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    .and_then(|v| v["index"].as_u64())
+    .map_or(0, |i| i + 1)
+}
+
+/// Records `lines` (JSON Lines events) in `home` with one
+/// `vigil audit append --jsonl` of a file written under `dir` as `TAG.jsonl`.
+pub fn import_lines(home: &Path, dir: &Path, tag: &str, lines: &[String]) {
+    let file = dir.join(format!("{tag}.jsonl"));
+    std::fs::write(&file, lines.join("\n") + "\n").expect("events file");
+    ok(vigil(home)
+        .args(["audit", "append", "--jsonl"])
+        .arg(&file)
+        .output()
+        .expect("import"));
+}
