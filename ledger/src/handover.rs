@@ -262,41 +262,17 @@ impl KeyChain {
                 handovers.len()
             )));
         }
-        let mut keys = vec![first];
-        let mut last_index: Option<u64> = None;
-        for h in &handovers {
-            let current = &keys[keys.len() - 1];
-            if h.old.as_bytes() != current.as_bytes() {
-                return Err(err(format!(
-                    "the handover at entry {} is from key {}, but the key in force then is {}",
-                    h.index,
-                    h.old.fingerprint(),
-                    current.fingerprint()
-                )));
-            }
+        let mut chain = Self::single(first);
+        for h in handovers {
             if h.origin != origin {
                 return Err(err(format!(
                     "the handover at entry {} is of the log `{}`, not `{origin}`",
                     h.index, h.origin
                 )));
             }
-            if last_index.is_some_and(|l| h.index <= l) {
-                return Err(err(format!(
-                    "the handover at entry {} does not come after the one before it",
-                    h.index
-                )));
-            }
-            if keys.iter().any(|k| k.as_bytes() == h.new.as_bytes()) {
-                return Err(err(format!(
-                    "the handover at entry {} returns to a key used before",
-                    h.index
-                )));
-            }
-            h.verify()?;
-            last_index = Some(h.index);
-            keys.push(h.new.clone());
+            chain = chain.extended(h)?;
         }
-        Ok(Self { keys, handovers })
+        Ok(chain)
     }
 
     /// Follows handover records (as a bundle carries them) from the key
@@ -334,6 +310,37 @@ impl KeyChain {
             old = new;
         }
         Self::follow(first, origin, handovers)
+    }
+
+    /// This chain with one more handover, which must be signed by the
+    /// current key, at a later index, to a key not used before (only the
+    /// new handover is checked).
+    pub fn extended(mut self, h: Handover) -> Result<Self, HandoverError> {
+        let current = self.current();
+        if h.old.as_bytes() != current.as_bytes() {
+            return Err(err(format!(
+                "the handover at entry {} is from key {}, but the key in force then is {}",
+                h.index,
+                h.old.fingerprint(),
+                current.fingerprint()
+            )));
+        }
+        if self.handovers.last().is_some_and(|l| h.index <= l.index) {
+            return Err(err(format!(
+                "the handover at entry {} does not come after the one before it",
+                h.index
+            )));
+        }
+        if self.position(&h.new).is_some() {
+            return Err(err(format!(
+                "the handover at entry {} returns to a key used before",
+                h.index
+            )));
+        }
+        h.verify()?;
+        self.keys.push(h.new.clone());
+        self.handovers.push(h);
+        Ok(self)
     }
 
     /// Every key, first to current.

@@ -912,31 +912,21 @@ impl Ledger {
     /// All stored checkpoint notes as `(size, note)`, by increasing size,
     /// unverified.
     pub fn checkpoint_notes(&self) -> Result<Vec<(u64, String)>, LedgerError> {
-        let mut out = Vec::new();
-        for item in self.inner.db.scan_prefix(b"c") {
-            let (k, v) = item?;
-            let size = k
-                .get(1..9)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_be_bytes)
-                .ok_or_else(|| LedgerError::Damaged("a checkpoint key is malformed".into()))?;
-            out.push((size, String::from_utf8_lossy(&v).into_owned()));
-        }
-        Ok(out)
+        self.inner
+            .db
+            .scan_prefix(b"c")
+            .map(|item| checkpoint_record(item?))
+            .collect()
     }
 
     /// The latest stored checkpoint note as `(size, note)`, unverified.
     pub fn latest_checkpoint_note(&self) -> Result<Option<(u64, String)>, LedgerError> {
-        let Some(item) = self.inner.db.scan_prefix(b"c").next_back() else {
-            return Ok(None);
-        };
-        let (k, v) = item?;
-        let size = k
-            .get(1..9)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_be_bytes)
-            .ok_or_else(|| LedgerError::Damaged("a checkpoint key is malformed".into()))?;
-        Ok(Some((size, String::from_utf8_lossy(&v).into_owned())))
+        self.inner
+            .db
+            .scan_prefix(b"c")
+            .next_back()
+            .map(|item| checkpoint_record(item?))
+            .transpose()
     }
 
     /// Adds witness cosignature lines (each `— name base64\n`, checked by
@@ -992,12 +982,9 @@ impl Ledger {
         &self,
         key: &vigil_crypto::CompositePublicKey,
     ) -> Result<Option<SignedCheckpoint>, LedgerError> {
-        let Some(item) = self.inner.db.scan_prefix(b"c").next_back() else {
+        let Some((_, note)) = self.latest_checkpoint_note()? else {
             return Ok(None);
         };
-        let (_, v) = item?;
-        let note = String::from_utf8(v.to_vec())
-            .map_err(|_| LedgerError::Damaged("the latest checkpoint note is not UTF-8".into()))?;
         SignedCheckpoint::open(&note, key).map(Some).map_err(|e| {
             LedgerError::Damaged(format!("the latest stored checkpoint does not verify: {e}"))
         })
@@ -1016,20 +1003,6 @@ impl Ledger {
         check_origin(origin)?;
         let chain = self.key_chain(key.public_key(), origin)?;
         let mut writer = lock(&self.inner.writer);
-        if let Some(h) = chain.handovers().last() {
-            if writer.state.size == h.index + 1
-                && self
-                    .latest_checkpoint_of(&chain)?
-                    .map(|c| c.checkpoint.size)
-                    != Some(h.index + 1)
-            {
-                return Err(CheckpointError(format!(
-                    "the checkpoint covering the key handover at entry {} needs the old key's signature too; the new key signs the next checkpoint once an entry follows",
-                    h.index
-                ))
-                .into());
-            }
-        }
         self.checkpoint_locked(&mut writer, &[key], &chain, origin)
     }
 
@@ -1085,6 +1058,18 @@ impl Ledger {
                 return Err(CheckpointError(format!(
                     "the ledger of {size} entries is not consistent with the checkpoint signed at size {}; refusing to sign",
                     last.size
+                ))
+                .into());
+            }
+        }
+        // Every key valid at this size signs (both at a handover).
+        for i in chain.signers(size) {
+            let needed = &chain.keys()[i];
+            if !signers.iter().any(|k| k.public_key().as_bytes() == needed.as_bytes()) {
+                return Err(CheckpointError(format!(
+                    "a checkpoint of size {size} must also be signed by node key {} ({}), which is not at hand; the next checkpoint, once an entry follows, needs only the key in force",
+                    i + 1,
+                    needed.fingerprint()
                 ))
                 .into());
             }
@@ -1215,9 +1200,7 @@ impl Ledger {
             .unwrap_or_else(|| Err("the handover was not committed".into()))
             .map_err(LedgerError::Commit)?;
         debug_assert_eq!(range.start, index);
-        let mut handovers = chain.handovers().to_vec();
-        handovers.push(handover.clone());
-        let chain = KeyChain::follow(chain.first().clone(), origin, handovers)?;
+        let chain = chain.extended(handover.clone())?;
         let checkpoint = self.checkpoint_locked(&mut writer, &[old, new], &chain, origin);
         Ok(Rotation {
             handover,
@@ -1296,4 +1279,14 @@ pub struct Rotation {
     pub handover: Handover,
     /// The checkpoint covering it, signed by both keys, or why it failed.
     pub checkpoint: Result<SignedCheckpoint, LedgerError>,
+}
+
+/// A stored checkpoint record as `(size, note)`, unverified.
+fn checkpoint_record((k, v): (sled::IVec, sled::IVec)) -> Result<(u64, String), LedgerError> {
+    let size = k
+        .get(1..9)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| LedgerError::Damaged("a checkpoint key is malformed".into()))?;
+    Ok((size, String::from_utf8_lossy(&v).into_owned()))
 }
