@@ -7,10 +7,10 @@
 //! discarded.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 
 mod verify_support;
-use verify_support::{ok, text, vigil, vigil_verify};
+use verify_support::{ok, text, vigil, vigil_verify, Served};
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("run vigil")
@@ -30,29 +30,6 @@ fn append(home: &Path, actor: &str) {
 fn rotate(home: &Path) -> serde_json::Value {
     let out = ok(run(vigil(home).args(["key", "rotate", "--json"])));
     serde_json::from_str(out.trim()).expect("rotate --json")
-}
-
-/// `vigil serve` on `home`, stopped with SIGTERM.
-struct Serve(Child);
-
-impl Serve {
-    fn start(home: &Path) -> Self {
-        Self(verify_support::serve(home).0)
-    }
-
-    fn stop(mut self) {
-        let pid = self.0.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let status = self.0.wait().expect("wait");
-        assert!(status.success(), "vigil serve exited with {status}");
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn verify(bundle: &Path, key: &Path) -> (i32, String) {
@@ -84,7 +61,7 @@ fn two_live_rotations_verify_from_every_key_and_an_old_key_cannot_sign() {
     copy(&home.join("node.key"), &first_key);
     append(&home, "ci:0");
 
-    let serve = Serve::start(&home);
+    let serve = Served::start(&home);
     let one = rotate(&home);
     append(&home, "ci:1");
     let two = rotate(&home);
@@ -194,7 +171,7 @@ fn an_interrupted_rotation_is_finished_or_discarded_at_the_next_start() {
     copy(&old_key, &home.join("node.key"));
     std::fs::remove_file(home.join("retired-keys/node-1.pub")).expect("rm");
 
-    let serve = Serve::start(&home);
+    let serve = Served::start(&home);
     append(&home, "ci:1");
     ok(run(vigil(&home).args(["audit", "checkpoint"])));
     serve.stop();

@@ -8,15 +8,11 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 mod verify_support;
-use verify_support::{ledger_size, ok, vigil};
-
-fn serve(home: &Path) -> Child {
-    verify_support::serve(home).0
-}
+use verify_support::{ledger_size, ok, vigil, Served};
 
 /// Records `n` outside events in one JSON Lines import.
 fn import(home: &Path, dir: &Path, tag: &str, n: usize) {
@@ -77,7 +73,7 @@ fn the_stream_survives_a_kill_with_every_entry_exactly_once() {
     std::fs::write(&config, text).expect("config");
     let siem = home.join("siem");
 
-    let mut node = serve(&home);
+    let mut node = Served::start(&home);
     let mut follow = vigil(&home)
         .args(["audit", "follow", "--jsonl", "--from", "0"])
         .stdout(Stdio::piped())
@@ -91,8 +87,8 @@ fn the_stream_survives_a_kill_with_every_entry_exactly_once() {
         assert!(Instant::now() < deadline, "nothing streamed");
         std::thread::sleep(Duration::from_millis(10));
     }
-    node.kill().expect("kill");
-    node.wait().expect("wait");
+    node.child.kill().expect("kill");
+    node.child.wait().expect("wait");
     // `follow` printed the same ECS lines as the file, from entry 0.
     let mut printed = BufReader::new(follow.stdout.take().expect("stdout")).lines();
     for i in 0..20 {
@@ -115,7 +111,7 @@ fn the_stream_survives_a_kill_with_every_entry_exactly_once() {
     drop(current);
     import(&home, dir.path(), "b", 100);
 
-    let mut node = serve(&home);
+    let node = Served::start(&home);
     let size = ledger_size(&home);
     assert!(size >= 400, "{size}");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -131,9 +127,7 @@ fn the_stream_survives_a_kill_with_every_entry_exactly_once() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let pid = node.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    node.wait().expect("wait");
+    node.stop();
     let (seen, files, lines) = streamed(&siem);
     let final_size = ledger_size(&home);
     assert_eq!(

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod verify_support;
-use verify_support::{ledger_size, ok, vigil};
+use verify_support::{ledger_size, ok, vigil, Served};
 
 struct Rsyslog(Child);
 
@@ -76,13 +76,6 @@ input(type="imtcp" port="{port}" ruleset="vigil")
         std::thread::sleep(Duration::from_millis(50));
     }
     Rsyslog(child)
-}
-
-fn stop(mut node: Child) {
-    let pid = node.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let status = node.wait().expect("wait");
-    assert!(status.success(), "vigil serve exited with {status}");
 }
 
 /// The collector's lines as (pri, app, msgid, json).
@@ -169,17 +162,17 @@ fn entries_reach_a_real_rsyslog_over_tls_once_each_across_a_restart() {
 
     let home = syslog_home(&d.join("home"), port, &d.join("ca.pem"));
 
-    let node = verify_support::serve(&home).0;
+    let node = Served::start(&home);
     import(&home, d, 40, "a");
     let size = ledger_size(&home);
     wait_for(&out, size);
-    stop(node);
+    node.stop();
     // The node's last checkpoint adds no entry; restart and record more.
-    let node = verify_support::serve(&home).0;
+    let node = Served::start(&home);
     import(&home, d, 10, "b");
     let size = ledger_size(&home);
     wait_for(&out, size);
-    stop(node);
+    node.stop();
 
     let got = received(&out);
     let indices: Vec<u64> = got
@@ -227,10 +220,10 @@ fn entries_reach_a_real_rsyslog_over_tls_once_each_across_a_restart() {
         &out2,
     );
     let home2 = syslog_home(&d.join("home2"), port2, &d.join("ca.pem"));
-    let node = verify_support::serve(&home2).0;
+    let node = Served::start(&home2);
     import(&home2, d, 5, "c");
     std::thread::sleep(Duration::from_secs(2));
-    stop(node);
+    node.stop();
     assert!(
         received(&out2).is_empty(),
         "nothing sent to an untrusted collector"

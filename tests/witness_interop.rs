@@ -11,7 +11,7 @@
 
 use std::io::{BufReader, Write as _};
 use std::net::TcpStream;
-use std::process::{Child, Command};
+use std::process::Command;
 
 use base64::Engine as _;
 use ed25519_dalek::Verifier as _;
@@ -113,15 +113,6 @@ impl Verifier for CosignatureV1 {
     }
 }
 
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn an_outside_log_is_witnessed_over_http_and_its_fork_refused() {
     let (skey, vkey) = signed_note::generate_key(&mut rand::rngs::OsRng, ORIGIN);
@@ -141,9 +132,8 @@ fn an_outside_log_is_witnessed_over_http_and_its_fork_refused() {
         "\n[[witness.logs]]\norigin = \"{ORIGIN}\"\nkeys = [\"{vkey}\"]\n"
     ));
     std::fs::write(&config, text).expect("config");
-    let (child, base) = verify_support::serve(&home);
-    let url = format!("{base}/mcp");
-    let _served = Serve(child);
+    let served = verify_support::Served::start(&home);
+    let url = format!("{}/mcp", served.url);
 
     // The witness's cosigner keys, read as signed_note reads verifier keys.
     let (name, id_hex, material) = {

@@ -9,41 +9,14 @@
 //! ledger entry), so the forked bundle fails a quorum of two.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod verify_support;
-use verify_support::{text, vigil, vigil_verify};
+use verify_support::{text, vigil, vigil_verify, Served};
 
 fn ok(cmd: &mut Command) -> String {
     verify_support::ok(cmd.output().expect("run vigil"))
-}
-
-/// `vigil serve` on a home, stopped with SIGTERM; `url` is its HTTP base.
-struct Serve {
-    child: Child,
-    url: String,
-}
-
-impl Serve {
-    fn start(home: &Path) -> Self {
-        let (child, url) = verify_support::serve(home);
-        Self { child, url }
-    }
-
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let status = self.child.wait().expect("wait");
-        assert!(status.success(), "vigil serve exited with {status}");
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn append_config(home: &Path, extra: &str) {
@@ -147,10 +120,10 @@ fn two_witnesses_cosign_the_log_and_refuse_its_fork() {
     let (w2, k2) = witness(dir.path(), "witness.example/w2", &origin, &log_pub);
     let (w3, k3) = witness(dir.path(), "witness.example/w3", &origin, &log_pub);
     let plain_config = std::fs::read_to_string(log.join("vigil.toml")).expect("config");
-    let s1 = Serve::start(&w1);
-    let s2 = Serve::start(&w2);
+    let s1 = Served::start(&w1);
+    let s2 = Served::start(&w2);
     append_config(&log, &witnesses_config(&[(&s1, &k1), (&s2, &k2)]));
-    let served = Serve::start(&log);
+    let served = Served::start(&log);
     let bundle = dir.path().join("log.bundle");
     let out = wait_for_quorum(&log, &bundle, &log_pub, &[&k1, &k2]);
     assert!(out.contains("cosigned by 2 witnesses"), "{out}");
@@ -184,9 +157,9 @@ fn two_witnesses_cosign_the_log_and_refuse_its_fork() {
     // w3, has never seen the log.
     s1.stop();
     s2.stop();
-    let s1 = Serve::start(&w1);
-    let s2 = Serve::start(&w2);
-    let s3 = Serve::start(&w3);
+    let s1 = Served::start(&w1);
+    let s2 = Served::start(&w2);
+    let s3 = Served::start(&w3);
     std::fs::write(
         log.join("vigil.toml"),
         plain_config + &witnesses_config(&[(&s3, &k3), (&s1, &k1), (&s2, &k2)]),
@@ -199,7 +172,7 @@ fn two_witnesses_cosign_the_log_and_refuse_its_fork() {
     std::fs::remove_dir_all(log.join("payloads")).expect("rm payloads");
     append(&log, 9, "forged");
     ok(vigil(&log).args(["audit", "checkpoint"]));
-    let served = Serve::start(&log);
+    let served = Served::start(&log);
     let deadline = Instant::now() + Duration::from_secs(20);
     let refused = |w: &Path| {
         entries(w)
@@ -257,7 +230,7 @@ fn two_witnesses_cosign_the_log_and_refuse_its_fork() {
 }
 
 /// `[[witnesses]]` tables for served witnesses and their keys.
-fn witnesses_config(witnesses: &[(&Serve, &Vec<String>)]) -> String {
+fn witnesses_config(witnesses: &[(&Served, &Vec<String>)]) -> String {
     witnesses
         .iter()
         .map(|(s, keys)| {

@@ -1065,7 +1065,10 @@ impl Ledger {
         // Every key valid at this size signs (both at a handover).
         for i in chain.signers(size) {
             let needed = &chain.keys()[i];
-            if !signers.iter().any(|k| k.public_key().as_bytes() == needed.as_bytes()) {
+            if !signers
+                .iter()
+                .any(|k| k.public_key().as_bytes() == needed.as_bytes())
+            {
                 return Err(CheckpointError(format!(
                     "a checkpoint of size {size} must also be signed by node key {} ({}), which is not at hand; the next checkpoint, once an entry follows, needs only the key in force",
                     i + 1,

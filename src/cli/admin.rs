@@ -686,12 +686,6 @@ impl Admin {
     fn rotate_key(&self) -> anyhow::Result<Reply> {
         let _one_at_a_time = self.lock_changes();
         let pass = super::passphrase::from_env(self.config.node.passphrase_env.as_deref())?;
-        let old = self
-            .auditor
-            .ledger()
-            .handovers()?
-            .last()
-            .map(|h| h.new.fingerprint());
         let rotated = crate::node::rotation::rotate(
             &self.home,
             &self.auditor,
@@ -705,7 +699,7 @@ impl Admin {
         };
         Ok(Reply::KeyRotated {
             index: h.index,
-            old: old.unwrap_or_else(|| h.old.fingerprint()),
+            old: h.old.fingerprint(),
             new: h.new.fingerprint(),
             checkpoint,
             checkpoint_error,

@@ -428,12 +428,7 @@ impl Auditor {
     /// checkpoint does; a failed checkpoint is reported on its own (the
     /// next entry or the timer tries again).
     fn appended(&self, size: u64) {
-        {
-            let (lock_size, grown) = &self.inner.size;
-            let mut s = lock(lock_size);
-            *s = (*s).max(size);
-            grown.notify_all();
-        }
+        self.announce(size);
         let due = {
             let last = lock(&self.inner.last_checkpoint);
             self.inner.policy.every_entries > 0 && size >= last.0 + self.inner.policy.every_entries
@@ -468,11 +463,17 @@ impl Auditor {
         if let Ok(cp) = &rotation.checkpoint {
             *lock(&self.inner.last_checkpoint) = (cp.checkpoint.size, Instant::now());
         }
+        self.announce(rotation.handover.index + 1);
+        Ok(rotation)
+    }
+
+    /// Tells waiters ([`Auditor::wait_for_growth`]) that entries up to
+    /// `size` are durable.
+    fn announce(&self, size: u64) {
         let (lock_size, grown) = &self.inner.size;
         let mut s = lock(lock_size);
-        *s = (*s).max(rotation.handover.index + 1);
+        *s = (*s).max(size);
         grown.notify_all();
-        Ok(rotation)
     }
 
     /// Waits up to `timeout` until the ledger holds more than `size`

@@ -31,6 +31,9 @@ pub enum RotationError {
         #[source]
         source: std::io::Error,
     },
+    /// A directory of the home could not be made.
+    #[error(transparent)]
+    Home(#[from] crate::node::home::HomeError),
     /// A key file is malformed or cannot be sealed.
     #[error(transparent)]
     Crypto(#[from] vigil_crypto::CryptoError),
@@ -120,10 +123,7 @@ fn remove_next(home: &Home) -> Result<(), RotationError> {
 /// `retired-keys/` and deleting the old secret key.
 fn swap(home: &Home) -> Result<PathBuf, RotationError> {
     let dir = retired_dir(home);
-    crate::node::home::create_private_dir(&dir).map_err(|e| RotationError::Io {
-        path: dir.clone(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    crate::node::home::create_private_dir(&dir)?;
     let count = fs::read_dir(&dir).map_err(io(&dir))?.count();
     let retired = dir.join(format!("node-{}.pub", count + 1));
     let old_pub = home.node_pub_path();

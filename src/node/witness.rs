@@ -431,7 +431,11 @@ async fn submit(
             }
             // The witness names the size it last cosigned; try again from it
             // (at this very size, it cosigns again when the roots agree).
-            409 if text.trim().parse::<u64>().is_ok() => target.believed = text.trim().parse()?,
+            409 => {
+                target.believed = text.trim().parse().map_err(|_| {
+                    anyhow::anyhow!("HTTP 409 without the witness's size: {}", text.trim())
+                })?
+            }
             _ => anyhow::bail!("HTTP {status}: {}", text.trim()),
         }
     }

@@ -47,30 +47,52 @@ pub fn ok(out: std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Starts `vigil serve --listen 127.0.0.1:0` on `home` and waits for its
-/// first line on stdout (the MCP URL); returns the process and that URL's
-/// base (`http://127.0.0.1:PORT`). Later output is drained.
-pub fn serve(home: &Path) -> (std::process::Child, String) {
-    use std::io::BufRead as _;
-    let mut child = vigil(home)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn vigil serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("vigil serve ended before it was ready")
-            .expect("read");
-        if let Some(u) = line.split_whitespace().find(|w| w.starts_with("http://")) {
-            break u.trim_end_matches("/mcp").to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, url)
+/// A running `vigil serve --listen 127.0.0.1:0`, started once its first
+/// line (the MCP URL) is out; `url` is that URL's base
+/// (`http://127.0.0.1:PORT`). [`Served::stop`] sends SIGTERM and asserts a
+/// clean exit; dropping it kills the node. Later output is drained.
+pub struct Served {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+impl Served {
+    pub fn start(home: &Path) -> Self {
+        use std::io::BufRead as _;
+        let mut child = vigil(home)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn vigil serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("vigil serve ended before it was ready")
+                .expect("read");
+            if let Some(u) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+                break u.trim_end_matches("/mcp").to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Self { child, url }
+    }
+
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "vigil serve exited with {status}");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The number of entries in `home`'s ledger (through the running node if
