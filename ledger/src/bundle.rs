@@ -515,19 +515,6 @@ pub fn verify_bundle_progress<R: Read>(
     })
 }
 
-/// Like [`verify_bundle_witnessed`], and hands every entry that passed its
-/// checks to `observe` (for a report; use what it gathered only if the
-/// verdict is `Ok`).
-pub fn verify_bundle_observed<R: Read>(
-    input: R,
-    key: &CompositePublicKey,
-    held: &[String],
-    witnessing: Option<(Vec<crate::cosignature::VerifierKey>, usize)>,
-    observe: &mut dyn FnMut(&Entry),
-) -> Result<Report, VerifyError> {
-    verify_bundle_with(input, key, held, witnessing, Some(observe), &mut |_, _| {})
-}
-
 /// Verifies a bundle with everything optional: held checkpoints, a witness
 /// quorum, an `observe`r of each checked entry (for a report; use what it
 /// gathered only if the verdict is `Ok`; entries are decoded a second time

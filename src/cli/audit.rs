@@ -548,15 +548,13 @@ fn report_cmd(home: &Home, args: ReportArgs) -> anyhow::Result<ExitCode> {
         bar.set_position(0);
         let file = File::open(&bundle).with_context(|| format!("opening {}", bundle.display()))?;
         let mut evidence = vigil_ledger::report::Evidence::new();
-        let verified = vigil_ledger::bundle::verify_bundle_observed(
+        let verified = vigil_ledger::bundle::verify_bundle_with(
             BufReader::with_capacity(1 << 20, file),
             &key,
             &[],
             None,
-            &mut |e| {
-                evidence.observe(e);
-                bar.inc(1);
-            },
+            Some(&mut |e| evidence.observe(e)),
+            &mut |done, _| bar.set_position(done),
         );
         Ok((verified, evidence))
     });

@@ -416,7 +416,7 @@ async fn submit(
         let text = String::from_utf8_lossy(&bytes).into_owned();
         match status {
             200 => {
-                let lines = keep_cosignatures(note, &text, &target.keys)?;
+                let lines = keep_cosignatures(note, &text, &target.keys);
                 if lines.is_empty() {
                     anyhow::bail!(
                         "the witness answered with no cosignature by its configured keys"
@@ -444,11 +444,7 @@ async fn submit(
 
 /// The signature lines of `answer` that are valid cosignatures on `note` by
 /// one of `keys`; others are dropped.
-fn keep_cosignatures(
-    note: &str,
-    answer: &str,
-    keys: &[VerifierKey],
-) -> anyhow::Result<Vec<String>> {
+fn keep_cosignatures(note: &str, answer: &str, keys: &[VerifierKey]) -> Vec<String> {
     let mut kept = Vec::new();
     for line in answer.lines().filter(|l| !l.is_empty()) {
         let candidate = format!("{note}{line}\n");
@@ -458,5 +454,5 @@ fn keep_cosignatures(
             }
         }
     }
-    Ok(kept)
+    kept
 }
