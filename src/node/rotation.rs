@@ -140,17 +140,14 @@ fn swap(home: &Home) -> Result<PathBuf, RotationError> {
         fs::rename(&next_key, home.node_key_path()).map_err(io(&next_key))?;
     }
     fs::rename(&next_pub, &old_pub).map_err(io(&next_pub))?;
-    sync_dir(home.root())?;
-    sync_dir(&dir)?;
+    // Directories are synced by opening them, as files are.
+    sync_file(home.root())?;
+    sync_file(&dir)?;
     Ok(retired)
 }
 
 fn sync_file(p: &Path) -> Result<(), RotationError> {
     fs::File::open(p).and_then(|f| f.sync_all()).map_err(io(p))
-}
-
-fn sync_dir(p: &Path) -> Result<(), RotationError> {
-    sync_file(p)
 }
 
 /// Finishes or discards a rotation that stopped half-way: with a waiting

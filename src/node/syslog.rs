@@ -232,9 +232,5 @@ fn read_cursor(path: &Path) -> u64 {
 }
 
 fn write_cursor(path: &Path, next: u64) -> std::io::Result<()> {
-    let tmp = path.with_extension("cursor.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    writeln!(f, "{next}")?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    crate::trust::file::write_atomic(path, format!("{next}\n").as_bytes())
 }

@@ -283,18 +283,9 @@ impl WitnessService {
     }
 }
 
-/// Writes the state durably: a temporary file, fsynced, renamed over the
-/// old one, and the directory fsynced.
+/// Writes the state durably (temporary file, fsync, rename, directory fsync).
 fn write_state(path: &Path, state: &WitnessState) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    let mut f = fs::File::create(&tmp)?;
-    f.write_all(serde_json::to_string_pretty(state)?.as_bytes())?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    crate::trust::file::write_atomic(path, serde_json::to_string_pretty(state)?.as_bytes())
 }
 
 /// One witness this node submits to, with what it knows of it.
