@@ -47,3 +47,14 @@ if ! "$venv/bin/python" -c "import mcp, importlib.metadata as m; assert m.versio
   fi
   "$venv/bin/pip" install -q "$MCP_PYTHON_SDK"
 fi
+
+# The test identity provider for the OAuth tests (tests/idp: oidc-provider,
+# pinned in its package-lock.json); reinstalled when the lock file changes.
+idp="$(cd "$(dirname "$0")/.." && pwd)/tests/idp"
+idp_lock="$(sha256sum "$idp/package-lock.json" | cut -d' ' -f1)"
+if [ ! -d "$idp/node_modules/oidc-provider" ] || [ "$(cat "$idp/node_modules/.lock-sha256" 2>/dev/null)" != "$idp_lock" ]; then
+  echo "deps: installing the test identity provider into $idp/node_modules"
+  command -v npm >/dev/null 2>&1 || { echo "deps: tests/idp needs Node.js 20 or later and npm" >&2; exit 1; }
+  (cd "$idp" && npm ci --silent --no-audit --no-fund)
+  echo "$idp_lock" > "$idp/node_modules/.lock-sha256"
+fi
