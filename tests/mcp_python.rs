@@ -126,3 +126,55 @@ fn python_sdk_over_stdio_and_http_then_the_ledger_verifies() {
     let denied = calls.iter().filter(|e| e["kind"] == "tool.denied").count();
     assert!(denied >= 6, "refusals recorded: {denied}");
 }
+
+/// MCP 2026-07-28: the Python SDK's client completes an approval in-band
+/// (`input_required` with an elicitation form, then the retry with the
+/// answer); a declined one and forged, moved and replayed request states
+/// are refused. Each attempt is one ledger entry, decided by the client's
+/// user (`elicitation:alice`) or refused by the node (`node:request-state`).
+#[test]
+fn python_sdk_on_2026_07_28_approves_in_band() {
+    let node = Node::new("[mcp]\napproval_timeout_seconds = 60\n[approvals]\nmode = \"client\"\n");
+    let served = Served::start(&node);
+    let out = Command::new(python())
+        .arg(root().join("tests/mcp_client/inband.py"))
+        .args(["--url", &served.url, "--token", ALICE_TOKEN])
+        .output()
+        .expect("run python client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "inband.py failed:\n{stdout}\n{stderr}");
+    served.stop();
+    let tail = node
+        .vigil()
+        .args(["audit", "tail", "-n", "1000", "--json"])
+        .assert_ok();
+    let calls: Vec<serde_json::Value> = String::from_utf8_lossy(&tail.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| matches!(e["kind"].as_str(), Some("tool.call" | "tool.denied")))
+        .collect();
+    let by: Vec<(String, String)> = calls
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap_or("").to_string(),
+                e["details"]["approval"]["by"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("tool.call", "elicitation:alice"),
+        ("tool.denied", "elicitation:alice"),
+        ("tool.denied", "node:request-state"),
+        ("tool.denied", "node:request-state"),
+        ("tool.denied", "node:request-state"),
+    ]
+    .iter()
+    .map(|(k, b)| (k.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(by, expected, "one entry per attempt, in order");
+    // Nothing went to the operator queue.
+    let pending = node.vigil().args(["approvals", "--json"]).assert_ok();
+    assert_eq!(String::from_utf8_lossy(&pending.stdout).trim(), "[]");
+}

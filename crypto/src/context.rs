@@ -18,6 +18,9 @@ pub const OPERATOR_CALL: &[u8] = b"vigil/operator-call/v1";
 /// A node key handing the log over to its successor (`vigil key rotate`).
 pub const KEY_HANDOVER: &[u8] = b"vigil/key-handover/v1";
 
+/// A bearer token this node minted for one of its agents (`vigil agent token`).
+pub const AGENT_TOKEN: &[u8] = b"vigil/agent-token/v1";
+
 /// Every internal context, for tests and documentation.
 pub const ALL: &[&[u8]] = &[
     PACKAGE,
@@ -26,6 +29,7 @@ pub const ALL: &[&[u8]] = &[
     APPROVAL,
     OPERATOR_CALL,
     KEY_HANDOVER,
+    AGENT_TOKEN,
 ];
 
 /// The prefix reserved for internal contexts.

@@ -46,6 +46,8 @@ use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::trust::{file, TrustChange, TrustStore};
 use vigil_ledger::approval::SignedStatement;
 
+mod agents;
+
 /// What the running node does when the operator changes its state.
 pub trait Live: Send + Sync {
     /// Admitted packages or trusted publishers changed: serve the tools
@@ -60,6 +62,8 @@ pub trait Live: Send + Sync {
     fn approvals(&self) -> ApprovalQueue;
     /// Runs one call through the node's pipeline.
     fn call(&self, caller: &Caller, tool: &str, arguments: Value) -> CallReply;
+    /// The node's pipeline (its agents' access state and watch).
+    fn pipeline(&self) -> Arc<Pipeline>;
 }
 
 /// The operations over one open node home. See the module documentation.
@@ -89,6 +93,7 @@ fn key_use(request: &Request) -> KeyUse {
         Request::AuditAppend { .. }
         | Request::AuditCheckpoint
         | Request::KeyRotate
+        | Request::AgentToken { .. }
         | Request::AuditExport { .. }
         | Request::AuditProve { .. }
         | Request::AuditErase { .. } => KeyUse::Required,
@@ -96,11 +101,14 @@ fn key_use(request: &Request) -> KeyUse {
         | Request::Uninstall { .. }
         | Request::Trust(_)
         | Request::Tools
-        | Request::Call { .. } => KeyUse::Optional,
+        | Request::Call { .. }
+        | Request::AgentRevoke { .. }
+        | Request::AgentResume { .. } => KeyUse::Optional,
         Request::AuditEntries { .. }
         | Request::AuditSize
         | Request::AuditVerify { .. }
         | Request::TrustList
+        | Request::AgentStatus
         | Request::Approvals
         | Request::Decide { .. }
         | Request::Mcp { .. } => KeyUse::None,
@@ -203,6 +211,19 @@ impl Admin {
                 note: self.auditor.checkpoint()?.note,
             }),
             Request::KeyRotate => self.rotate_key(),
+            Request::AgentToken {
+                agent,
+                ttl_seconds,
+                tools,
+            } => self.agent_token(&agent, ttl_seconds, &tools),
+            Request::AgentRevoke {
+                agent,
+                token_id,
+                token,
+                reason,
+            } => self.agent_revoke(agent.as_deref(), token_id.as_deref(), token.as_deref(), &reason),
+            Request::AgentResume { agent, reason } => self.agent_resume(&agent, &reason),
+            Request::AgentStatus => self.agent_status(),
             Request::AuditExport {
                 out,
                 from,

@@ -114,6 +114,10 @@ impl Live for LiveNode {
         self.pipeline.approvals().clone()
     }
 
+    fn pipeline(&self) -> Arc<crate::mcp::Pipeline> {
+        Arc::clone(&self.pipeline)
+    }
+
     fn trust_changed(&self, store: TrustStore) {
         self.trust.set(store);
     }

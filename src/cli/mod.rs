@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::node::home::Home;
 
 mod admin;
+mod agent;
 mod approvals;
 mod audit;
 mod call;
@@ -57,6 +58,9 @@ pub enum Command {
     /// Generate and inspect composite (ML-DSA-65 + Ed25519) key pairs
     #[command(subcommand)]
     Key(key::KeyCommand),
+    /// Agent tokens (mint, revoke) and suspensions (status, resume)
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
     /// Sign a file under a namespace (like `ssh-keygen -Y sign`)
     Sign(sign::SignArgs),
     /// Verify a file's signature under a namespace (exit 0 valid, 1 invalid)
@@ -168,6 +172,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(cli.home.as_deref(), args),
         Command::Init(args) => init::run(&home, args),
         Command::Key(cmd) => key::run(&home, cmd),
+        Command::Agent(cmd) => agent::run(&home, cmd),
         Command::Sign(args) => sign::sign(args),
         Command::Verify(args) => sign::verify(args),
         Command::Package(cmd) => package::run(cmd),

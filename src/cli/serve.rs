@@ -91,14 +91,19 @@ pub fn start_pipeline(home: &Home, config: &Config) -> anyhow::Result<Started> {
     }
     let approvals = ApprovalQueue::new(home.approvals_dir()).with_limits(&config.approvals);
     refuse_orphaned_approvals(&approvals, &auditor)?;
-    let pipeline = Arc::new(Pipeline::new(
-        catalog,
-        config,
-        |v| std::env::var(v).ok(),
-        approvals,
-        auditor,
-        slots,
-    ));
+    let access = crate::node::access::AgentAccess::load(&home.access_path())
+        .context("reading the agents' access state")?;
+    let pipeline = Arc::new(
+        Pipeline::new(
+            catalog,
+            config,
+            |v| std::env::var(v).ok(),
+            approvals,
+            auditor,
+            slots,
+        )
+        .with_access(Arc::new(access)),
+    );
     Ok(Started {
         pipeline,
         sandbox,

@@ -93,6 +93,28 @@ pub enum Request {
     AuditCheckpoint,
     /// Hand the log over to a new node key (`vigil key rotate`).
     KeyRotate,
+    /// Mint a token for `agent` valid `ttl_seconds`, scoped to `tools`
+    /// (empty: the agent's whole allow-list, `tools:*`).
+    AgentToken {
+        agent: String,
+        ttl_seconds: u64,
+        tools: Vec<String>,
+    },
+    /// Revoke tokens: one by id (`token_id`, or the id inside `token`), or
+    /// every token of `agent` issued until now.
+    AgentRevoke {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+        reason: String,
+    },
+    /// Lift the suspension of `agent`.
+    AgentResume { agent: String, reason: String },
+    /// The suspended agents.
+    AgentStatus,
     /// Write a bundle to `out` (an absolute path, written by the node).
     AuditExport {
         out: PathBuf,
@@ -211,6 +233,19 @@ pub enum Reply {
     Entries { entries: Vec<EntryView>, size: u64 },
     /// The ledger size.
     Size { size: u64 },
+    /// A minted agent token and its `agent.token-issued` entry.
+    AgentToken {
+        token: String,
+        token_id: String,
+        agent: String,
+        scope: String,
+        expires_at: i64,
+        entry: u64,
+    },
+    /// An agent change (revocation, resumption) and its entry.
+    AgentChanged { entry: u64, summary: String },
+    /// The suspended agents: name -> suspension.
+    AgentStatus { suspended: Value },
     /// A signed checkpoint note.
     Checkpoint { note: String },
     /// The node key was rotated: the handover is entry `index`; `old` and

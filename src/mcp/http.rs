@@ -19,12 +19,14 @@ use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
+use crate::mcp::auth::{unix_now, AuthRefusal, Authenticator, NodeIssuer, RefusalBudget, Refused};
 use crate::mcp::connections::{self, Connection, ConnectionLimits};
 use crate::mcp::pipeline::Pipeline;
 use crate::mcp::requests::{self, BodyLimits};
 use crate::mcp::server::{AgentSource, HttpAgent, VigilServer};
 use crate::mcp::sessions::{self, Sessions};
 use crate::mcp::McpConfig;
+use crate::node::audit::{AuditEvent, EventKind, Verdict};
 use crate::node::metrics;
 use crate::node::witness::WitnessService;
 
@@ -38,6 +40,14 @@ const LOOPBACK_ORIGINS: [&str; 6] = [
     "https://[::1]:*",
 ];
 
+/// What the bearer check needs: the authenticator, the pipeline (to record
+/// refusals and count them) and the budget of recorded refusals.
+struct Bearer {
+    auth: Authenticator,
+    pipeline: Arc<Pipeline>,
+    budget: RefusalBudget,
+}
+
 /// The axum router serving MCP at `/mcp` for `pipeline`, and `/healthz`
 /// and `/metrics`, with the `[mcp]` settings of `config`. `listen` is the
 /// bound address (its host is accepted in `Host` besides loopback names).
@@ -47,7 +57,33 @@ pub fn router(
     config: &McpConfig,
     cancel: CancellationToken,
     witness: Option<Arc<WitnessService>>,
-) -> axum::Router {
+) -> std::io::Result<axum::Router> {
+    let auth_config = pipeline.auth_config().clone();
+    let resource = auth_config
+        .resource
+        .clone()
+        .unwrap_or_else(|| format!("http://{listen}/mcp"));
+    let node = pipeline
+        .auditor()
+        .public_key()
+        .map(|key| NodeIssuer {
+            origin: pipeline.auditor().origin().to_string(),
+            key,
+        });
+    let budget = RefusalBudget::new(auth_config.refusals_recorded_per_second);
+    let auth = Authenticator::new(
+        pipeline.agents().clone(),
+        auth_config,
+        resource,
+        node,
+        Arc::clone(pipeline.guard().access()),
+    )
+    .map_err(std::io::Error::other)?;
+    let bearer_state = Arc::new(Bearer {
+        auth,
+        pipeline: Arc::clone(&pipeline),
+        budget,
+    });
     let mut hosts: Vec<String> = vec![
         "localhost".into(),
         "127.0.0.1".into(),
@@ -104,13 +140,30 @@ pub fn router(
             body_limits,
             requests::check_body,
         ))
-        .layer(axum::middleware::from_fn_with_state(pipeline, bearer))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&bearer_state),
+            bearer,
+        ))
         // Added after the bearer layer, so it does not apply to these.
         .merge(
             axum::Router::new()
                 .route("/healthz", axum::routing::get(healthz))
                 .route("/metrics", axum::routing::get(metrics))
                 .with_state(Arc::new(operations)),
+        )
+        // RFC 9728: at the well-known path, and with the resource's path
+        // appended (§3.1).
+        .merge(
+            axum::Router::new()
+                .route(
+                    "/.well-known/oauth-protected-resource",
+                    axum::routing::get(resource_metadata),
+                )
+                .route(
+                    "/.well-known/oauth-protected-resource/{*path}",
+                    axum::routing::get(resource_metadata),
+                )
+                .with_state(bearer_state),
         );
     if let Some(witness) = witness {
         // C2SP tlog-witness: no token; the checkpoint's signature is the
@@ -127,7 +180,24 @@ pub fn router(
                 .with_state(witness),
         );
     }
-    router
+    Ok(router)
+}
+
+/// `GET /.well-known/oauth-protected-resource` (RFC 9728): this resource,
+/// the identity providers whose tokens it accepts, and its scopes.
+async fn resource_metadata(State(bearer): State<Arc<Bearer>>) -> Response {
+    let body = bearer.auth.resource_metadata(
+        &bearer.pipeline.tool_names(),
+        bearer.pipeline.node_name(),
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// `POST /witness/add-checkpoint` (C2SP tlog-witness), decided on a
@@ -222,14 +292,12 @@ fn is_loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Resolves `Authorization: Bearer TOKEN` to an agent or answers 401;
-/// counts the connection against the agent's connection limit (429 and
-/// the connection closed past it).
-async fn bearer(
-    State(pipeline): State<Arc<Pipeline>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// Resolves `Authorization: Bearer TOKEN` to an agent and its scopes
+/// ([`Authenticator`]) or answers 401 with the resource metadata hint of
+/// RFC 9728 (a presented token that is refused is also recorded as an
+/// `agent.token-refused` entry); counts the connection against the agent's
+/// connection limit (429 and the connection closed past it).
+async fn bearer(State(state): State<Arc<Bearer>>, mut request: Request, next: Next) -> Response {
     let token = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -238,15 +306,22 @@ async fn bearer(
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .map(str::trim);
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
     let Some(token) = token else {
-        return unauthorized("missing `Authorization: Bearer <token>`; ask the operator for a token ([[agents]] token_env or token_sha256 in vigil.toml)");
+        state.pipeline.metrics().count_token_refusal(AuthRefusal::Missing.code());
+        return unauthorized(&state.auth, None, "missing `Authorization: Bearer <token>`; get a token from the identity provider named in the resource metadata, `vigil agent token`, or the operator ([[agents]] token_env / token_sha256)");
     };
-    let Some(agent) = pipeline.agents().by_token(token) else {
-        return unauthorized("unknown bearer token: no agent in vigil.toml has this token");
+    let grant = match state.auth.authenticate(token, unix_now()).await {
+        Ok(grant) => grant,
+        Err(refused) => {
+            let message = refused.refusal.to_string();
+            record_refusal(&state, token, refused).await;
+            return unauthorized(&state.auth, Some("invalid_token"), &message);
+        }
     };
     if let Some(connection) = request.extensions().get::<Arc<Connection>>() {
-        if let Err(full) = connection.claim(&agent.name) {
+        if let Err(full) = connection.claim(&grant.agent) {
             return (
                 StatusCode::TOO_MANY_REQUESTS,
                 [(header::CONNECTION, "close")],
@@ -255,15 +330,64 @@ async fn bearer(
                 .into_response();
         }
     }
-    let agent = HttpAgent(agent.name.clone());
-    request.extensions_mut().insert(agent);
+    request.extensions_mut().insert(HttpAgent(grant));
     next.run(request).await
 }
 
-fn unauthorized(message: &str) -> Response {
+/// Records a refused token (within the budget) as `agent.token-refused`,
+/// with the SHA-256 of the token, never the token.
+async fn record_refusal(state: &Bearer, token: &str, refused: Refused) {
+    let code = refused.refusal.code();
+    state.pipeline.metrics().count_token_refusal(code);
+    tracing::warn!(code, agent = ?refused.agent, "bearer token refused: {}", refused.refusal);
+    let Some(suppressed) = state.budget.take() else {
+        return;
+    };
+    let actor = refused
+        .agent
+        .as_ref()
+        .map_or_else(|| "agent:unknown".to_string(), |a| format!("agent:{a}"));
+    let subject = refused
+        .issuer
+        .as_ref()
+        .map_or_else(|| "bearer-token".to_string(), |i| format!("issuer:{i}"));
+    let event = AuditEvent::new(EventKind::AgentTokenRefused, actor, subject, Verdict::Deny)
+        .details(serde_json::json!({
+            "code": code,
+            "reason": refused.refusal.to_string(),
+            "source": refused.source.map(|s| s.as_str()),
+            "issuer": refused.issuer,
+            "token_id": refused.token_id,
+            "token_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes())),
+            "suppressed_before": suppressed,
+        }));
+    let auditor = state.pipeline.auditor().clone();
+    match tokio::task::spawn_blocking(move || auditor.record(event)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!("a refused token could not be recorded: {e}"),
+        Err(e) => tracing::error!("a refused token could not be recorded: {e}"),
+    }
+}
+
+/// 401 with `WWW-Authenticate: Bearer resource_metadata="..."` (RFC 9728
+/// §5.1) and, for a refused token, `error="invalid_token"` (RFC 6750).
+fn unauthorized(auth: &Authenticator, error: Option<&str>, message: &str) -> Response {
+    let mut challenge = format!(
+        "Bearer resource_metadata=\"{}\"",
+        auth.resource_metadata_url()
+    );
+    if let Some(error) = error {
+        let description: String = message
+            .chars()
+            .map(|c| if c == '"' || c == '\\' || c.is_control() || !c.is_ascii() { '\'' } else { c })
+            .collect();
+        challenge.push_str(&format!(
+            ", error=\"{error}\", error_description=\"{description}\""
+        ));
+    }
     (
         StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, "Bearer")],
+        [(header::WWW_AUTHENTICATE, challenge)],
         message.to_string(),
     )
         .into_response()
@@ -283,7 +407,7 @@ pub async fn serve(
     // MCP sessions end once the connections had their grace period, so
     // that calls in progress can still send their replies.
     let sessions = CancellationToken::new();
-    let app = router(pipeline, addr, config, sessions.clone(), witness);
+    let app = router(pipeline, addr, config, sessions.clone(), witness)?;
     connections::serve(listener, app, cancel, limits).await;
     sessions.cancel();
     Ok(())

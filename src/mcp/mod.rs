@@ -8,11 +8,14 @@
 //! bounded by [`connections`], [`requests`] and [`sessions`] (counted by
 //! [`caps`]), with the limits of [`McpConfig`].
 
+pub mod auth;
 pub mod call_log;
 pub mod caps;
 pub mod catalog;
 pub mod connections;
+pub mod guard;
 pub mod http;
+pub mod inband;
 pub mod pipeline;
 pub mod requests;
 pub mod server;

@@ -17,7 +17,12 @@ use rmcp::{Peer, RoleServer};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::mcp::auth::AuthConfig;
 use crate::mcp::catalog::{Catalog, CatalogTool};
+use crate::mcp::guard::Guard;
+use crate::node::access::AgentAccess;
+use crate::policy::grant::ToolScope;
+use crate::policy::watch::Watch;
 use crate::node::audit::{AuditEvent, Auditor, EventKind, Verdict};
 use crate::node::config::Config;
 use crate::node::metrics::{Metrics, NodeSources, UNKNOWN};
@@ -123,6 +128,14 @@ pub struct Pipeline {
     call_slots: Arc<tokio::sync::Semaphore>,
     /// Counts every call (in [`Pipeline::call`]); scraped at `/metrics`.
     metrics: Arc<Metrics>,
+    /// Suspensions, revocations and the behavioural watch.
+    guard: Guard,
+    /// `[auth]`: how HTTP callers are authenticated.
+    auth: AuthConfig,
+    /// `[node] name`.
+    node_name: String,
+    /// Approvals asked in-band (MCP 2026-07-28 `input_required`).
+    inband: crate::mcp::inband::InBand,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -185,7 +198,27 @@ impl Pipeline {
             auditor: auditor.clone(),
             approvals: approvals.clone(),
         })));
+        // Config::parse validated every watch, so this does not fail.
+        let watch = Watch::new(
+            config
+                .agents
+                .iter()
+                .filter_map(|a| a.watch.clone().map(|w| (a.name.clone(), w))),
+        )
+        .unwrap_or_default();
+        let guard = Guard::new(
+            Arc::new(AgentAccess::unsaved()),
+            watch,
+            auditor.clone(),
+            Arc::clone(&metrics),
+        );
         Self {
+            guard,
+            auth: config.auth.clone(),
+            node_name: config.node.name.clone(),
+            inband: crate::mcp::inband::InBand::new(Duration::from_secs(
+                config.mcp.approval_timeout_seconds,
+            )),
             catalog: RwLock::new(Arc::new(catalog)),
             clients: Mutex::new(Vec::new()),
             agents,
@@ -201,6 +234,33 @@ impl Pipeline {
         }
     }
 
+    /// Keeps suspensions and revocations in `access` (the node home's
+    /// `agents.json`) instead of in memory only.
+    pub fn with_access(mut self, access: Arc<AgentAccess>) -> Self {
+        self.guard.set_access(access);
+        self
+    }
+
+    /// Suspensions, revocations and the behavioural watch.
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// `[auth]`.
+    pub fn auth_config(&self) -> &AuthConfig {
+        &self.auth
+    }
+
+    /// `[node] name`.
+    pub fn node_name(&self) -> &str {
+        &self.node_name
+    }
+
+    /// Approvals asked in-band (MCP 2026-07-28).
+    pub fn inband(&self) -> &crate::mcp::inband::InBand {
+        &self.inband
+    }
+
     /// The node's metrics (calls counted here; ledger and approvals read
     /// when scraped).
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -212,13 +272,14 @@ impl Pipeline {
         &self.agents
     }
 
-    /// The tools `agent` may call (all admitted tools it is allowed).
-    pub fn tools_for(&self, agent: &str) -> Vec<Arc<CatalogTool>> {
+    /// The tools `agent` may call (all admitted tools it is allowed and
+    /// its token's `scope` covers).
+    pub fn tools_for(&self, agent: &str, scope: &ToolScope) -> Vec<Arc<CatalogTool>> {
         match self.agents.by_name(agent) {
             Some(a) => self
                 .catalog()
                 .iter()
-                .filter(|t| a.may_call(&t.spec.name))
+                .filter(|t| a.may_call(&t.spec.name) && scope.allows(&t.spec.name))
                 .cloned()
                 .collect(),
             None => Vec::new(),
@@ -285,8 +346,27 @@ impl Pipeline {
         arguments: Value,
         approver: &impl Approver,
     ) -> CallReply {
-        self.call_as(&Caller::Agent(agent.to_string()), tool, arguments, approver)
+        self.call_scoped(agent, &ToolScope::All, tool, arguments, approver)
             .await
+    }
+
+    /// [`Pipeline::call`] for an agent whose token covers `scope` only.
+    pub async fn call_scoped(
+        &self,
+        agent: &str,
+        scope: &ToolScope,
+        tool: &str,
+        arguments: Value,
+        approver: &impl Approver,
+    ) -> CallReply {
+        self.call_with(
+            &Caller::Agent(agent.to_string()),
+            scope,
+            tool,
+            arguments,
+            approver,
+        )
+        .await
     }
 
     /// [`Pipeline::call`] for any caller (an operator's `vigil call`).
@@ -297,9 +377,28 @@ impl Pipeline {
         arguments: Value,
         approver: &impl Approver,
     ) -> CallReply {
+        self.call_with(caller, &ToolScope::All, tool, arguments, approver)
+            .await
+    }
+
+    async fn call_with(
+        &self,
+        caller: &Caller,
+        scope: &ToolScope,
+        tool: &str,
+        arguments: Value,
+        approver: &impl Approver,
+    ) -> CallReply {
         let started = Instant::now();
         let actor = caller.actor();
-        let reply = match self.admit(caller, tool, &arguments, approver).await {
+        let watched = match caller {
+            Caller::Agent(agent) if self.agents.by_name(agent).is_some() => Some(agent.as_str()),
+            _ => None,
+        };
+        if let Some(agent) = watched {
+            self.guard.call_started(agent, tool).await;
+        }
+        let mut reply = match self.admit(caller, scope, tool, &arguments, approver).await {
             Err(early) => {
                 let (refusal, ledger_index) =
                     self.record_refusal(&actor, tool, arguments, early).await;
@@ -313,6 +412,21 @@ impl Pipeline {
             }
             Ok((entry, approval)) => self.run(&actor, &entry, arguments, approval).await,
         };
+        if let Some(agent) = watched {
+            self.guard
+                .call_finished(agent, tool, reply.result.as_ref().map_err(|_| ()))
+                .await;
+            // Suspended while the call ran: the output is withheld (the
+            // run itself is on record).
+            if reply.result.is_ok() {
+                if let Some(suspension) = self.guard.access().suspension(agent) {
+                    reply.result = Err(Refusal::AgentSuspended {
+                        agent: agent.to_string(),
+                        rule: suspension.rule,
+                    });
+                }
+            }
+        }
         let label = caller.label();
         super::call_log::log_call(label, tool, &reply);
         // Label values only from names the node knows (see `metrics`).
@@ -330,6 +444,7 @@ impl Pipeline {
     async fn admit(
         &self,
         caller: &Caller,
+        scope: &ToolScope,
         tool: &str,
         arguments: &Value,
         approver: &impl Approver,
@@ -346,6 +461,9 @@ impl Pipeline {
             })?),
             None => None,
         };
+        if let Some(agent) = agent {
+            self.refuse_if_suspended(agent)?;
+        }
         let entry = self
             .catalog()
             .get(tool)
@@ -358,6 +476,14 @@ impl Pipeline {
                 return Err(Refusal::ToolNotAllowed {
                     agent: agent.to_string(),
                     tool: tool.to_string(),
+                }
+                .into());
+            }
+            if !scope.allows(tool) {
+                return Err(Refusal::OutOfScope {
+                    agent: agent.to_string(),
+                    tool: tool.to_string(),
+                    scopes: scope.scopes(),
                 }
                 .into());
             }
@@ -409,6 +535,15 @@ impl Pipeline {
             }
         };
         if decision.answer == Answer::Approve {
+            // Suspended while the call waited for its approval.
+            if let Caller::Agent(agent) = caller {
+                if let Err(refusal) = self.refuse_if_suspended(agent) {
+                    return Err(Early {
+                        refusal,
+                        approval: Some(decision),
+                    });
+                }
+            }
             return Ok((entry, Some(decision)));
         }
         let refusal = if decision.by == "node:timeout" {
@@ -427,6 +562,28 @@ impl Pipeline {
             refusal,
             approval: Some(decision),
         })
+    }
+
+    fn refuse_if_suspended(&self, agent: &str) -> Result<(), Refusal> {
+        match self.guard.access().suspension(agent) {
+            Some(suspension) => Err(Refusal::AgentSuspended {
+                agent: agent.to_string(),
+                rule: suspension.rule,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// True when a call of `tool` by `agent` would wait for an approval a
+    /// human at the agent's client may give (`client` mode): the tool is
+    /// admitted, `high`, and the agent may call it.
+    pub fn asks_client(&self, agent: &str, tool: &str) -> bool {
+        let Some(entry) = self.catalog().get(tool).cloned() else {
+            return false;
+        };
+        entry.needs_approval()
+            && self.agents.by_name(agent).is_some_and(|a| a.may_call(tool))
+            && self.approval_modes.mode_for(agent, tool) == ApprovalMode::Client
     }
 
     /// Asks the client's human (in `client` mode), or holds the call in

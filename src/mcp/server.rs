@@ -8,16 +8,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequestParams,
-    ElicitResult, ElicitationAction, ElicitationSchema, Implementation, ListToolsResult,
-    PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequest,
+    ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationSchema, Implementation,
+    InputRequest, InputRequiredResult, InputRequests, ListToolsResult, PaginatedRequestParams,
+    ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{ElicitationMode, NotificationContext, RequestContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, ServiceExt as _};
 use serde_json::Value;
 
 use crate::mcp::pipeline::{Approver, Asked, CallReply, Pipeline};
+use crate::policy::grant::{Grant, ToolScope};
 use crate::policy::{Answer, Decision};
+
+/// The key of the approval form in an `input_required` result.
+const APPROVAL_INPUT: &str = "approval";
 
 /// How the handler learns the calling agent.
 #[derive(Debug, Clone)]
@@ -29,10 +34,10 @@ pub enum AgentSource {
     Http,
 }
 
-/// The agent of an HTTP request, put in the request extensions by the
-/// bearer-token check of [`crate::mcp::http`].
+/// The agent of an HTTP request and what its token allows, put in the
+/// request extensions by the bearer-token check of [`crate::mcp::http`].
 #[derive(Debug, Clone)]
-pub struct HttpAgent(pub String);
+pub struct HttpAgent(pub Grant);
 
 /// The MCP handler of a node.
 #[derive(Debug, Clone)]
@@ -46,14 +51,15 @@ impl VigilServer {
         Self { pipeline, source }
     }
 
-    fn agent(&self, context: &RequestContext<RoleServer>) -> Result<String, ErrorData> {
+    /// The calling agent and the tools its token covers.
+    fn agent(&self, context: &RequestContext<RoleServer>) -> Result<(String, ToolScope), ErrorData> {
         match &self.source {
-            AgentSource::Fixed(name) => Ok(name.clone()),
+            AgentSource::Fixed(name) => Ok((name.clone(), ToolScope::All)),
             AgentSource::Http => context
                 .extensions
                 .get::<axum::http::request::Parts>()
                 .and_then(|p| p.extensions.get::<HttpAgent>())
-                .map(|a| a.0.clone())
+                .map(|a| (a.0.agent.clone(), a.0.tools.clone()))
                 .ok_or_else(|| {
                     ErrorData::invalid_request(
                         "no agent identified for this request (bearer token missing)",
@@ -116,22 +122,37 @@ impl Elicitation {
     }
 }
 
+/// The form that asks a human to approve one call.
+fn approval_form(agent: &str, tool: &str, arguments: &Value) -> ElicitRequestParams {
+    let schema = ElicitationSchema::builder()
+        .required_bool("approve")
+        .optional_string("reason")
+        .build_unchecked();
+    ElicitRequestParams::FormElicitationParams {
+        meta: None,
+        message: format!(
+            "vigil: agent `{agent}` wants to call `{tool}` (sensitivity high) with arguments {arguments}. Approve this call?"
+        ),
+        requested_schema: schema,
+    }
+}
+
+/// The decision already made in-band (MCP 2026-07-28), handed to the
+/// pipeline as the human's answer.
+struct Answered(Decision);
+
+impl Approver for Answered {
+    async fn ask(&self, _: &str, _: &str, _: &Value) -> Asked {
+        Asked::Answered(self.0.clone())
+    }
+}
+
 impl Approver for Elicitation {
     async fn ask(&self, agent: &str, tool: &str, arguments: &Value) -> Asked {
         if let Some(why) = self.unavailable() {
             return Asked::Unavailable(why);
         }
-        let schema = ElicitationSchema::builder()
-            .required_bool("approve")
-            .optional_string("reason")
-            .build_unchecked();
-        let params = ElicitRequestParams::FormElicitationParams {
-            meta: None,
-            message: format!(
-                "vigil: agent `{agent}` wants to call `{tool}` (sensitivity high) with arguments {arguments}. Approve this call?"
-            ),
-            requested_schema: schema,
-        };
+        let params = approval_form(agent, tool, arguments);
         let asked = self
             .peer
             .create_elicitation_with_timeout(params, Some(self.timeout))
@@ -197,10 +218,10 @@ impl ServerHandler for VigilServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let agent = self.agent(&context)?;
+        let (agent, scope) = self.agent(&context)?;
         let tools = self
             .pipeline
-            .tools_for(&agent)
+            .tools_for(&agent, &scope)
             .into_iter()
             .map(|t| {
                 let input = match &t.spec.input_schema {
@@ -226,16 +247,67 @@ impl ServerHandler for VigilServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let agent = self.agent(&context)?;
+        let (agent, scope) = self.agent(&context)?;
+        let protocol = context.protocol_version();
         let arguments = Value::Object(request.arguments.unwrap_or_default());
+        let tool = request.name.to_string();
+        let in_band = protocol
+            .as_ref()
+            .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str())
+            && scope.allows(&tool)
+            && self.pipeline.asks_client(&agent, &tool);
+        if in_band {
+            let digest = crate::mcp::pipeline::digest(&arguments);
+            let Some(state) = request.request_state else {
+                // First round: ask the client's user, keep the call here.
+                let state = self.pipeline.inband().ask(&agent, &tool, &digest);
+                let form = ElicitRequest::new(approval_form(&agent, &tool, &arguments));
+                let mut requests = InputRequests::new();
+                requests.insert(APPROVAL_INPUT.into(), InputRequest::Elicitation(form));
+                return Ok(InputRequiredResult::new(Some(requests), Some(state)).into());
+            };
+            let decision = match self.pipeline.inband().take(&state, &agent, &tool, &digest) {
+                Err(stale) => Decision {
+                    answer: Answer::Deny,
+                    by: "node:request-state".into(),
+                    reason: stale.to_string(),
+                    entry: None,
+                },
+                Ok(()) => match request
+                    .input_responses
+                    .as_ref()
+                    .and_then(|r| r.get(APPROVAL_INPUT))
+                    .map(|v| serde_json::from_value::<ElicitResult>(v.clone()))
+                {
+                    Some(Ok(result)) => decision(&agent, result),
+                    Some(Err(e)) => Decision {
+                        answer: Answer::Deny,
+                        by: format!("elicitation:{agent}"),
+                        reason: format!("the client's answer is not an elicitation result: {e}"),
+                        entry: None,
+                    },
+                    None => Decision {
+                        answer: Answer::Deny,
+                        by: format!("elicitation:{agent}"),
+                        reason: format!("the client sent no `{APPROVAL_INPUT}` answer"),
+                        entry: None,
+                    },
+                },
+            };
+            let reply = self
+                .pipeline
+                .call_scoped(&agent, &scope, &tool, arguments, &Answered(decision))
+                .await;
+            return Ok(tool_result(reply).into());
+        }
         let approver = Elicitation {
             peer: context.peer.clone(),
-            protocol: context.protocol_version(),
+            protocol,
             timeout: self.pipeline.approval_timeout(),
         };
         let reply = self
             .pipeline
-            .call(&agent, &request.name, arguments, &approver)
+            .call_scoped(&agent, &scope, &tool, arguments, &approver)
             .await;
         Ok(tool_result(reply).into())
     }

@@ -93,6 +93,23 @@ pub enum EventKind {
     /// This node, as a witness, refused a checkpoint (`witness.refused`):
     /// unknown log, bad signature, or inconsistent with what it cosigned.
     WitnessRefused,
+    /// A bearer token was minted for an agent by this node (`vigil agent
+    /// token`; `agent.token-issued`): its id, scopes and expiry, never the
+    /// token.
+    AgentTokenIssued,
+    /// Tokens were revoked (`vigil agent revoke`; `agent.token-revoked`).
+    AgentTokenRevoked,
+    /// A bearer token was refused at the HTTP edge (`agent.token-refused`):
+    /// expired, wrong audience or issuer, bad signature, revoked, unknown.
+    AgentTokenRefused,
+    /// The behavioural watch saw an agent breach a rule in dry-run mode
+    /// (`agent.anomaly`), with the evidence.
+    AgentAnomaly,
+    /// The behavioural watch suspended an agent (`agent.suspended`), with
+    /// the evidence.
+    AgentSuspended,
+    /// An operator lifted a suspension (`vigil agent resume`; `agent.resumed`).
+    AgentResumed,
     /// An event reported by another system (`vigil audit append`), under
     /// its own kind (default `external`), which is never a node kind.
     External(String),
@@ -100,7 +117,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind the node writes itself, `External` aside.
-    pub const NODE_KINDS: [EventKind; 19] = [
+    pub const NODE_KINDS: [EventKind; 25] = [
         Self::ToolCall,
         Self::ToolDenied,
         Self::PackageAdmitted,
@@ -120,6 +137,12 @@ impl EventKind {
         Self::KeyRotated,
         Self::WitnessCosigned,
         Self::WitnessRefused,
+        Self::AgentTokenIssued,
+        Self::AgentTokenRevoked,
+        Self::AgentTokenRefused,
+        Self::AgentAnomaly,
+        Self::AgentSuspended,
+        Self::AgentResumed,
     ];
 
     /// The kind of externally reported events without one of their own.
@@ -147,6 +170,12 @@ impl EventKind {
             Self::KeyRotated => vigil_ledger::handover::KIND_KEY_ROTATED,
             Self::WitnessCosigned => "witness.cosigned",
             Self::WitnessRefused => "witness.refused",
+            Self::AgentTokenIssued => "agent.token-issued",
+            Self::AgentTokenRevoked => "agent.token-revoked",
+            Self::AgentTokenRefused => "agent.token-refused",
+            Self::AgentAnomaly => "agent.anomaly",
+            Self::AgentSuspended => "agent.suspended",
+            Self::AgentResumed => "agent.resumed",
             Self::External(kind) => kind,
         }
     }
@@ -154,7 +183,7 @@ impl EventKind {
     /// The families of node kinds: an outside event's kind may not begin
     /// with one, so no node kind added later can ever be taken by an
     /// outside event already on record.
-    pub const NODE_FAMILIES: [&'static str; 10] = [
+    pub const NODE_FAMILIES: [&'static str; 11] = [
         "tool.",
         "package.",
         "trust.",
@@ -165,6 +194,7 @@ impl EventKind {
         "key.",
         "node.",
         "witness.",
+        "agent.",
     ];
 
     /// The details field that marks an entry as reported by another system
@@ -263,6 +293,9 @@ pub enum AuditError {
     /// Signing needs the node key, which this auditor was opened without.
     #[error("signing a checkpoint needs the node key; this command was run without it")]
     NoKey,
+    /// The node key failed to sign.
+    #[error("the node key failed to sign: {0}")]
+    Signing(String),
     /// The kind is reserved for entries the node or the ledger writes.
     #[error("kind `{0}` is reserved for entries vigil writes itself; choose another kind")]
     Reserved(String),
@@ -485,6 +518,23 @@ impl Auditor {
             .wait_timeout_while(guard, timeout, |s| *s <= size)
             .unwrap_or_else(|p| p.into_inner());
         *guard
+    }
+
+    /// The public half of the node key in force, if the node has its key.
+    pub fn public_key(&self) -> Option<vigil_crypto::CompositePublicKey> {
+        read_key(&self.inner).map(|k| k.public_key().clone())
+    }
+
+    /// Signs `message` with the node key in force under `ctx` (one of
+    /// [`vigil_crypto::context`]).
+    pub fn sign(
+        &self,
+        message: &[u8],
+        ctx: &[u8],
+    ) -> Result<vigil_crypto::CompositeSignature, AuditError> {
+        let key = read_key(&self.inner).ok_or(AuditError::NoKey)?;
+        key.sign(message, ctx)
+            .map_err(|e| AuditError::Signing(e.to_string()))
     }
 
     /// Signs a checkpoint of the whole ledger now (or returns the last one

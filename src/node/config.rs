@@ -45,6 +45,8 @@ pub struct Config {
     pub witnesses: Vec<crate::node::witness::WitnessTarget>,
     /// `[siem]`: the ledger streamed as JSON Lines for a SIEM.
     pub siem: crate::node::siem::SiemConfig,
+    /// `[auth]`: tokens from identity providers and from this node.
+    pub auth: crate::mcp::auth::AuthConfig,
 }
 
 /// `[packages]`: limits of the gatekeeper.
@@ -117,10 +119,22 @@ impl Default for NodeConfig {
 impl Config {
     /// Parses configuration text; unknown keys are errors with their name.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Invalid {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Invalid {
             path: origin.to_string(),
             message: e.message().to_string(),
-        })
+        })?;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: origin.to_string(),
+            message,
+        };
+        for agent in &config.agents {
+            if let Some(watch) = &agent.watch {
+                watch
+                    .validate()
+                    .map_err(|e| invalid(format!("[[agents]] {}: watch: {e}", agent.name)))?;
+            }
+        }
+        Ok(config)
     }
 
     /// Reads `path`; a missing file gives the defaults.
@@ -284,6 +298,30 @@ pub const TEMPLATE: &str = r#"# vigil node configuration. Every option is shown 
 # url = "http://witness.example:7878/witness"
 # keys = ["witness.example/w1+5a1e4c7b+BA..."]
 
+# Who an HTTP caller is. Static [[agents]] tokens are for development; in
+# production agents present short-lived tokens: JWT access tokens from the
+# organisation's identity provider ([[auth.issuers]]: signature checked
+# with the issuer's JWKS, `iss`, `aud` naming `resource`, `exp`/`nbf` within
+# `leeway_seconds`, `tools:NAME` / `tools:*` scopes; the `agent_claim`
+# names the agent), or tokens this node mints with `vigil agent token`
+# (`vigil agent revoke` ends them at once). The node publishes RFC 9728
+# metadata at /.well-known/oauth-protected-resource/mcp. `resource` is the
+# URL agents use for /mcp (default: http://LISTEN/mcp). See docs/agents.md.
+[auth]
+# resource = "https://vigil.example/mcp"
+# static_tokens = true
+# node_tokens = true
+# max_node_token_ttl_seconds = 86400
+# leeway_seconds = 30
+# refusals_recorded_per_second = 20
+# [[auth.issuers]]
+# issuer = "https://idp.example"
+# jwks_uri = "https://idp.example/jwks"
+# agent_claim = "client_id"
+# algorithms = ["RS256", "PS256", "ES256", "EdDSA"]
+# jwks_cache_seconds = 300
+# jwks_min_refetch_seconds = 10
+
 # Agents that may call tools: one [[agents]] table each (none by default:
 # every call is refused, and `vigil mcp` does not start). `tools` lists the
 # tools the agent may call ("*": all admitted tools). `vigil mcp --agent
@@ -291,7 +329,13 @@ pub const TEMPLATE: &str = r#"# vigil node configuration. Every option is shown 
 # HTTP caller of `vigil serve` is identified by its bearer token, given as
 # the hex SHA-256 of the token (`token_sha256`: `printf %s TOKEN | sha256sum`)
 # or as an env var of `vigil serve` holding it (`token_env`).
-# `calls_per_minute` is the agent's token bucket (0: unlimited).
+# `calls_per_minute` is the agent's token bucket (0: unlimited). `subject`
+# is the value of the identity provider's agent claim that names the agent
+# (default: its name). `watch` is its behavioural watch (none: unwatched):
+# rules per sliding window, allowed local hours, first use of a tool, the
+# refusal rate and a learned baseline; a breach suspends the agent until
+# `vigil agent resume NAME` (mode "dry-run": only recorded). All its keys
+# are in docs/agents.md.
 # [[agents]]
 # name = "local"
 # tools = ["*"]
@@ -303,6 +347,8 @@ pub const TEMPLATE: &str = r#"# vigil node configuration. Every option is shown 
 # tools = ["lookup", "echo"]
 # token_sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 # calls_per_minute = 60
+# subject = "support-bot"
+# watch = { mode = "enforce", window_secs = 60, max_calls_per_window = 120, allowed_hours = "07-20", time_zone = "Europe/Berlin" }
 "#;
 
 #[cfg(test)]
@@ -327,6 +373,8 @@ mod tests {
         assert_eq!(agents, ["local", "support-bot"], "the [[agents]] example");
         assert_eq!(config.agents[1].tools, ["lookup", "echo"]);
         assert_eq!(config.agents[1].calls_per_minute, 60);
+        assert!(config.agents[1].watch.is_some(), "the watch example");
+        assert_eq!(config.auth.issuers.len(), 1, "the [[auth.issuers]] example");
     }
 
     #[test]

@@ -105,6 +105,11 @@ impl Home {
         self.root.join("approvals")
     }
 
+    /// Agent access state: revoked tokens and suspended agents.
+    pub fn access_path(&self) -> PathBuf {
+        self.root.join("agents.json")
+    }
+
     /// The control socket of the running node (`vigil serve`, `vigil mcp`).
     pub fn control_socket(&self) -> PathBuf {
         self.root.join("control.sock")

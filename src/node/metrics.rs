@@ -52,6 +52,21 @@ struct RefusalLabels {
     refusal: String,
 }
 
+/// Labels of `vigil_agent_anomalies_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AnomalyLabels {
+    agent: String,
+    rule: String,
+    /// `enforce` (the agent was suspended) or `dry-run`.
+    mode: String,
+}
+
+/// Labels of `vigil_token_refusals_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenRefusalLabels {
+    code: String,
+}
+
 /// Labels of `vigil_tunnel_bytes_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DirectionLabels {
@@ -121,6 +136,8 @@ pub struct Metrics {
     tunnels_open: Gauge,
     link_refusals: Family<RefusalLabels, Counter>,
     tunnel_bytes: Family<DirectionLabels, Counter>,
+    anomalies: Family<AnomalyLabels, Counter>,
+    token_refusals: Family<TokenRefusalLabels, Counter>,
 }
 
 impl Metrics {
@@ -164,6 +181,18 @@ impl Metrics {
             "Bytes carried by finished tunnels, to and from their targets",
             tunnel_bytes.clone(),
         );
+        let anomalies = Family::<AnomalyLabels, Counter>::default();
+        registry.register(
+            "agent_anomalies",
+            "Behavioural watch breaches, by agent, rule and mode (enforce: the agent was suspended)",
+            anomalies.clone(),
+        );
+        let token_refusals = Family::<TokenRefusalLabels, Counter>::default();
+        registry.register(
+            "token_refusals",
+            "Bearer tokens refused at the HTTP edge, by refusal code",
+            token_refusals.clone(),
+        );
         if let Some(node) = node {
             registry.register_collector(Box::new(node));
         }
@@ -175,7 +204,29 @@ impl Metrics {
             tunnels_open,
             link_refusals,
             tunnel_bytes,
+            anomalies,
+            token_refusals,
         }
+    }
+
+    /// The behavioural watch saw `agent` breach `rule`.
+    pub fn count_anomaly(&self, agent: &str, rule: &str, mode: &str) {
+        self.anomalies
+            .get_or_create(&AnomalyLabels {
+                agent: agent.to_string(),
+                rule: rule.to_string(),
+                mode: mode.to_string(),
+            })
+            .inc();
+    }
+
+    /// A bearer token was refused with `code`.
+    pub fn count_token_refusal(&self, code: &str) {
+        self.token_refusals
+            .get_or_create(&TokenRefusalLabels {
+                code: code.to_string(),
+            })
+            .inc();
     }
 
     /// Counts one finished call. `agent` and `tool` must be names the node

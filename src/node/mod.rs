@@ -3,6 +3,7 @@
 //! its readiness notifications to a service manager ([`notify`]), and the
 //! rotation of its key ([`rotation`]).
 
+pub mod access;
 pub mod audit;
 pub mod config;
 pub mod fit;

@@ -23,6 +23,15 @@ pub struct AgentConfig {
     /// Calls per minute this agent may make (0: unlimited).
     #[serde(default = "default_calls_per_minute")]
     pub calls_per_minute: u32,
+    /// The value of the identity provider's agent claim (`[[auth.issuers]]
+    /// agent_claim`, by default `client_id`) that names this agent;
+    /// default: the agent's name.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// `[agents.watch]`: the behavioural watch of this agent (none: not
+    /// watched).
+    #[serde(default)]
+    pub watch: Option<crate::policy::watch::WatchConfig>,
 }
 
 fn default_calls_per_minute() -> u32 {
@@ -95,6 +104,13 @@ impl Agents {
             .map(|(a, _)| a)
     }
 
+    /// The agent an identity provider's token names with `subject`.
+    pub fn by_subject(&self, subject: &str) -> Option<&AgentConfig> {
+        self.agents
+            .iter()
+            .find(|a| a.subject.as_deref().unwrap_or(&a.name) == subject)
+    }
+
     /// Every configured agent.
     pub fn all(&self) -> &[AgentConfig] {
         &self.agents
@@ -123,6 +139,8 @@ mod tests {
             token_sha256: None,
             token_env: Some(format!("TOKEN_{name}")),
             calls_per_minute: 0,
+            subject: None,
+            watch: None,
         }
     }
 

@@ -8,8 +8,11 @@
 
 pub mod agents;
 pub mod approval;
+pub mod grant;
+pub mod node_token;
 pub mod rate;
 pub mod schema;
+pub mod watch;
 
 use std::time::Duration;
 
@@ -19,6 +22,7 @@ pub use approval::{
 };
 pub use rate::RateLimits;
 pub use schema::SchemaCheck;
+pub use watch::{Watch, WatchConfig};
 
 /// Why a call was refused. The message is shown to the agent (as an MCP tool
 /// error) and recorded in the ledger for the operator.
@@ -30,6 +34,14 @@ pub enum Refusal {
     UnknownTool { tool: String },
     #[error("agent `{agent}` may not call tool `{tool}`: add it to the agent's `tools` in vigil.toml to allow it")]
     ToolNotAllowed { agent: String, tool: String },
+    #[error("the token of agent `{agent}` does not cover tool `{tool}` (its scopes: {}); ask for a token with scope `tools:{tool}`", if .scopes.is_empty() { "none".to_string() } else { .scopes.join(" ") })]
+    OutOfScope {
+        agent: String,
+        tool: String,
+        scopes: Vec<String>,
+    },
+    #[error("agent `{agent}` is suspended by the behavioural watch ({rule}); an operator lifts it with `vigil agent resume {agent}`")]
+    AgentSuspended { agent: String, rule: String },
     #[error("arguments of `{tool}` do not match its input schema: {}", .problems.join("; "))]
     InvalidArguments { tool: String, problems: Vec<String> },
     #[error("rate limit of {scope} reached: retry in {} ms", .retry_after.as_millis())]
@@ -70,6 +82,8 @@ impl Refusal {
             Self::UnknownCaller(_) => "unknown-caller",
             Self::UnknownTool { .. } => "unknown-tool",
             Self::ToolNotAllowed { .. } => "tool-not-allowed",
+            Self::OutOfScope { .. } => "out-of-scope",
+            Self::AgentSuspended { .. } => "agent-suspended",
             Self::InvalidArguments { .. } => "invalid-arguments",
             Self::RateLimited { .. } => "rate-limited",
             Self::ApprovalDenied { .. } => "approval-denied",
