@@ -286,13 +286,21 @@ fn identity_provider_tokens_are_checked_scoped_refused_recorded_and_rotated() {
     let foreign = untrusted.token("alice", &resource, "tools:echo");
     assert_eq!(try_call(&resource, &foreign, "echo").0, 401);
     refusals = assert_refusal_recorded(&node, refusals, "wrong-issuer");
-    // Tampered: one character of the payload changed.
-    let mut parts: Vec<String> = echo_only.split('.').map(String::from).collect();
-    let mut payload: Vec<char> = parts[1].chars().collect();
-    let i = payload.len() / 2;
-    payload[i] = if payload[i] == 'A' { 'B' } else { 'A' };
-    parts[1] = payload.into_iter().collect();
-    let tampered = parts.join(".");
+    // Tampered: the claims widened to every tool, the signature kept.
+    let tampered = {
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let parts: Vec<&str> = echo_only.split('.').collect();
+        let mut claims: Value =
+            serde_json::from_slice(&engine.decode(parts[1]).expect("claims")).expect("JSON");
+        claims["scope"] = json!("tools:*");
+        format!(
+            "{}.{}.{}",
+            parts[0],
+            engine.encode(claims.to_string()),
+            parts[2]
+        )
+    };
     assert_eq!(try_call(&resource, &tampered, "echo").0, 401);
     refusals = assert_refusal_recorded(&node, refusals, "bad-signature");
     // A client that is no agent of this node.
