@@ -171,12 +171,18 @@ fn refused_entries(node: &Node) -> Vec<Value> {
 /// more than `before` exist.
 fn assert_refusal_recorded(node: &Node, before: usize, code: &str) -> usize {
     let refused = refused_entries(node);
-    assert_eq!(refused.len(), before + 1, "one more refusal entry: {refused:#?}");
+    assert_eq!(
+        refused.len(),
+        before + 1,
+        "one more refusal entry: {refused:#?}"
+    );
     let last = refused.last().expect("an entry");
     assert_eq!(last["details"]["code"], code, "{last}");
     assert_eq!(last["decision"], "deny");
     assert!(
-        last["details"]["token_sha256"].as_str().is_some_and(|h| h.len() == 64),
+        last["details"]["token_sha256"]
+            .as_str()
+            .is_some_and(|h| h.len() == 64),
         "the entry names the token by its hash: {last}"
     );
     refused.len()
@@ -309,7 +315,11 @@ fn identity_provider_tokens_are_checked_scoped_refused_recorded_and_rotated() {
     refusals = assert_refusal_recorded(&node, refusals, "unknown-agent");
     // Expired: a 2 s token, used after 4 s (1 s leeway).
     let brief = short.token("alice", &resource, "tools:echo");
-    assert_eq!(try_call(&resource, &brief, "echo").0, 200, "fresh: accepted");
+    assert_eq!(
+        try_call(&resource, &brief, "echo").0,
+        200,
+        "fresh: accepted"
+    );
     std::thread::sleep(Duration::from_secs(4));
     let (status, _, challenge) = try_call(&resource, &brief, "echo");
     assert_eq!(status, 401);
@@ -331,13 +341,82 @@ fn identity_provider_tokens_are_checked_scoped_refused_recorded_and_rotated() {
     // ... and once the cached keys are stale, the dropped key no longer is.
     std::thread::sleep(Duration::from_millis(2_500));
     assert_eq!(try_call(&resource, &echo_only, "echo").0, 401);
-    assert_refusal_recorded(&node, refusals, "bad-signature");
+    refusals = assert_refusal_recorded(&node, refusals, "bad-signature");
     assert_eq!(try_call(&resource, &rotated, "echo").0, 200);
+
+    // Algorithm attacks: `none`, and HS256 keyed with the issuer's public
+    // key (the classic key confusion) are refused and recorded.
+    let claims = {
+        use base64::Engine as _;
+        let payload = rotated.split('.').nth(1).expect("claims");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("claims");
+        serde_json::from_slice::<Value>(&bytes).expect("claims JSON")
+    };
+    let unsigned = {
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!(
+            "{}.{}.",
+            engine.encode(json!({"alg": "none", "typ": "at+jwt"}).to_string()),
+            engine.encode(claims.to_string())
+        )
+    };
+    assert_eq!(try_call(&resource, &unsigned, "echo").0, 401);
+    refusals = assert_refusal_recorded(&node, refusals, "token-malformed");
+    let jwks = runtime().block_on(async {
+        reqwest::get(format!("{trusted_issuer}/jwks"))
+            .await
+            .expect("GET jwks")
+            .text()
+            .await
+            .expect("jwks")
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some(new_kid.clone());
+    let confused = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(jwks.as_bytes()).expect("HMAC key"),
+    )
+    .expect("HS256 token");
+    assert_eq!(try_call(&resource, &confused, "echo").0, 401);
+    refusals = assert_refusal_recorded(&node, refusals, "bad-signature");
+
+    // A flood of bad tokens is refused in full but recorded within the
+    // budget (20 a second); the next recorded refusal counts the rest.
+    let flood = 120;
+    for i in 0..flood {
+        let (status, _, _) = try_call(&resource, &format!("garbage-{i}"), "echo");
+        assert_eq!(status, 401);
+    }
+    let after_flood = refused_entries(&node).len();
+    assert!(
+        after_flood - refusals < flood,
+        "at most the budget is recorded: {} of {flood}",
+        after_flood - refusals
+    );
+    std::thread::sleep(Duration::from_millis(1_100));
+    assert_eq!(try_call(&resource, "garbage-last", "echo").0, 401);
+    // Every refusal is either an entry or counted in a later entry.
+    let since: Vec<Value> = refused_entries(&node).split_off(refusals);
+    let counted: u64 = since
+        .iter()
+        .map(|e| 1 + e["details"]["suppressed_before"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(counted, flood as u64 + 1, "nothing lost from the count");
 
     served.stop();
     // Everything recorded verifies.
     node.vigil().args(["audit", "verify"]).output().map_or_else(
         |e| panic!("audit verify: {e}"),
-        |out| assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr)),
+        |out| {
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        },
     );
 }

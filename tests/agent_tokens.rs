@@ -76,20 +76,36 @@ fn minted_tokens_are_scoped_expire_and_are_revoked_live() {
     let url = served.url.clone();
 
     // Scoped to echo: echo calls, echo_typed is out of scope.
-    let minted = mint(&node, &["--agent", "alice", "--ttl", "1h", "--tools", "echo"]);
+    let minted = mint(
+        &node,
+        &["--agent", "alice", "--ttl", "1h", "--tools", "echo"],
+    );
     let token = minted["token"].as_str().expect("token").to_string();
     assert_eq!(minted["scope"], "tools:echo");
     let (status, text) = call(&url, &token, "echo", "scoped");
     assert_eq!(status, 200);
-    assert!(text.contains("scoped") && !text.starts_with("ERROR"), "{text}");
+    assert!(
+        text.contains("scoped") && !text.starts_with("ERROR"),
+        "{text}"
+    );
     let (_, text) = call(&url, &token, "echo_typed", "x");
-    assert!(text.starts_with("ERROR") && text.contains("out-of-scope"), "{text}");
+    assert!(
+        text.starts_with("ERROR") && text.contains("out-of-scope"),
+        "{text}"
+    );
     // The issue is recorded, without the token.
     let issued = of_kind(&node, "agent.token-issued");
     assert_eq!(issued.len(), 1);
     assert_eq!(issued[0]["details"]["token_id"], minted["token_id"]);
-    let ledger = node.entries().iter().map(Value::to_string).collect::<String>();
-    assert!(!ledger.contains(&token), "the token itself is never recorded");
+    let ledger = node
+        .entries()
+        .iter()
+        .map(Value::to_string)
+        .collect::<String>();
+    assert!(
+        !ledger.contains(&token),
+        "the token itself is never recorded"
+    );
 
     // A token cannot widen the agent's allow-list.
     let out = node
@@ -114,7 +130,10 @@ fn minted_tokens_are_scoped_expire_and_are_revoked_live() {
     );
     assert_eq!(call(&url, &forged, "echo", "x").0, 401);
     let refused = of_kind(&node, "agent.token-refused");
-    assert_eq!(refused.last().expect("refusal")["details"]["code"], "bad-signature");
+    assert_eq!(
+        refused.last().expect("refusal")["details"]["code"],
+        "bad-signature"
+    );
 
     // Expiry: a 2 s token after 4 s (1 s leeway).
     let brief = mint(&node, &["--agent", "alice", "--ttl", "2s"]);
@@ -123,7 +142,10 @@ fn minted_tokens_are_scoped_expire_and_are_revoked_live() {
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(call(&url, brief, "echo", "x").0, 401);
     let refused = of_kind(&node, "agent.token-refused");
-    assert_eq!(refused.last().expect("refusal")["details"]["code"], "token-expired");
+    assert_eq!(
+        refused.last().expect("refusal")["details"]["code"],
+        "token-expired"
+    );
 
     // Revocation through the running node: the next request is refused.
     let mut open = RawClient::connect(raw::addr(&url), &token);
@@ -134,10 +156,16 @@ fn minted_tokens_are_scoped_expire_and_are_revoked_live() {
     let reply = open
         .post(&json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"}).to_string())
         .expect("post");
-    assert_eq!(reply.status, 401, "an open session's next request is refused");
+    assert_eq!(
+        reply.status, 401,
+        "an open session's next request is refused"
+    );
     assert_eq!(call(&url, &token, "echo", "x").0, 401);
     let refused = of_kind(&node, "agent.token-refused");
-    assert_eq!(refused.last().expect("refusal")["details"]["code"], "token-revoked");
+    assert_eq!(
+        refused.last().expect("refusal")["details"]["code"],
+        "token-revoked"
+    );
     let revoked = of_kind(&node, "agent.token-revoked");
     assert_eq!(revoked.len(), 1);
     assert_eq!(revoked[0]["details"]["token_id"], minted["token_id"]);
@@ -172,10 +200,18 @@ fn a_bursting_agent_is_suspended_until_an_operator_resumes_it() {
     let mut client = RawClient::connect(raw::addr(&url), BOB_TOKEN);
     assert_eq!(client.initialize().expect("initialize").status, 200);
     for i in 0..6 {
-        let reply = client.call("echo", &json!({"text": format!("n{i}")})).expect("call");
-        assert_eq!(reply["result"]["isError"], json!(false), "call {i}: {reply}");
+        let reply = client
+            .call("echo", &json!({"text": format!("n{i}")}))
+            .expect("call");
+        assert_eq!(
+            reply["result"]["isError"],
+            json!(false),
+            "call {i}: {reply}"
+        );
     }
-    let reply = client.call("echo", &json!({"text": "burst"})).expect("call");
+    let reply = client
+        .call("echo", &json!({"text": "burst"}))
+        .expect("call");
     let text = RawClient::text_of(&reply);
     assert!(text.contains("agent-suspended"), "{text}");
 
@@ -201,7 +237,10 @@ fn a_bursting_agent_is_suspended_until_an_operator_resumes_it() {
         .expect("post");
     assert_eq!(reply.status, 401);
     let refused = of_kind(&node, "agent.token-refused");
-    assert_eq!(refused.last().expect("refusal")["details"]["code"], "agent-suspended");
+    assert_eq!(
+        refused.last().expect("refusal")["details"]["code"],
+        "agent-suspended"
+    );
     // Other agents are untouched.
     assert_eq!(call(&url, ALICE_TOKEN, "echo", "x").0, 200);
     // The alert is in the metrics.
@@ -229,16 +268,32 @@ fn a_bursting_agent_is_suspended_until_an_operator_resumes_it() {
 
     // The operator lifts it, live; recorded.
     node.vigil()
-        .args(["agent", "resume", "bob", "--reason", "burst explained by the team"])
+        .args([
+            "agent",
+            "resume",
+            "bob",
+            "--reason",
+            "burst explained by the team",
+        ])
         .assert_ok();
     let (status, text) = call(&url, BOB_TOKEN, "echo", "back");
     assert_eq!(status, 200);
-    assert!(text.contains("back") && !text.starts_with("ERROR"), "{text}");
+    assert!(
+        text.contains("back") && !text.starts_with("ERROR"),
+        "{text}"
+    );
     let resumed = of_kind(&node, "agent.resumed");
     assert_eq!(resumed.len(), 1);
-    assert_eq!(resumed[0]["details"]["reason"], "burst explained by the team");
+    assert_eq!(
+        resumed[0]["details"]["reason"],
+        "burst explained by the team"
+    );
     // Resuming an agent that is not suspended is an error.
-    let again = node.vigil().args(["agent", "resume", "bob"]).output().expect("run");
+    let again = node
+        .vigil()
+        .args(["agent", "resume", "bob"])
+        .output()
+        .expect("run");
     assert!(!again.status.success());
 
     // Dry run: alice breaches her rule of 2 calls a minute; recorded as
@@ -251,7 +306,11 @@ fn a_bursting_agent_is_suspended_until_an_operator_resumes_it() {
     let anomalies = of_kind(&node, "agent.anomaly");
     assert!(!anomalies.is_empty(), "dry-run breaches are recorded");
     assert_eq!(anomalies[0]["details"]["mode"], "dry-run");
-    assert_eq!(of_kind(&node, "agent.suspended").len(), 1, "no new suspension");
+    assert_eq!(
+        of_kind(&node, "agent.suspended").len(),
+        1,
+        "no new suspension"
+    );
     served.stop();
     node.vigil().args(["audit", "verify"]).assert_ok();
 }

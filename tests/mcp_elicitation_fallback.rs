@@ -1,18 +1,17 @@
 //! A client that declares elicitation but negotiates the newest MCP protocol
 //! version (2026-07-28, which forbids server-to-client requests) still gets
-//! its `high` sensitivity call decided: the node cannot ask through
-//! elicitation, so the call waits in the operator queue and `vigil approve`
-//! answers it. Two ways to get there: a session opened on the newest
-//! version (`server/discover`), and a session initialized on 2025-11-25
-//! with elicitation whose call names the newest version in its `_meta`
-//! (there the client looks able to answer, but rmcp refuses to send the
-//! request). Over stdio (`vigil mcp`) and streamable HTTP (`vigil serve`),
-//! with the official Rust SDK (rmcp) as the client.
+//! its `high` sensitivity call decided by its user, in-band: the node
+//! answers `input_required` with an approval form and an opaque request
+//! state, and the client's retry with the answer runs the call (no operator
+//! queue, no held request). Two ways to get there: a session opened on the
+//! newest version (`server/discover`), and a session initialized on
+//! 2025-11-25 with elicitation whose call names the newest version in its
+//! `_meta`. Over stdio (`vigil mcp`) and streamable HTTP (`vigil serve`),
+//! with the official Rust SDK (rmcp) as the client; the Python SDK's
+//! automatic flow is in tests/mcp_python.rs.
 
 #[path = "mcp_support/mod.rs"]
 mod mcp_support;
-
-use std::time::{Duration, Instant};
 
 use mcp_support::{AssertOk as _, Node, Served, ALICE_TOKEN};
 use rmcp::model::{
@@ -40,73 +39,83 @@ fn newest() -> ClientLifecycleMode {
     }
 }
 
-/// Approves the next held call with `vigil approve`, from another thread,
-/// like an operator watching `vigil approvals`.
-fn operator_approves(node: &Node) -> std::thread::JoinHandle<String> {
-    let home = node.home();
-    std::thread::spawn(move || {
-        let vigil = || {
-            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"));
-            cmd.env_remove("VIGIL_HOME").arg("--home").arg(&home);
-            cmd
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            let out = vigil().args(["approvals", "--json"]).assert_ok();
-            let pending: Vec<serde_json::Value> =
-                serde_json::from_slice(&out.stdout).expect("approvals --json");
-            if let Some(id) = pending.first().and_then(|p| p["id"].as_str()) {
-                vigil()
-                    .args(["approve", id, "--reason", "checked by the operator"])
-                    .assert_ok();
-                return id.to_string();
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("no call was held for approval within 60 s");
-    })
-}
-
-/// Calls `vault_read` while the operator approves through the queue, and
-/// checks the call succeeded. With `newest_meta` the request's `_meta`
-/// names the newest protocol (for a session initialized on 2025-11-25 with
-/// elicitation: the node sees a client with elicitation, but rmcp may not
-/// send it a request for this call).
-async fn approved_through_queue(
-    node: &Node,
+/// Calls `vault_read` on the newest protocol: the node answers
+/// `input_required` with an approval form and a request state (it may not
+/// send the client a request), the test answers the form like the client's
+/// user would and calls again with the answer and the state; the call then
+/// runs. With `newest_meta` the request's `_meta` names the newest protocol
+/// (for a session initialized on 2025-11-25 with elicitation).
+async fn approved_in_band(
     running: RunningService<RoleClient, ClientConfig>,
     newest_meta: bool,
     label: &str,
 ) {
-    let operator = operator_approves(node);
     let mut args = serde_json::Map::new();
     args.insert("text".into(), "vault".into());
-    let mut options = PeerRequestOptions::no_options();
-    if newest_meta {
-        let mut meta = RequestMetaObject::new();
-        meta.set_protocol_version(ProtocolVersion::V_2026_07_28);
-        meta.set_client_capabilities(ClientCapabilities::builder().enable_elicitation().build());
-        options = options.with_meta(meta);
-    }
-    let request = ClientRequest::CallToolRequest(CallToolRequest::new(
-        CallToolRequestParams::new("vault_read").with_arguments(args),
-    ));
-    let response = running
-        .send_request_with_option(request, options)
-        .await
-        .expect("send tools/call")
-        .await_response()
-        .await
-        .expect("tools/call");
-    let ServerResult::CallToolResult(result) = response else {
-        panic!("{label}: unexpected response {response:?}");
+    let options = || {
+        let mut options = PeerRequestOptions::no_options();
+        if newest_meta {
+            let mut meta = RequestMetaObject::new();
+            meta.set_protocol_version(ProtocolVersion::V_2026_07_28);
+            meta.set_client_capabilities(
+                ClientCapabilities::builder().enable_elicitation().build(),
+            );
+            options = options.with_meta(meta);
+        }
+        options
+    };
+    let send = |params: CallToolRequestParams| {
+        let running = &running;
+        let options = options();
+        async move {
+            running
+                .send_request_with_option(
+                    ClientRequest::CallToolRequest(CallToolRequest::new(params)),
+                    options,
+                )
+                .await
+                .expect("send tools/call")
+                .await_response()
+                .await
+                .expect("tools/call")
+        }
+    };
+    let first = send(CallToolRequestParams::new("vault_read").with_arguments(args.clone())).await;
+    let ServerResult::InputRequiredResult(asked) = first else {
+        panic!("{label}: expected input_required, got {first:?}");
+    };
+    let form = asked
+        .input_requests
+        .as_ref()
+        .and_then(|r| r.get("approval"))
+        .expect("an approval form");
+    assert!(
+        serde_json::to_string(form)
+            .expect("form JSON")
+            .contains("vault_read"),
+        "{label}: the form names the tool"
+    );
+    let state = asked.request_state.clone().expect("a request state");
+    let mut answers = std::collections::BTreeMap::new();
+    answers.insert(
+        "approval".to_string(),
+        serde_json::json!({"action": "accept", "content": {"approve": true, "reason": "checked"}}),
+    );
+    let second = send(
+        CallToolRequestParams::new("vault_read")
+            .with_arguments(args)
+            .with_input_responses(answers)
+            .with_request_state(state),
+    )
+    .await;
+    let ServerResult::CallToolResult(result) = second else {
+        panic!("{label}: unexpected response {second:?}");
     };
     assert_ne!(
         result.is_error,
         Some(true),
-        "{label}: the high call must be approved through the queue, not refused: {result:?}"
+        "{label}: the approved call runs: {result:?}"
     );
-    operator.join().expect("operator");
     let _ = running.cancel().await;
 }
 
@@ -135,22 +144,22 @@ async fn http(
 }
 
 #[test]
-fn newest_protocol_falls_back_to_the_operator_queue() {
+fn newest_protocol_approves_in_band() {
     let node = Node::new("[mcp]\napproval_timeout_seconds = 60\n[approvals]\nmode = \"client\"\n");
     let rt = mcp_support::runtime();
     rt.block_on(async {
         let running = client().serve_with_lifecycle(stdio(&node), newest()).await;
         let running = running.expect("discover over stdio");
-        approved_through_queue(&node, running, false, "stdio, discover").await;
+        approved_in_band(running, false, "stdio, discover").await;
         let running = client().serve(stdio(&node)).await.expect("stdio");
-        approved_through_queue(&node, running, true, "stdio, per-request newest").await;
+        approved_in_band(running, true, "stdio, per-request newest").await;
     });
     let served = Served::start(&node);
     rt.block_on(async {
         let running = http(&served.url, Some(newest())).await;
-        approved_through_queue(&node, running, false, "http, discover").await;
+        approved_in_band(running, false, "http, discover").await;
         let running = http(&served.url, None).await;
-        approved_through_queue(&node, running, true, "http, per-request newest").await;
+        approved_in_band(running, true, "http, per-request newest").await;
     });
     served.stop();
 
@@ -166,7 +175,10 @@ fn newest_protocol_falls_back_to_the_operator_queue() {
         .collect();
     assert_eq!(approvals.len(), 4, "{approvals:?}");
     assert!(
-        approvals.iter().all(|by| by.starts_with("operator:")),
-        "decided by the operator through the queue: {approvals:?}"
+        approvals.iter().all(|by| by.starts_with("elicitation:")),
+        "decided by the client's user in-band: {approvals:?}"
     );
+    // Nothing waited in the operator queue.
+    let pending = node.vigil().args(["approvals", "--json"]).assert_ok();
+    assert_eq!(String::from_utf8_lossy(&pending.stdout).trim(), "[]");
 }

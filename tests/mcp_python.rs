@@ -143,7 +143,10 @@ fn python_sdk_on_2026_07_28_approves_in_band() {
         .expect("run python client");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "inband.py failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "inband.py failed:\n{stdout}\n{stderr}"
+    );
     served.stop();
     let tail = node
         .vigil()
@@ -159,7 +162,10 @@ fn python_sdk_on_2026_07_28_approves_in_band() {
         .map(|e| {
             (
                 e["kind"].as_str().unwrap_or("").to_string(),
-                e["details"]["approval"]["by"].as_str().unwrap_or("").to_string(),
+                e["details"]["approval"]["by"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
             )
         })
         .collect();

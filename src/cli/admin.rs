@@ -221,7 +221,12 @@ impl Admin {
                 token_id,
                 token,
                 reason,
-            } => self.agent_revoke(agent.as_deref(), token_id.as_deref(), token.as_deref(), &reason),
+            } => self.agent_revoke(
+                agent.as_deref(),
+                token_id.as_deref(),
+                token.as_deref(),
+                &reason,
+            ),
             Request::AgentResume { agent, reason } => self.agent_resume(&agent, &reason),
             Request::AgentStatus => self.agent_status(),
             Request::AuditExport {

@@ -155,7 +155,10 @@ pub fn run(home: &crate::node::home::Home, cmd: AgentCommand) -> anyhow::Result<
         }
         Reply::AgentChanged { entry, summary } => {
             if json {
-                println!("{}", serde_json::json!({"entry": entry, "summary": summary}));
+                println!(
+                    "{}",
+                    serde_json::json!({"entry": entry, "summary": summary})
+                );
             } else {
                 println!("{summary} (entry {entry})");
             }

@@ -97,7 +97,9 @@ fn default_agent_claim() -> String {
     "client_id".into()
 }
 fn default_algorithms() -> Vec<String> {
-    ["RS256", "PS256", "ES256", "EdDSA"].map(String::from).to_vec()
+    ["RS256", "PS256", "ES256", "EdDSA"]
+        .map(String::from)
+        .to_vec()
 }
 fn default_jwks_cache_seconds() -> u64 {
     300
@@ -248,9 +250,12 @@ impl Authenticator {
         for issuer in &config.issuers {
             let mut algorithms = Vec::new();
             for name in &issuer.algorithms {
-                let alg: Algorithm = name
-                    .parse()
-                    .map_err(|_| format!("[[auth.issuers]] {}: unknown algorithm `{name}`", issuer.issuer))?;
+                let alg: Algorithm = name.parse().map_err(|_| {
+                    format!(
+                        "[[auth.issuers]] {}: unknown algorithm `{name}`",
+                        issuer.issuer
+                    )
+                })?;
                 if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
                     return Err(format!(
                         "[[auth.issuers]] {}: `{name}` is a shared-secret algorithm; only public-key algorithms are accepted",
@@ -505,7 +510,10 @@ impl Authenticator {
                     )))
                 }
             };
-            Some(DecodingKey::from_jwk(jwk).map_err(|e| AuthRefusal::BadSignature(format!("issuer key: {e}"))))
+            Some(
+                DecodingKey::from_jwk(jwk)
+                    .map_err(|e| AuthRefusal::BadSignature(format!("issuer key: {e}"))),
+            )
         };
         {
             let keys = issuer.keys.read().unwrap_or_else(|p| p.into_inner());
@@ -546,7 +554,8 @@ impl Authenticator {
             None => self.discover(&issuer.config.issuer).await?,
         };
         let set: JwkSet = self.get_json(&jwks_uri).await.and_then(|v| {
-            serde_json::from_value(v).map_err(|e| AuthRefusal::KeysUnavailable(format!("{jwks_uri}: {e}")))
+            serde_json::from_value(v)
+                .map_err(|e| AuthRefusal::KeysUnavailable(format!("{jwks_uri}: {e}")))
         })?;
         tracing::info!(issuer = %issuer.config.issuer, keys = set.keys.len(), "fetched the identity provider's keys");
         let mut keys = issuer.keys.write().unwrap_or_else(|p| p.into_inner());

@@ -143,13 +143,8 @@ impl Guard {
         match mode {
             Mode::DryRun => {
                 tracing::warn!(agent, rule = %rule, "behavioural watch: anomaly (dry run, agent not suspended)");
-                self.record(
-                    EventKind::AgentAnomaly,
-                    agent,
-                    Verdict::Record,
-                    details,
-                )
-                .await;
+                self.record(EventKind::AgentAnomaly, agent, Verdict::Record, details)
+                    .await;
             }
             Mode::Enforce => {
                 let suspension = Suspension {
@@ -182,8 +177,8 @@ impl Guard {
     }
 
     async fn record(&self, kind: EventKind, agent: &str, verdict: Verdict, details: Value) {
-        let event = AuditEvent::new(kind, "node:watch", format!("agent:{agent}"), verdict)
-            .details(details);
+        let event =
+            AuditEvent::new(kind, "node:watch", format!("agent:{agent}"), verdict).details(details);
         let auditor = self.auditor.clone();
         match tokio::task::spawn_blocking(move || auditor.record(event)).await {
             Ok(Ok(_)) => {}

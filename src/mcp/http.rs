@@ -63,13 +63,10 @@ pub fn router(
         .resource
         .clone()
         .unwrap_or_else(|| format!("http://{listen}/mcp"));
-    let node = pipeline
-        .auditor()
-        .public_key()
-        .map(|key| NodeIssuer {
-            origin: pipeline.auditor().origin().to_string(),
-            key,
-        });
+    let node = pipeline.auditor().public_key().map(|key| NodeIssuer {
+        origin: pipeline.auditor().origin().to_string(),
+        key,
+    });
     let budget = RefusalBudget::new(auth_config.refusals_recorded_per_second);
     let auth = Authenticator::new(
         pipeline.agents().clone(),
@@ -186,10 +183,9 @@ pub fn router(
 /// `GET /.well-known/oauth-protected-resource` (RFC 9728): this resource,
 /// the identity providers whose tokens it accepts, and its scopes.
 async fn resource_metadata(State(bearer): State<Arc<Bearer>>) -> Response {
-    let body = bearer.auth.resource_metadata(
-        &bearer.pipeline.tool_names(),
-        bearer.pipeline.node_name(),
-    );
+    let body = bearer
+        .auth
+        .resource_metadata(&bearer.pipeline.tool_names(), bearer.pipeline.node_name());
     (
         [
             (header::CONTENT_TYPE, "application/json"),
@@ -309,7 +305,10 @@ async fn bearer(State(state): State<Arc<Bearer>>, mut request: Request, next: Ne
         .map(str::trim)
         .filter(|t| !t.is_empty());
     let Some(token) = token else {
-        state.pipeline.metrics().count_token_refusal(AuthRefusal::Missing.code());
+        state
+            .pipeline
+            .metrics()
+            .count_token_refusal(AuthRefusal::Missing.code());
         return unauthorized(&state.auth, None, "missing `Authorization: Bearer <token>`; get a token from the identity provider named in the resource metadata, `vigil agent token`, or the operator ([[agents]] token_env / token_sha256)");
     };
     let grant = match state.auth.authenticate(token, unix_now()).await {
@@ -379,7 +378,13 @@ fn unauthorized(auth: &Authenticator, error: Option<&str>, message: &str) -> Res
     if let Some(error) = error {
         let description: String = message
             .chars()
-            .map(|c| if c == '"' || c == '\\' || c.is_control() || !c.is_ascii() { '\'' } else { c })
+            .map(|c| {
+                if c == '"' || c == '\\' || c.is_control() || !c.is_ascii() {
+                    '\''
+                } else {
+                    c
+                }
+            })
             .collect();
         challenge.push_str(&format!(
             ", error=\"{error}\", error_description=\"{description}\""

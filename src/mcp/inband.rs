@@ -28,7 +28,9 @@ struct Pending {
 /// Why a `requestState` does not resume a call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StaleState {
-    #[error("the requestState is unknown to this node (forged, already used, or from before a restart)")]
+    #[error(
+        "the requestState is unknown to this node (forged, already used, or from before a restart)"
+    )]
     Unknown,
     #[error("the requestState expired: the approval was asked more than {0} s ago")]
     Expired(u64),
@@ -97,7 +99,9 @@ impl InBand {
         if pending.asked.elapsed() >= self.ttl {
             return Err(StaleState::Expired(self.ttl.as_secs()));
         }
-        if pending.agent != agent || pending.tool != tool || pending.arguments_sha256 != arguments_sha256
+        if pending.agent != agent
+            || pending.tool != tool
+            || pending.arguments_sha256 != arguments_sha256
         {
             return Err(StaleState::OtherCall);
         }

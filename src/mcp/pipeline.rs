@@ -21,11 +21,11 @@ use crate::mcp::auth::AuthConfig;
 use crate::mcp::catalog::{Catalog, CatalogTool};
 use crate::mcp::guard::Guard;
 use crate::node::access::AgentAccess;
-use crate::policy::grant::ToolScope;
-use crate::policy::watch::Watch;
 use crate::node::audit::{AuditEvent, Auditor, EventKind, Verdict};
 use crate::node::config::Config;
 use crate::node::metrics::{Metrics, NodeSources, UNKNOWN};
+use crate::policy::grant::ToolScope;
+use crate::policy::watch::Watch;
 use crate::policy::{
     Agents, Answer, ApprovalMode, ApprovalQueue, ApprovalsConfig, Decision, RateLimits, Refusal,
 };

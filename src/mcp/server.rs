@@ -10,7 +10,7 @@ use std::time::Duration;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequest,
     ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationSchema, Implementation,
-    InputRequest, InputRequiredResult, InputRequests, ListToolsResult, PaginatedRequestParams,
+    InputRequest, InputRequests, InputRequiredResult, ListToolsResult, PaginatedRequestParams,
     ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{ElicitationMode, NotificationContext, RequestContext};
@@ -52,7 +52,10 @@ impl VigilServer {
     }
 
     /// The calling agent and the tools its token covers.
-    fn agent(&self, context: &RequestContext<RoleServer>) -> Result<(String, ToolScope), ErrorData> {
+    fn agent(
+        &self,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<(String, ToolScope), ErrorData> {
         match &self.source {
             AgentSource::Fixed(name) => Ok((name.clone(), ToolScope::All)),
             AgentSource::Http => context

@@ -107,7 +107,10 @@ impl Sessions {
 /// session against the caps, refusing it past them.
 pub async fn cap(State(sessions): State<Arc<Sessions>>, request: Request, next: Next) -> Response {
     let opens = request.method() == Method::POST && !request.headers().contains_key(SESSION_HEADER);
-    let agent = request.extensions().get::<HttpAgent>().map(|a| a.0.agent.clone());
+    let agent = request
+        .extensions()
+        .get::<HttpAgent>()
+        .map(|a| a.0.agent.clone());
     let (true, Some(agent)) = (opens, agent) else {
         return next.run(request).await;
     };

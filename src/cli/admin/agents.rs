@@ -189,7 +189,10 @@ impl Admin {
         )?;
         Ok(Reply::AgentChanged {
             entry,
-            summary: format!("agent `{agent}` may call tools again (suspended since {} for {})", suspension.since, suspension.rule),
+            summary: format!(
+                "agent `{agent}` may call tools again (suspended since {} for {})",
+                suspension.since, suspension.rule
+            ),
         })
     }
 
