@@ -101,6 +101,57 @@ fn bench_appends(batch: usize, batches: usize) -> (f64, f64) {
     (ledger_rate, file_rate)
 }
 
+/// p50 latency of one durable single-entry append next to the p50 of one
+/// 256-byte appending write + fdatasync, `n` of each.
+fn single_entry_p50(n: usize) -> (Duration, Duration) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Ledger::open(dir.path()).expect("open");
+    let mut times: Vec<Duration> = (0..n as u64)
+        .map(|i| {
+            let start = Instant::now();
+            ledger.append(entry(i)).expect("append");
+            start.elapsed()
+        })
+        .collect();
+    times.sort_unstable();
+    let ledger_p50 = times[times.len() / 2];
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("baseline"))
+        .expect("baseline file");
+    let buf = vec![0x5au8; ENTRY_BYTES];
+    let mut times: Vec<Duration> = (0..n)
+        .map(|_| {
+            let start = Instant::now();
+            f.write_all(&buf).expect("write");
+            f.sync_data().expect("fdatasync");
+            start.elapsed()
+        })
+        .collect();
+    times.sort_unstable();
+    (ledger_p50, times[times.len() / 2])
+}
+
+/// Bytes on disk per entry of a ledger of `n` entries appended one at a
+/// time, measured after a checkpoint and close, as a ratio to the raw bytes.
+fn disk_at_batch_1(n: u64) -> (f64, f64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Ledger::open(dir.path()).expect("open");
+    for i in 0..n {
+        ledger.append(entry(i)).expect("append");
+    }
+    ledger
+        .checkpoint(&SigningKey::generate(), "bench.example/ledger")
+        .expect("checkpoint");
+    drop(ledger);
+    let on_disk = disk_bytes(dir.path()) as f64;
+    (
+        on_disk / n as f64,
+        on_disk / (n * ENTRY_BYTES as u64) as f64,
+    )
+}
+
 const PAYLOAD_BYTES: usize = 1024;
 
 /// Appends/s of single-entry calls from `threads` threads, `calls` calls in
@@ -174,6 +225,19 @@ fn main() {
         let (l, f) = bench_appends(batch, (batches / rounds).max(2));
         println!("{batch:>8} {l:>16.0} {f:>16.0} {:>8.2}", l / f);
     }
+
+    let (ledger_p50, fsync_p50) = single_entry_p50(if quick { 50 } else { 500 });
+    println!(
+        "\n== one durable entry, p50: {:.3} ms; one {ENTRY_BYTES}-byte write + fdatasync, p50: {:.3} ms; ratio {:.2} (target <= 1.5)",
+        ledger_p50.as_secs_f64() * 1e3,
+        fsync_p50.as_secs_f64() * 1e3,
+        ledger_p50.as_secs_f64() / fsync_p50.as_secs_f64()
+    );
+    let small: u64 = if quick { 500 } else { 20_000 };
+    let (per_entry, ratio) = disk_at_batch_1(small);
+    println!(
+        "== disk at batch 1: {small} entries appended one at a time: {per_entry:.1} bytes/entry ({ratio:.2}x the {ENTRY_BYTES} raw entry bytes; target <= 1.5)"
+    );
 
     println!("\n== durable single-entry appends/s with a {PAYLOAD_BYTES}-byte payload per entry");
     println!(

@@ -22,20 +22,28 @@
 //! An appender prepares its entries (checks, canonical JSON, the salted
 //! commitment and segment record of its payload; nothing is written) and
 //! queues them. When no commit is running it becomes the leader: it takes
-//! *every* queued job, takes the writer lock and writes them as one batch:
-//! first all the batch's payload records, appended to the current payload
-//! segment with one write and one fdatasync; then the sled batch, sled's
-//! `flush()` and [`crate::durability::SledSync::sync`] (fdatasync of sled's
-//! files, because sled's own flush ends in `sync_file_range`, which survives
-//! a process crash but not a power cut). Only after that are the jobs'
-//! results filled in and the waiting appenders woken; appenders that queued
-//! during a commit wait for it on a condition variable (not on the writer
-//! lock, which would make each of them wait through the next leaders'
-//! commits in turn) and one of them leads the next batch. So N concurrent
-//! appenders cost about two fsyncs per batch (one without payloads), and
-//! nobody is acknowledged before the batch, its payloads and their index are
-//! durable. Checkpoints and payload erasure also run under the writer lock,
-//! so they never overlap a commit.
+//! *every* queued job, takes the writer lock and commits them as one batch
+//! with **one write and one `fdatasync`**: the batch (its sealed entries,
+//! erasure marks and payload records) is appended to the commit journal
+//! ([`crate::journal`]) and synced; that is when it is durable. Then its
+//! payload records go to the current payload segment and its sled batch
+//! is applied, neither synced; only after that are the jobs' results
+//! filled in and the waiting appenders woken (appenders that queued during
+//! a commit wait on a condition variable, not on the writer lock, and one
+//! of them leads the next batch). So nobody is acknowledged before the
+//! batch is durable, and N concurrent appenders cost one fsync per batch.
+//!
+//! Each batch writes only a small tail record (`m/tail`: size, last hash,
+//! last time); the full state with the Merkle frontier (`m/state`) is
+//! written when the ledger *settles*: the payload segment synced, sled
+//! flushed and its files synced ([`crate::durability::SledSync`], because
+//! sled's own flush ends in `sync_file_range`, which survives a process
+//! crash but not a power cut), then the journal cut back to nothing. It
+//! settles at every checkpoint and other non-append write, when a journal
+//! lap passes [`SETTLE_BYTES`], and when the ledger is closed. Opening a
+//! ledger brings the frontier up to the tail, applies again every
+//! journaled batch sled does not have, writes back journaled payload
+//! records missing from their segment, and settles.
 //!
 //! # Erasure
 //! An erasure is recorded before the payload is destroyed: the
@@ -61,6 +69,7 @@ use crate::entry::{
 use crate::error::LedgerError;
 use crate::handover::{Handover, HandoverError, KeyChain, KIND_KEY_ROTATED};
 use crate::hash::{leaf_hash, Hash};
+use crate::journal::{Journal, JournalRecord, SETTLE_BYTES};
 use crate::merkle::{self, Frontier, NodeSource};
 use crate::payloads::{self, PayloadStore, PayloadWriter, PreparedPayload, StoredPayload};
 use crate::storage::{
@@ -71,6 +80,27 @@ use crate::storage::{
 };
 
 const STATE_KEY: &[u8] = b"m/state";
+/// The end of the ledger after the last batch: `size u64 | last hash |
+/// last timestamp u64` (big-endian). Written with every batch; the full
+/// state (`m/state`, with the Merkle frontier) only when the ledger
+/// settles, and the frontier is brought up to the tail on open.
+const TAIL_KEY: &[u8] = b"m/tail";
+
+fn encode_tail(st: &State) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48);
+    out.extend_from_slice(&st.size.to_be_bytes());
+    out.extend_from_slice(&st.last_hash);
+    out.extend_from_slice(&st.last_ts.to_be_bytes());
+    out
+}
+
+fn decode_tail(b: &[u8]) -> Option<(u64, Hash, u64)> {
+    Some((
+        u64::from_be_bytes(b.get(0..8)?.try_into().ok()?),
+        b.get(8..40)?.try_into().ok()?,
+        u64::from_be_bytes(b.get(40..48)?.try_into().ok()?),
+    ))
+}
 const ORIGIN_KEY: &[u8] = b"m/origin";
 
 /// What the writer knows about the end of the ledger. Only the first four
@@ -142,6 +172,8 @@ struct Queue {
 struct Writer {
     state: State,
     sync: SledSync,
+    /// Where each batch is made durable first ([`crate::journal`]).
+    journal: Journal,
     /// Appends to the payload segments and erases payloads.
     payloads: PayloadWriter,
     /// Why every append is refused: set when a commit failed half-way (the
@@ -390,11 +422,93 @@ fn prepare(e: NewEntry, payloads: &mut Vec<PreparedPayload>) -> Result<Entry, Le
     Ok(entry)
 }
 
+/// Adds sealed entries (index, time and chain fixed, with their encoding)
+/// to `batch`: their chunk(s), the kind index keys, the Merkle tiles they
+/// complete and the new state, advancing `st`. The same for a fresh commit
+/// and for a journaled batch applied again.
+fn stage(
+    st: &mut State,
+    indexed_kinds: &[String],
+    batch: &mut sled::Batch,
+    entries: &[(Entry, Vec<u8>)],
+) -> Result<(), String> {
+    let mut chunk: Vec<&[u8]> = Vec::new();
+    let mut chunk_start_index = st.size;
+    let mut chunk_bytes = 0usize;
+    let mut tile_error: Option<String> = None;
+    for (e, bytes) in entries {
+        if e.index != st.size || e.prev != st.last_hash {
+            return Err(format!(
+                "entry {} does not continue the ledger of {} entries",
+                e.index, st.size
+            ));
+        }
+        let leaf = leaf_hash(bytes);
+        if indexed_kinds.contains(&e.kind) {
+            batch.insert(kind_index_key(&e.kind, e.index), &[][..]);
+        }
+        if !chunk.is_empty()
+            && (chunk.len() >= CHUNK_ENTRIES || chunk_bytes + bytes.len() > CHUNK_BYTES)
+        {
+            batch.insert(&chunk_key(chunk_start_index)[..], encode_chunk(&chunk));
+            chunk.clear();
+            chunk_bytes = 0;
+            chunk_start_index = e.index;
+        }
+        chunk_bytes += bytes.len() + 4;
+        chunk.push(bytes);
+        let edge = &mut st.edge;
+        st.frontier
+            .push_with(leaf, |level, index, h| match edge.push(level, index, h) {
+                Ok(Some(tile)) => batch.insert(
+                    &tile_key(tile.level, tile.tile * TILE_NODES)[..],
+                    tile.bytes,
+                ),
+                Ok(None) => {}
+                Err(e) => {
+                    tile_error.get_or_insert(e);
+                }
+            });
+        st.size += 1;
+        st.last_hash = leaf;
+        st.last_ts = e.timestamp_ns;
+    }
+    if let Some(e) = tile_error {
+        return Err(format!(
+            "the in-memory Merkle edge is inconsistent ({e}); reopen the ledger and run `vigil audit verify`"
+        ));
+    }
+    if !chunk.is_empty() {
+        batch.insert(&chunk_key(chunk_start_index)[..], encode_chunk(&chunk));
+    }
+    batch.insert(TAIL_KEY, encode_tail(st));
+    Ok(())
+}
+
 fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+impl Drop for Inner {
+    /// Settles on close, so a closed ledger has an empty journal.
+    fn drop(&mut self) {
+        let writer = self.writer.get_mut().unwrap_or_else(|p| p.into_inner());
+        if writer.poisoned.is_none() {
+            let _ = settle(&self.db, writer);
+        }
+    }
+}
+
+/// See [`Ledger::make_durable`].
+fn settle(db: &sled::Db, writer: &mut Writer) -> Result<(), LedgerError> {
+    writer.payloads.sync()?;
+    db.insert(STATE_KEY, writer.state.encode())?;
+    db.flush()?;
+    writer.sync.sync()?;
+    writer.journal.restart()
 }
 
 impl Ledger {
@@ -439,6 +553,7 @@ impl Ledger {
             }
         };
         let (payloads, payload_writer) = PayloadStore::open(payloads_dir, &db)?;
+        let (journal, journaled) = Journal::open(payloads_dir)?;
         let mut sync = SledSync::open(&sled_dir)?;
         if migrate_legacy_tiles(&db)? {
             db.flush()?;
@@ -448,20 +563,59 @@ impl Ledger {
             Some(b) => State::decode(&b).ok_or_else(|| {
                 LedgerError::Damaged("the ledger state record is malformed".into())
             })?,
-            None => {
-                if db.scan_prefix(b"e").next().is_some() {
-                    return Err(LedgerError::Damaged(
-                        "entries exist but the ledger state record is missing".into(),
-                    ));
-                }
-                State::default()
-            }
+            None => State::default(),
         };
+        // Batches since the last settle: bring the frontier up to the tail.
+        // A store where that fails still opens (to be verified and
+        // exported) and refuses appends.
+        let mut damaged: Option<String> = None;
+        if let Some(tail) = db.get(TAIL_KEY)? {
+            match decode_tail(&tail) {
+                Some((size, last_hash, last_ts)) if size > state.size => {
+                    let mut caught_up = state.clone();
+                    match (StoredEdge { tree: &db }).leaf_hashes(state.size..size) {
+                        Ok(leaves) => {
+                            for leaf in leaves {
+                                caught_up.frontier.push(leaf);
+                                caught_up.last_hash = leaf;
+                            }
+                            caught_up.size = size;
+                            caught_up.last_ts = last_ts;
+                            if caught_up.last_hash == last_hash {
+                                state = caught_up;
+                            } else {
+                                damaged = Some(
+                                    "the ledger tail record does not match the stored entries"
+                                        .into(),
+                                );
+                            }
+                        }
+                        Err(e) => {
+                            damaged = Some(format!(
+                                "the entries up to the ledger tail record are not all there ({e})"
+                            ))
+                        }
+                    }
+                }
+                Some(_) => {}
+                None => damaged = Some("the ledger tail record (m/tail) is malformed".into()),
+            }
+        }
+        if state.size == 0 && db.scan_prefix(b"e").next().is_some() {
+            return Err(LedgerError::Damaged(
+                "entries exist but the ledger state record is missing".into(),
+            ));
+        }
         // A damaged store still opens (so that it can be verified and
         // exported); it only refuses appends and proofs that need the edge.
-        let edge = PartialTiles::rebuild(state.size, &StoredEdge { tree: &db }).map_err(|e| {
-            format!("the ledger store is damaged ({e}); run `vigil audit verify` to find where")
-        });
+        let edge = match damaged {
+            Some(why) => Err(format!(
+                "the ledger store is damaged ({why}); run `vigil audit verify` to find where"
+            )),
+            None => PartialTiles::rebuild(state.size, &StoredEdge { tree: &db }).map_err(|e| {
+                format!("the ledger store is damaged ({e}); run `vigil audit verify` to find where")
+            }),
+        };
         if let Ok(edge) = &edge {
             state.edge = edge.clone();
         }
@@ -489,6 +643,7 @@ impl Ledger {
                 writer: Mutex::new(Writer {
                     state,
                     sync,
+                    journal,
                     payloads: payload_writer,
                     poisoned: edge.err(),
                     indexed_kinds,
@@ -497,8 +652,72 @@ impl Ledger {
                 view: Mutex::new(Arc::new(view)),
             }),
         };
+        ledger.replay(journaled)?;
         ledger.finish_pending_erasures();
         Ok(ledger)
+    }
+
+    /// Applies again the journaled batches sled does not have (a crash or
+    /// power cut came before the ledger settled), writes back payload
+    /// records of the batches it has that never reached the disk, then
+    /// settles. A journal that does not continue the ledger refuses appends.
+    fn replay(&self, records: Vec<JournalRecord>) -> Result<(), LedgerError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut writer = lock(&self.inner.writer);
+        if writer.poisoned.is_some() {
+            return Ok(());
+        }
+        let mut applied = 0usize;
+        for record in records {
+            let size = writer.state.size;
+            let end = record.start + record.entries.len() as u64;
+            let payloads = record
+                .payloads
+                .iter()
+                .map(|r| PreparedPayload::from_record(r.clone()))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    LedgerError::Damaged("a journaled payload record is malformed".into())
+                })?;
+            if end <= size {
+                for p in &payloads {
+                    writer.payloads.repair(p)?;
+                }
+                continue;
+            }
+            if record.start != size {
+                writer.poisoned = Some(format!(
+                    "the commit journal holds entries {}..{end} but the ledger has {size}; run `vigil audit verify`",
+                    record.start
+                ));
+                return Ok(());
+            }
+            let entries = record
+                .entries
+                .into_iter()
+                .map(|bytes| Entry::decode(&bytes).map(|e| (e, bytes)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut st = writer.state.clone();
+            let mut batch = sled::Batch::default();
+            for index in &record.erasing {
+                batch.insert(&pending_erasure_key(*index)[..], &[][..]);
+            }
+            stage(&mut st, &writer.indexed_kinds, &mut batch, &entries)
+                .map_err(LedgerError::Damaged)?;
+            let payload_refs: Vec<&PreparedPayload> = payloads.iter().collect();
+            let appended = self.apply_staged(&mut writer, &payload_refs, batch)?;
+            self.publish(&mut writer, st, appended);
+            applied += 1;
+        }
+        self.make_durable(&mut writer)?;
+        if applied > 0 {
+            eprintln!(
+                "vigil-ledger: applied {applied} journaled batch(es) the store did not have yet (the last run stopped before they were settled)"
+            );
+        }
+        Ok(())
     }
 
     /// Destroys the payloads whose erasure was recorded by a process that
@@ -543,6 +762,9 @@ impl Ledger {
         index: u64,
         commitment: Option<&PayloadCommitment>,
     ) -> Result<(), LedgerError> {
+        // The payload may also be in the journal: settle, then wipe it.
+        self.make_durable(writer)?;
+        writer.journal.wipe()?;
         if let Some(commitment) = commitment {
             writer.payloads.erase(commitment)?;
         }
@@ -646,86 +868,54 @@ impl Ledger {
         let mut batch = sled::Batch::default();
         let mut ranges = Vec::with_capacity(jobs.len());
         let now = now_ns();
-        let mut chunk: Vec<Vec<u8>> = Vec::new();
-        let mut chunk_start_index = st.size;
-        let mut chunk_bytes = 0usize;
-        let mut tile_error: Option<String> = None;
+        let start = st.size;
+        let mut sealed: Vec<(Entry, Vec<u8>)> = Vec::new();
+        let mut erasing = Vec::new();
+        let (mut next, mut prev, mut last_ts) = (st.size, st.last_hash, st.last_ts);
         for job in jobs {
-            let start = st.size;
+            let first = next;
             if let Some(index) = job.erasing {
                 batch.insert(&pending_erasure_key(index)[..], &[][..]);
+                erasing.push(index);
             }
             for e in &job.entries {
                 let mut e = e.clone();
-                e.index = st.size;
-                e.timestamp_ns = now.max(st.last_ts);
-                e.prev = st.last_hash;
+                e.index = next;
+                e.timestamp_ns = now.max(last_ts);
+                e.prev = prev;
                 let bytes = e.encode();
-                let leaf = leaf_hash(&bytes);
-                if writer.indexed_kinds.contains(&e.kind) {
-                    batch.insert(kind_index_key(&e.kind, e.index), &[][..]);
-                }
-                if !chunk.is_empty()
-                    && (chunk.len() >= CHUNK_ENTRIES || chunk_bytes + bytes.len() > CHUNK_BYTES)
-                {
-                    batch.insert(&chunk_key(chunk_start_index)[..], encode_chunk(&chunk));
-                    chunk.clear();
-                    chunk_bytes = 0;
-                    chunk_start_index = e.index;
-                }
-                chunk_bytes += bytes.len() + 4;
-                chunk.push(bytes);
-                let edge = &mut st.edge;
-                st.frontier
-                    .push_with(leaf, |level, index, h| match edge.push(level, index, h) {
-                        Ok(Some(tile)) => batch.insert(
-                            &tile_key(tile.level, tile.tile * TILE_NODES)[..],
-                            tile.bytes,
-                        ),
-                        Ok(None) => {}
-                        Err(e) => {
-                            tile_error.get_or_insert(e);
-                        }
-                    });
-                st.size += 1;
-                st.last_hash = leaf;
-                st.last_ts = e.timestamp_ns;
+                prev = leaf_hash(&bytes);
+                last_ts = e.timestamp_ns;
+                next += 1;
+                sealed.push((e, bytes));
             }
-            ranges.push(start..st.size);
+            ranges.push(first..next);
         }
-        if let Some(e) = tile_error {
-            return Err(format!(
-                "the in-memory Merkle edge is inconsistent ({e}); reopen the ledger and run `vigil audit verify`"
-            ));
-        }
-        if !chunk.is_empty() {
-            batch.insert(&chunk_key(chunk_start_index)[..], encode_chunk(&chunk));
-        }
-        batch.insert(STATE_KEY, st.encode());
+        stage(&mut st, &writer.indexed_kinds, &mut batch, &sealed)?;
         let payloads: Vec<&PreparedPayload> = jobs.iter().flat_map(|j| &j.payloads).collect();
+        let record = JournalRecord {
+            start,
+            entries: sealed.into_iter().map(|(_, bytes)| bytes).collect(),
+            erasing,
+            payloads: payloads.iter().map(|p| p.record().to_vec()).collect(),
+        };
         let result = (|| -> Result<_, LedgerError> {
-            // Payloads first: their index goes into sled with the entries.
-            let appended = if payloads.is_empty() {
-                None
-            } else {
-                Some(writer.payloads.append(&payloads, &mut batch)?)
-            };
-            self.inner.db.apply_batch(batch)?;
-            self.inner.db.flush()?;
-            writer.sync.sync()?;
-            Ok(appended)
+            // Durable here: one write and one fdatasync of the journal.
+            writer.journal.append(&record)?;
+            self.apply_staged(writer, &payloads, batch)
         })();
         match result {
             Ok(appended) => {
-                if let Some(a) = appended {
-                    writer.payloads.committed(a);
+                self.publish(writer, st, appended);
+                if writer.journal.lap_bytes() >= SETTLE_BYTES {
+                    if let Err(e) = self.make_durable(writer) {
+                        // The batch is journaled: it is recorded; only the
+                        // next appends are refused.
+                        writer.poisoned = Some(format!(
+                            "settling the ledger failed ({e}); reopen the ledger"
+                        ));
+                    }
                 }
-                *lock(&self.inner.view) = Arc::new(View {
-                    size: st.size,
-                    root: st.frontier.root(),
-                    edge: Ok(st.edge.clone()),
-                });
-                writer.state = st;
                 Ok(ranges)
             }
             Err(e) => {
@@ -738,10 +928,43 @@ impl Ledger {
         }
     }
 
-    /// Flushes sled and syncs its files (used after non-append writes).
+    /// Writes a staged batch: its payload records (first: their index goes
+    /// into sled with the entries), then its sled batch; neither is synced,
+    /// the batch being journaled already.
+    fn apply_staged(
+        &self,
+        writer: &mut Writer,
+        payloads: &[&PreparedPayload],
+        mut batch: sled::Batch,
+    ) -> Result<Option<crate::payloads::Appended>, LedgerError> {
+        let appended = if payloads.is_empty() {
+            None
+        } else {
+            Some(writer.payloads.append(payloads, &mut batch)?)
+        };
+        self.inner.db.apply_batch(batch)?;
+        Ok(appended)
+    }
+
+    /// Makes an applied batch's end the writer's state and what readers see.
+    fn publish(&self, writer: &mut Writer, st: State, appended: Option<crate::payloads::Appended>) {
+        if let Some(a) = appended {
+            writer.payloads.committed(a);
+        }
+        *lock(&self.inner.view) = Arc::new(View {
+            size: st.size,
+            root: st.frontier.root(),
+            edge: Ok(st.edge.clone()),
+        });
+        writer.state = st;
+    }
+
+    /// Settles the ledger: the payload records synced, sled flushed and its
+    /// files synced, then the journal starts a new lap (after checkpoints,
+    /// other non-append writes, and whenever a lap grows past
+    /// [`SETTLE_BYTES`]).
     fn make_durable(&self, writer: &mut Writer) -> Result<(), LedgerError> {
-        self.inner.db.flush()?;
-        writer.sync.sync()
+        settle(&self.inner.db, writer)
     }
 
     /// Indexes the entries of `kind` from now on, in the same atomic batch

@@ -23,6 +23,7 @@ pub mod entry;
 pub mod error;
 pub mod handover;
 pub mod hash;
+pub mod journal;
 pub mod ledger;
 pub mod merkle;
 pub mod payloads;

@@ -240,6 +240,29 @@ pub(crate) struct PreparedPayload {
     record: Vec<u8>,
 }
 
+impl PreparedPayload {
+    /// The segment record (header, salt, payload), as journaled.
+    pub(crate) fn record(&self) -> &[u8] {
+        &self.record
+    }
+
+    /// A journaled record back as a prepared payload; None when it is not a
+    /// well-formed record.
+    pub(crate) fn from_record(record: Vec<u8>) -> Option<Self> {
+        let header = RecordHeader::decode(&record)?;
+        if header.record_len() != record.len() as u64 {
+            return None;
+        }
+        Some(Self {
+            commitment: PayloadCommitment {
+                digest: header.digest,
+                length: header.length,
+            },
+            record,
+        })
+    }
+}
+
 /// Checks `payload`'s size, draws a fresh random salt and builds the
 /// payload's record. Writes nothing.
 pub(crate) fn prepare(payload: &[u8]) -> Result<PreparedPayload, LedgerError> {
@@ -486,10 +509,12 @@ pub(crate) struct PayloadWriter {
 
 impl PayloadWriter {
     /// Appends `payloads`' records at the committed end with one write (more
-    /// only for records of several MiB) and one `fdatasync`, fsyncs the
-    /// directory when the batch starts a segment, and adds their index keys
-    /// and the new end to `batch`. The end moves only when
-    /// [`PayloadWriter::committed`] is called after sled has the batch.
+    /// only for records of several MiB), fsyncs the directory when the batch
+    /// starts a segment, and adds their index keys and the new end to
+    /// `batch`. The records are not synced: they are in the commit journal
+    /// ([`crate::journal`]) already, and [`PayloadWriter::sync`] runs when the
+    /// ledger settles. The end moves only when [`PayloadWriter::committed`]
+    /// is called after sled has the batch.
     pub(crate) fn append(
         &mut self,
         payloads: &[&PreparedPayload],
@@ -551,13 +576,52 @@ impl PayloadWriter {
             at += p.record.len() as u64;
         }
         write_at(file, &path, &buf, buf_at)?;
-        file.sync_data().map_err(LedgerError::io(&path))?;
         if opened.is_some() {
+            // A new segment: the previous one is complete; both made durable.
+            if let Some(previous) = &self.file {
+                previous.sync_data().map_err(LedgerError::io(
+                    self.store.segment_path(segment.saturating_sub(1)),
+                ))?;
+            }
+            file.sync_data().map_err(LedgerError::io(&path))?;
             sync_dir(&self.store.dir)?;
         }
         let end = SegmentEnd { segment, end: at };
         batch.insert(PAYLOAD_END_KEY, &end.encode()[..]);
         Ok(Appended { end, opened })
+    }
+
+    /// Makes the records appended so far durable (when the ledger settles).
+    pub(crate) fn sync(&self) -> Result<(), LedgerError> {
+        match (&self.file, self.end) {
+            (Some(f), Some(e)) => f
+                .sync_data()
+                .map_err(LedgerError::io(self.store.segment_path(e.segment))),
+            _ => Ok(()),
+        }
+    }
+
+    /// After a power cut, sled may hold the index of a payload whose record
+    /// never reached the disk (records are synced only when the ledger
+    /// settles): writes the journaled record again where the index says,
+    /// unless it is already there. Returns whether it wrote.
+    pub(crate) fn repair(&mut self, p: &PreparedPayload) -> Result<bool, LedgerError> {
+        let Some(loc) = self.store.location(&p.commitment)? else {
+            return Ok(false);
+        };
+        if self.store.read_record(&p.commitment, loc).is_ok() {
+            return Ok(false);
+        }
+        let path = self.store.segment_path(loc.segment);
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(LedgerError::io(&path))?;
+        write_at(&f, &path, &p.record, loc.offset)?;
+        f.sync_data().map_err(LedgerError::io(&path))?;
+        Ok(true)
     }
 
     /// Records that the batch of `appended` is durable in sled.

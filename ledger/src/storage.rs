@@ -77,11 +77,12 @@ pub fn chunk_start(key: &[u8]) -> Option<u64> {
 }
 
 /// Encodes a chunk.
-pub fn encode_chunk(entries: &[Vec<u8>]) -> Vec<u8> {
-    let total: usize = entries.iter().map(|e| e.len() + 4).sum();
+pub fn encode_chunk<E: AsRef<[u8]>>(entries: &[E]) -> Vec<u8> {
+    let total: usize = entries.iter().map(|e| e.as_ref().len() + 4).sum();
     let mut out = Vec::with_capacity(4 + total);
     out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
     for e in entries {
+        let e = e.as_ref();
         out.extend_from_slice(&(e.len() as u32).to_be_bytes());
         out.extend_from_slice(e);
     }
