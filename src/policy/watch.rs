@@ -714,6 +714,19 @@ impl Baseline {
     /// it has too few samples), the hour before and the hour after. A
     /// window straddles hours, and work starts and ends some minutes
     /// earlier or later from one week to the next.
+    /// What was learned for `slot` (see [`Baseline::expected`]) and the
+    /// limit a window may reach: `threshold` times that, at least `floor`.
+    fn limit(
+        config: &BaselineConfig,
+        table: &[Ewma; SLOTS],
+        all: &Ewma,
+        slot: usize,
+        floor: u64,
+    ) -> Option<(f64, f64)> {
+        let expected = Self::expected(table, all, slot, config.min_slot_samples)?;
+        Some((expected, (config.threshold * expected).max(floor as f64)))
+    }
+
     fn expected(table: &[Ewma; SLOTS], all: &Ewma, slot: usize, min: u32) -> Option<f64> {
         let here = table[slot % SLOTS]
             .judged(min)
@@ -988,30 +1001,30 @@ impl AgentWatch {
             }
         }
 
-        if let (Some(b), Some(learned_calls)) = (config.baseline.as_ref(), self.baseline.as_ref()) {
-            if learned {
-                let expected = Baseline::expected(
-                    &learned_calls.calls,
-                    &learned_calls.all_calls,
-                    local.slot,
-                    b.min_slot_samples,
-                );
-                if let Some(expected) = expected {
-                    let limit = (b.threshold * expected).max(b.floor_calls as f64);
-                    if window.calls as f64 > limit && self.report(Rule::BaselineCalls, now) {
-                        found.push(evidence(
-                            Rule::BaselineCalls,
-                            window_start,
-                            now,
-                            window.calls as f64,
-                            limit,
-                            Unit::Calls,
-                            format!(
-                                "{} calls in the last {} s; learned {expected:.1} per window around {} {tz}, limit {limit:.1} ({} x, floor {})",
-                                window.calls, config.window_secs, slot_name(local.slot), b.threshold, b.floor_calls
-                            ),
-                        ));
-                    }
+        if let (Some(b), Some(learned_calls), true) =
+            (config.baseline.as_ref(), self.baseline.as_ref(), learned)
+        {
+            let limit = Baseline::limit(
+                b,
+                &learned_calls.calls,
+                &learned_calls.all_calls,
+                local.slot,
+                b.floor_calls,
+            );
+            if let Some((expected, limit)) = limit {
+                if window.calls as f64 > limit && self.report(Rule::BaselineCalls, now) {
+                    found.push(evidence(
+                        Rule::BaselineCalls,
+                        window_start,
+                        now,
+                        window.calls as f64,
+                        limit,
+                        Unit::Calls,
+                        format!(
+                            "{} calls in the last {} s; learned {expected:.1} per window around {} {tz}, limit {limit:.1} ({} x, floor {})",
+                            window.calls, config.window_secs, slot_name(local.slot), b.threshold, b.floor_calls
+                        ),
+                    ));
                 }
             }
         }
@@ -1099,28 +1112,28 @@ impl AgentWatch {
                 }
             }
         }
-        if let (Some(b), Some(learned_bytes)) = (config.baseline.as_ref(), self.baseline.as_ref()) {
-            if learned {
-                let expected = Baseline::expected(
-                    &learned_bytes.bytes,
-                    &learned_bytes.all_bytes,
-                    local.slot,
-                    b.min_slot_samples,
-                );
-                if let Some(expected) = expected {
-                    let limit = (b.threshold * expected).max(b.floor_output_bytes as f64);
-                    if window.bytes as f64 > limit && self.report(Rule::BaselineOutputBytes, now) {
-                        found.push(evidence(
-                            Rule::BaselineOutputBytes,
-                            window.bytes as f64,
-                            limit,
-                            Unit::Bytes,
-                            format!(
-                                "{} output bytes in the last {secs} s; learned {expected:.0} per window around {} {tz}, limit {limit:.0} ({} x, floor {})",
-                                window.bytes, slot_name(local.slot), b.threshold, b.floor_output_bytes
-                            ),
-                        ));
-                    }
+        if let (Some(b), Some(learned_bytes), true) =
+            (config.baseline.as_ref(), self.baseline.as_ref(), learned)
+        {
+            let limit = Baseline::limit(
+                b,
+                &learned_bytes.bytes,
+                &learned_bytes.all_bytes,
+                local.slot,
+                b.floor_output_bytes,
+            );
+            if let Some((expected, limit)) = limit {
+                if window.bytes as f64 > limit && self.report(Rule::BaselineOutputBytes, now) {
+                    found.push(evidence(
+                        Rule::BaselineOutputBytes,
+                        window.bytes as f64,
+                        limit,
+                        Unit::Bytes,
+                        format!(
+                            "{} output bytes in the last {secs} s; learned {expected:.0} per window around {} {tz}, limit {limit:.0} ({} x, floor {})",
+                            window.bytes, slot_name(local.slot), b.threshold, b.floor_output_bytes
+                        ),
+                    ));
                 }
             }
         }
