@@ -16,7 +16,7 @@
 //! the file back to nothing); a record is
 //! `magic "vjr1" | body length u32 LE | first 16 bytes of SHA-256(body) |
 //! body`, and reading stops at the first record that does not check (the
-//! torn end of the last lap, or an older lap's leftovers). A body is
+//! torn end of the lap). A body is
 //! `start index u64 | n u32 | n x (length u32 | entry bytes) | m u32 |
 //! m x erased index u64 | p u32 | p x (length u32 | payload record)` (all
 //! little-endian). Payload bytes can be in the journal until it is wiped:
@@ -81,34 +81,49 @@ fn take_list(b: &[u8], at: &mut usize) -> Option<Vec<Vec<u8>>> {
     Some(out)
 }
 
+/// One record (header and body) of the batch of entries from `start`,
+/// written straight from the commit's own buffers.
+pub fn encode<E: AsRef<[u8]>, P: AsRef<[u8]>>(
+    start: u64,
+    entries: &[E],
+    erasing: &[u64],
+    payloads: &[P],
+) -> Vec<u8> {
+    let body_len = 8
+        + 4
+        + entries.iter().map(|e| e.as_ref().len() + 4).sum::<usize>()
+        + 4
+        + 8 * erasing.len()
+        + 4
+        + payloads.iter().map(|p| p.as_ref().len() + 4).sum::<usize>();
+    let mut out = Vec::with_capacity(HEADER_LEN + body_len);
+    out.extend_from_slice(&JOURNAL_MAGIC);
+    put_u32(&mut out, body_len);
+    out.extend_from_slice(&[0u8; 16]);
+    out.extend_from_slice(&start.to_le_bytes());
+    put_u32(&mut out, entries.len());
+    for e in entries {
+        put_u32(&mut out, e.as_ref().len());
+        out.extend_from_slice(e.as_ref());
+    }
+    put_u32(&mut out, erasing.len());
+    for i in erasing {
+        out.extend_from_slice(&i.to_le_bytes());
+    }
+    put_u32(&mut out, payloads.len());
+    for p in payloads {
+        put_u32(&mut out, p.as_ref().len());
+        out.extend_from_slice(p.as_ref());
+    }
+    let digest = Sha256::digest(&out[HEADER_LEN..]);
+    out[8..HEADER_LEN].copy_from_slice(&digest[..16]);
+    out
+}
+
 impl JournalRecord {
     /// The whole record: header and body.
     pub fn encode(&self) -> Vec<u8> {
-        let mut body = Vec::with_capacity(
-            32 + self.entries.iter().map(|e| e.len() + 4).sum::<usize>()
-                + self.payloads.iter().map(|p| p.len() + 4).sum::<usize>(),
-        );
-        body.extend_from_slice(&self.start.to_le_bytes());
-        put_u32(&mut body, self.entries.len());
-        for e in &self.entries {
-            put_u32(&mut body, e.len());
-            body.extend_from_slice(e);
-        }
-        put_u32(&mut body, self.erasing.len());
-        for i in &self.erasing {
-            body.extend_from_slice(&i.to_le_bytes());
-        }
-        put_u32(&mut body, self.payloads.len());
-        for p in &self.payloads {
-            put_u32(&mut body, p.len());
-            body.extend_from_slice(p);
-        }
-        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-        out.extend_from_slice(&JOURNAL_MAGIC);
-        put_u32(&mut out, body.len());
-        out.extend_from_slice(&Sha256::digest(&body)[..16]);
-        out.extend_from_slice(&body);
-        out
+        encode(self.start, &self.entries, &self.erasing, &self.payloads)
     }
 
     fn decode_body(body: &[u8]) -> Option<Self> {
@@ -187,19 +202,14 @@ impl Journal {
         Ok((Self { path, file, at: 0 }, records))
     }
 
-    /// Appends `record` to the current lap with one write and one
-    /// `fdatasync`; returns the lap's size.
-    pub fn append(&mut self, record: &JournalRecord) -> Result<u64, LedgerError> {
-        let bytes = record.encode();
-        // The end mark: a zeroed header after the record, in the same write,
-        // so an older lap's record right after it never reads as current.
-        let mut out = bytes;
-        out.extend_from_slice(&[0u8; HEADER_LEN]);
+    /// Appends one encoded record ([`encode`]) to the current lap with one
+    /// write and one `fdatasync`; returns the lap's size.
+    pub fn append(&mut self, record: &[u8]) -> Result<u64, LedgerError> {
         self.file
-            .write_all_at(&out, self.at)
+            .write_all_at(record, self.at)
             .map_err(LedgerError::io(&self.path))?;
         self.file.sync_data().map_err(LedgerError::io(&self.path))?;
-        self.at += (out.len() - HEADER_LEN) as u64;
+        self.at += record.len() as u64;
         Ok(self.at)
     }
 
@@ -280,16 +290,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut j, old) = Journal::open(dir.path()).unwrap();
         assert!(old.is_empty());
-        j.append(&record(0)).unwrap();
-        j.append(&record(2)).unwrap();
+        j.append(&record(0).encode()).unwrap();
+        j.append(&record(2).encode()).unwrap();
         let (_, again) = Journal::open(dir.path()).unwrap();
         assert_eq!(again, vec![record(0), record(2)]);
         j.restart().unwrap();
         // After a restart only the new lap is read.
-        j.append(&record(4)).unwrap();
+        j.append(&record(4).encode()).unwrap();
         let (_, lap) = Journal::open(dir.path()).unwrap();
         assert_eq!(lap, vec![record(4)]);
-        j.append(&record(6)).unwrap();
+        j.append(&record(6).encode()).unwrap();
         j.wipe().unwrap();
         let bytes = std::fs::read(dir.path().join("journal")).unwrap();
         assert!(bytes.is_empty());

@@ -69,7 +69,7 @@ use crate::entry::{
 use crate::error::LedgerError;
 use crate::handover::{Handover, HandoverError, KeyChain, KIND_KEY_ROTATED};
 use crate::hash::{leaf_hash, Hash};
-use crate::journal::{Journal, JournalRecord, SETTLE_BYTES};
+use crate::journal::{self, Journal, JournalRecord, SETTLE_BYTES};
 use crate::merkle::{self, Frontier, NodeSource};
 use crate::payloads::{self, PayloadStore, PayloadWriter, PreparedPayload, StoredPayload};
 use crate::storage::{
@@ -893,12 +893,12 @@ impl Ledger {
         }
         stage(&mut st, &writer.indexed_kinds, &mut batch, &sealed)?;
         let payloads: Vec<&PreparedPayload> = jobs.iter().flat_map(|j| &j.payloads).collect();
-        let record = JournalRecord {
+        let record = journal::encode(
             start,
-            entries: sealed.into_iter().map(|(_, bytes)| bytes).collect(),
-            erasing,
-            payloads: payloads.iter().map(|p| p.record().to_vec()).collect(),
-        };
+            &sealed.iter().map(|(_, bytes)| bytes).collect::<Vec<_>>(),
+            &erasing,
+            &payloads.iter().map(|p| p.record()).collect::<Vec<_>>(),
+        );
         let result = (|| -> Result<_, LedgerError> {
             // Durable here: one write and one fdatasync of the journal.
             writer.journal.append(&record)?;
