@@ -34,25 +34,33 @@ fn python() -> PathBuf {
     python
 }
 
-/// Runs the client script; returns how many tool calls it made.
-fn run_client(node: &Node, args: &[&str]) -> u64 {
+/// Runs `script` (under tests/mcp_client) with `args` and the agents'
+/// tokens in its environment; its stdout, once it exited 0.
+fn run_script(script: &str, args: &[&str]) -> String {
     let out = Command::new(python())
-        .arg(root().join("tests/mcp_client/client.py"))
+        .arg(root().join("tests/mcp_client").join(script))
         .args(args)
-        .arg("--vigil")
-        .arg(env!("CARGO_BIN_EXE_vigil"))
-        .arg("--home")
-        .arg(node.home())
         .env("VIGIL_TEST_TOKEN_ALICE", ALICE_TOKEN)
         .env("VIGIL_TEST_TOKEN_BOB", BOB_TOKEN)
         .output()
         .expect("run python client");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "python client {args:?} failed:\n{stdout}\n{stderr}"
+        "{script} {args:?} failed:\n{stdout}\n{stderr}"
     );
+    stdout
+}
+
+/// Runs the client script; returns how many tool calls it made.
+fn run_client(node: &Node, args: &[&str]) -> u64 {
+    let vigil = env!("CARGO_BIN_EXE_vigil");
+    let home = node.home();
+    let home = home.to_string_lossy();
+    let mut args = args.to_vec();
+    args.extend(["--vigil", vigil, "--home", &home]);
+    let stdout = run_script("client.py", &args);
     let summary: serde_json::Value =
         serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("summary line");
     summary["calls"].as_u64().expect("calls")
@@ -136,17 +144,10 @@ fn python_sdk_over_stdio_and_http_then_the_ledger_verifies() {
 fn python_sdk_on_2026_07_28_approves_in_band() {
     let node = Node::new("[mcp]\napproval_timeout_seconds = 60\n[approvals]\nmode = \"client\"\n");
     let served = Served::start(&node);
-    let out = Command::new(python())
-        .arg(root().join("tests/mcp_client/inband.py"))
-        .args(["--url", &served.url, "--token", ALICE_TOKEN])
-        .output()
-        .expect("run python client");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "inband.py failed:\n{stdout}\n{stderr}"
-    );
+    let stdout = run_script("inband.py", &["--url", &served.url, "--token", ALICE_TOKEN]);
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("summary line");
+    assert_eq!(summary["asked"], 2, "the user was asked for each in-band approval");
     served.stop();
     let tail = node
         .vigil()

@@ -499,6 +499,9 @@ impl Authenticator {
     async fn key(&self, issuer: &Issuer, kid: Option<&str>) -> Result<DecodingKey, AuthRefusal> {
         let max_age = Duration::from_secs(issuer.config.jwks_cache_seconds);
         let min_refetch = Duration::from_secs(issuer.config.jwks_min_refetch_seconds);
+        let no_key = || {
+            AuthRefusal::BadSignature(format!("the issuer has no key `{}`", kid.unwrap_or("")))
+        };
         let lookup = |keys: &Keys| -> Option<Result<DecodingKey, AuthRefusal>> {
             let set = keys.set.as_ref()?;
             let jwk = match kid {
@@ -523,10 +526,7 @@ impl Authenticator {
                     return found;
                 }
                 if keys.fetched.is_some_and(|t| t.elapsed() < min_refetch) {
-                    return Err(AuthRefusal::BadSignature(format!(
-                        "the issuer has no key `{}`",
-                        kid.unwrap_or("")
-                    )));
+                    return Err(no_key());
                 }
             }
         }
@@ -535,12 +535,7 @@ impl Authenticator {
         {
             let keys = issuer.keys.read().unwrap_or_else(|p| p.into_inner());
             if keys.fetched.is_some_and(|t| t.elapsed() < min_refetch) {
-                return lookup(&keys).unwrap_or_else(|| {
-                    Err(AuthRefusal::BadSignature(format!(
-                        "the issuer has no key `{}`",
-                        kid.unwrap_or("")
-                    )))
-                });
+                return lookup(&keys).unwrap_or_else(|| Err(no_key()));
             }
         }
         let known_uri = issuer
@@ -564,12 +559,7 @@ impl Authenticator {
             fetched: Some(Instant::now()),
             jwks_uri: Some(jwks_uri),
         };
-        lookup(&keys).unwrap_or_else(|| {
-            Err(AuthRefusal::BadSignature(format!(
-                "the issuer has no key `{}`",
-                kid.unwrap_or("")
-            )))
-        })
+        lookup(&keys).unwrap_or_else(|| Err(no_key()))
     }
 
     /// The `jwks_uri` of `issuer`'s discovery document, whose `issuer`

@@ -9,24 +9,13 @@ summary."""
 
 import argparse
 import json
-import sys
 
 import anyio
+from client import check, text_of  # the sibling script's checks
 from mcp import types
 from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
-
-
-def check(cond, what):
-    if not cond:
-        print(f"FAILED: {what}", file=sys.stderr)
-        sys.exit(1)
-    print(f"ok: {what}", file=sys.stderr)
-
-
-def text_of(result):
-    return "".join(getattr(c, "text", "") for c in result.content)
 
 
 async def main(opts):
