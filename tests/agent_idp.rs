@@ -143,21 +143,11 @@ fn kid(token: &str) -> String {
 }
 
 /// Initializes a session with `token` and calls `tool`: the HTTP status of
-/// the first request, and the call's JSON-RPC reply when it got that far.
+/// the first request, the call's JSON-RPC reply when it got that far, and
+/// the challenge of a refusal.
 fn try_call(url: &str, token: &str, tool: &str) -> (u16, Option<Value>, Option<String>) {
-    let mut client = RawClient::connect(raw::addr(url), token);
-    let init = client.initialize().expect("initialize");
-    if init.status != 200 {
-        return (
-            init.status,
-            None,
-            init.header("www-authenticate").map(String::from),
-        );
-    }
-    let reply = client
-        .call(tool, &json!({"text": "hello"}))
-        .expect("tools/call");
-    (200, Some(reply), None)
+    let a = raw::attempt(url, token, tool, &json!({"text": "hello"}));
+    (a.status, a.reply, a.challenge)
 }
 
 fn refused_entries(node: &Node) -> Vec<Value> {

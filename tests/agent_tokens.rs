@@ -22,20 +22,19 @@ use mcp_support::{AssertOk as _, Node, Served, ALICE_TOKEN, BOB_TOKEN};
 use serde_json::{json, Value};
 
 /// Initializes a session with `token` and calls `tool` with `text`: the
-/// HTTP status of the first request and the call's text when it got that
-/// far.
+/// HTTP status of the first request and the call's text (`ERROR ...` for a
+/// tool error), or the refusal's body.
 fn call(url: &str, token: &str, tool: &str, text: &str) -> (u16, String) {
-    let mut client = RawClient::connect(raw::addr(url), token);
-    let init = client.initialize().expect("initialize");
-    if init.status != 200 {
-        return (init.status, init.text());
-    }
-    let reply = client
-        .call(tool, &json!({ "text": text }))
-        .expect("tools/call");
-    let error = reply["result"]["isError"] == json!(true);
+    let a = raw::attempt(url, token, tool, &json!({ "text": text }));
+    let Some(reply) = a.reply else {
+        return (a.status, a.refusal);
+    };
     let text = RawClient::text_of(&reply);
-    (200, if error { format!("ERROR {text}") } else { text })
+    if reply["result"]["isError"] == json!(true) {
+        (200, format!("ERROR {text}"))
+    } else {
+        (200, text)
+    }
 }
 
 fn mint(node: &Node, args: &[&str]) -> Value {

@@ -147,7 +147,10 @@ fn python_sdk_on_2026_07_28_approves_in_band() {
     let stdout = run_script("inband.py", &["--url", &served.url, "--token", ALICE_TOKEN]);
     let summary: serde_json::Value =
         serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("summary line");
-    assert_eq!(summary["asked"], 2, "the user was asked for each in-band approval");
+    assert_eq!(
+        summary["asked"], 2,
+        "the user was asked for each in-band approval"
+    );
     served.stop();
     let tail = node
         .vigil()

@@ -19,7 +19,7 @@
 //!   written once, when its 256th node is complete. The nodes of the last,
 //!   incomplete tile of each level are kept in memory ([`crate::edge`]) and
 //!   recomputed when the ledger is opened. The prefix sorts before the
-//!   chunks so that no tile shares a sled leaf with `m/state`, which every
+//!   chunks so that no tile shares a sled leaf with `m/tail`, which every
 //!   batch rewrites: sled rewrites a whole leaf every few updates, and 8 KiB
 //!   tiles beside the state record multiplied the disk use of one-entry
 //!   batches by about 3. (Ledgers written before this layout kept tiles,
@@ -32,7 +32,10 @@
 //!   in the batch of the entry that commits to the payload, removed when the
 //!   payload is erased.
 //! - **metadata**: `m/state` (size, last entry hash, last timestamp,
-//!   frontier), `m/origin`, and `m/payload-end` (`segment:u64 | end:u64`,
+//!   frontier; written when the ledger settles), `m/tail` (size, last entry
+//!   hash, last timestamp; written by every batch, the frontier being
+//!   brought up to it on open), `m/origin`, and `m/payload-end`
+//!   (`segment:u64 | end:u64`,
 //!   BE: how far the payload segments are committed; written by every batch
 //!   that carries payloads).
 //! - **pending erasures**: key `m/erasing/` + index of the entry whose

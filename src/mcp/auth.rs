@@ -499,9 +499,8 @@ impl Authenticator {
     async fn key(&self, issuer: &Issuer, kid: Option<&str>) -> Result<DecodingKey, AuthRefusal> {
         let max_age = Duration::from_secs(issuer.config.jwks_cache_seconds);
         let min_refetch = Duration::from_secs(issuer.config.jwks_min_refetch_seconds);
-        let no_key = || {
-            AuthRefusal::BadSignature(format!("the issuer has no key `{}`", kid.unwrap_or("")))
-        };
+        let no_key =
+            || AuthRefusal::BadSignature(format!("the issuer has no key `{}`", kid.unwrap_or("")));
         let lookup = |keys: &Keys| -> Option<Result<DecodingKey, AuthRefusal>> {
             let set = keys.set.as_ref()?;
             let jwk = match kid {

@@ -141,6 +141,41 @@ impl RawClient {
     }
 }
 
+/// One attempt of an agent on a fresh connection: `initialize`, then one
+/// `tools/call` if the session opened.
+#[derive(Debug)]
+pub struct Attempt {
+    /// The HTTP status of `initialize`.
+    pub status: u16,
+    /// Its `WWW-Authenticate` header, if any.
+    pub challenge: Option<String>,
+    /// Its body, when it was refused.
+    pub refusal: String,
+    /// The call's JSON-RPC reply, when the session opened.
+    pub reply: Option<Value>,
+}
+
+/// Opens a session at `url` with `token` and calls `tool` with `arguments`.
+pub fn attempt(url: &str, token: &str, tool: &str, arguments: &Value) -> Attempt {
+    let mut client = RawClient::connect(addr(url), token);
+    let init = client.initialize().expect("initialize");
+    if init.status != 200 {
+        return Attempt {
+            status: init.status,
+            challenge: init.header("www-authenticate").map(String::from),
+            refusal: init.text(),
+            reply: None,
+        };
+    }
+    let reply = client.call(tool, arguments).expect("tools/call");
+    Attempt {
+        status: 200,
+        challenge: None,
+        refusal: String::new(),
+        reply: Some(reply),
+    }
+}
+
 /// Reads one HTTP/1.1 response (Content-Length, chunked, or to EOF).
 pub fn read_reply(reader: &mut BufReader<TcpStream>) -> std::io::Result<Reply> {
     let mut line = String::new();
