@@ -102,14 +102,7 @@ fn python_sdk_over_stdio_and_http_then_the_ledger_verifies() {
         .assert_ok();
     let report = String::from_utf8_lossy(&verified.stdout);
 
-    let tail = node
-        .vigil()
-        .args(["audit", "tail", "-n", "100000", "--json"])
-        .assert_ok();
-    let entries: Vec<serde_json::Value> = String::from_utf8_lossy(&tail.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let entries = node.entries();
     let calls: Vec<&serde_json::Value> = entries
         .iter()
         .filter(|e| matches!(e["kind"].as_str(), Some("tool.call" | "tool.denied")))
@@ -152,13 +145,9 @@ fn python_sdk_on_2026_07_28_approves_in_band() {
         "the user was asked for each in-band approval"
     );
     served.stop();
-    let tail = node
-        .vigil()
-        .args(["audit", "tail", "-n", "1000", "--json"])
-        .assert_ok();
-    let calls: Vec<serde_json::Value> = String::from_utf8_lossy(&tail.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    let calls: Vec<serde_json::Value> = node
+        .entries()
+        .into_iter()
         .filter(|e| matches!(e["kind"].as_str(), Some("tool.call" | "tool.denied")))
         .collect();
     let by: Vec<(String, String)> = calls
