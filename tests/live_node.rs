@@ -129,26 +129,13 @@ fn stdout(out: &Output) -> String {
 
 /// Builds and signs a second echo package naming its tool `shout`.
 fn second_package(node: &Node) -> std::path::PathBuf {
-    let src = node.path("shout.src");
-    std::fs::create_dir_all(&src).expect("dir");
-    std::fs::write(
-        src.join("vigil-tool.toml"),
+    node.package(
+        "shout",
         "[package]\nname = \"acme/shout\"\nversion = \"1.0.0\"\ndescription = \"Echo under another name.\"\n\n\
          [[tools]]\nname = \"shout\"\ndescription = \"Returns its arguments.\"\n\
          input_schema = { type = \"object\", properties = { text = { type = \"string\" } } }\n",
+        &mcp_support::echo_wasm(),
     )
-    .expect("manifest");
-    std::fs::copy(mcp_support::echo_wasm(), src.join("tool.wasm")).expect("wasm");
-    let pkg = node.path("shout.vpkg");
-    node.vigil()
-        .args(["package", "build"])
-        .arg(&src)
-        .arg("--key")
-        .arg(node.path("acme.key"))
-        .arg("--out")
-        .arg(&pkg)
-        .assert_ok();
-    pkg
 }
 
 fn key_id(pub_file: &Path) -> String {
@@ -398,7 +385,26 @@ fn every_operator_command_works_against_a_running_node() {
         let _ = client.cancel().await;
     });
 
+    // A refused command prints the same one line and exits the same way
+    // through the node as on the stopped home.
+    let refused_erase = || {
+        let out = node
+            .vigil()
+            .args(["audit", "erase", "999999", "--reason", "no such entry"])
+            .output()
+            .expect("run vigil audit erase");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let live_refusal = refused_erase();
+
     served.stop();
+    let stopped_refusal = refused_erase();
+    assert_eq!(live_refusal.0, Some(1), "{}", live_refusal.1);
+    assert_eq!(live_refusal.1.lines().count(), 1, "{}", live_refusal.1);
+    assert_eq!(live_refusal, stopped_refusal);
     let all = node.entries();
     let kinds: Vec<&str> = all.iter().filter_map(|e| e["kind"].as_str()).collect();
     for kind in [

@@ -4,8 +4,10 @@
 //! uncovered tail as a warning rather than tampering, calls left waiting for
 //! approval are answered as refused (`node:restart`) with an entry when the
 //! node starts again, a stored package that no longer verifies is refused
-//! with an entry at start, and bulk imports of JSON Lines are all-or-nothing
-//! per bad input and never carry a node kind.
+//! with an entry at start, a call still running when the node stops is
+//! recorded as given up (one entry, within the 5 s stop), and bulk imports
+//! of JSON Lines are all-or-nothing per bad input and never carry a node
+//! kind.
 
 #[path = "mcp_support/mod.rs"]
 mod mcp_support;
@@ -245,4 +247,93 @@ fn bulk_import_is_checked_before_anything_is_recorded() {
         text(&out.stderr)
     );
     assert_eq!(node.entries().len(), before + 12_000);
+}
+
+/// A package of the hostile example tool whose `endless-loop` may run for
+/// 60 s, signed by the node's trusted publisher.
+fn endless_package(node: &Node) -> std::path::PathBuf {
+    let wasm = mcp_support::echo_wasm()
+        .parent()
+        .expect("tools/out")
+        .join("hostile.wasm");
+    node.package(
+        "endless",
+        "[package]\nname = \"acme/endless\"\nversion = \"1.0.0\"\ndescription = \"Spins.\"\n\n\
+         [[tools]]\nname = \"endless-loop\"\ndescription = \"Spins until stopped.\"\n\
+         input_schema = { type = \"object\" }\n\n[limits]\ntimeout_ms = 60000\n",
+        &wasm,
+    )
+}
+
+/// `vigil_calls_running` from the node's /metrics.
+fn calls_running(mcp_url: &str) -> Option<f64> {
+    use std::io::Read as _;
+    let addr = mcp_url.strip_prefix("http://")?.strip_suffix("/mcp")?;
+    let mut tcp = std::net::TcpStream::connect(addr).ok()?;
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    tcp.read_to_string(&mut body).ok()?;
+    body.lines()
+        .find_map(|l| l.strip_prefix("vigil_calls_running "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn a_call_running_when_the_node_stops_is_recorded_as_given_up() {
+    let node = Node::new("");
+    let pkg = endless_package(&node);
+    node.vigil().arg("install").arg(&pkg).assert_ok();
+    let (child, url) = serve(&node);
+    let rt = mcp_support::runtime();
+    let call_url = url.clone();
+    let call = rt.spawn(async move {
+        let config =
+            StreamableHttpClientTransportConfig::with_uri(call_url).auth_header(ALICE_TOKEN);
+        let client =
+            ().serve(StreamableHttpClientTransport::from_config(config))
+                .await
+                .expect("connect");
+        client
+            .call_tool(mcp_support::call("endless-loop", serde_json::json!({})))
+            .await
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while calls_running(&url) != Some(1.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the call never reached the sandbox"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let stopping = std::time::Instant::now();
+    sigterm(child);
+    let took = stopping.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "the node took {took:?} to stop with a call running"
+    );
+    call.abort();
+
+    let entries = node.entries();
+    let of_call: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|e| e["subject"] == "tool:endless-loop")
+        .collect();
+    assert_eq!(
+        of_call.len(),
+        1,
+        "exactly one entry for the call: {of_call:?}"
+    );
+    assert_eq!(of_call[0]["kind"], "tool.denied");
+    assert_eq!(of_call[0]["actor"], "agent:alice");
+    assert_eq!(of_call[0]["details"]["code"], "node-stopping");
+    // The last checkpoint, signed after it, covers it.
+    let verified = node.vigil().args(["audit", "verify"]).assert_ok();
+    assert!(text(&verified.stdout).starts_with("valid:"));
+    assert!(
+        !text(&verified.stderr).contains("warning"),
+        "{}",
+        text(&verified.stderr)
+    );
 }

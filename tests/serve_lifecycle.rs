@@ -296,7 +296,7 @@ fn sigterm_records_every_link_end_and_exits_within_5_s_despite_held_connections(
     );
     drop((idle, keep_alive, half, held));
 
-    succeeds(vigil(&nodes.a).args(["audit", "verify"]));
+    verified_and_covered(&nodes.a);
     let kinds = nodes.ledger_kinds();
     assert_eq!(count(&kinds, "link.opened"), 1, "{kinds:?}");
     assert_eq!(count(&kinds, "link.closed"), 1, "{kinds:?}");
@@ -342,7 +342,7 @@ fn a_link_only_node_binds_no_mcp_port_and_serves_links() {
     assert!(status.success(), "vigil serve exited with {status}");
     assert!(took < Duration::from_secs(5), "took {took:?} to stop");
 
-    succeeds(vigil(&nodes.a).args(["audit", "verify"]));
+    verified_and_covered(&nodes.a);
     let kinds = nodes.ledger_kinds();
     for kind in [
         "link.opened",
@@ -352,4 +352,51 @@ fn a_link_only_node_binds_no_mcp_port_and_serves_links() {
     ] {
         assert_eq!(count(&kinds, kind), 1, "{kind} in {kinds:?}");
     }
+
+    // A vigil.toml without an [mcp] table is link-only too, unless
+    // --listen asks for MCP.
+    std::fs::write(
+        nodes.a.join("vigil.toml"),
+        format!("[links]\nlisten = \"127.0.0.1:{}\"\n", nodes.link_port),
+    )
+    .expect("write vigil.toml");
+    let (mut node_a, lines) = serve(&nodes.a, &[]);
+    line_with(&lines, "MCP is off");
+    line_with(&lines, "accepting post-quantum links on 127.0.0.1");
+    let (tunnel, local) = nodes.tunnel();
+    assert_eq!(round_trip(local, b"no mcp table"), b"no mcp table");
+    drop(tunnel);
+    assert!(terminate(&mut node_a).1.success());
+    let (mut node_a, lines) = serve(&nodes.a, &["--listen", "127.0.0.1:0"]);
+    line_with(&lines, "serving MCP on http://");
+    assert!(terminate(&mut node_a).1.success());
+    // With nothing at all to serve, the error names the fix.
+    std::fs::write(nodes.a.join("vigil.toml"), "").expect("write vigil.toml");
+    let refused = vigil(&nodes.a).arg("serve").output().expect("run");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("nothing to serve") && stderr.contains("--listen"),
+        "{stderr}"
+    );
+    verified_and_covered(&nodes.a);
+}
+
+/// `vigil audit verify` on a stopped node passes with no warning: the last
+/// checkpoint, signed at the stop, covers every entry.
+fn verified_and_covered(home: &Path) {
+    let out = vigil(home)
+        .args(["audit", "verify"])
+        .output()
+        .expect("run vigil audit verify");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.starts_with("valid:"), "{stdout}");
+    assert!(
+        !stderr.contains("not covered") && !stderr.contains("warning"),
+        "the stop left entries without a checkpoint: {stderr}"
+    );
 }

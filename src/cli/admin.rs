@@ -239,8 +239,14 @@ impl Admin {
             Request::AuditProve { index } => self.prove(index),
             Request::AuditErase { index, reason } => {
                 let recorded = self.auditor.erase_payload(index, "operator", &reason)?;
-                self.auditor.checkpoint()?;
-                Ok(Reply::Erased { index, recorded })
+                // Recorded and durable: a failed checkpoint is reported
+                // beside it, not as the erasure's failure.
+                let checkpoint_error = self.auditor.checkpoint().err().map(|e| format!("{e:#}"));
+                Ok(Reply::Erased {
+                    index,
+                    recorded,
+                    checkpoint_error,
+                })
             }
             Request::Install {
                 source,
@@ -798,7 +804,9 @@ impl Admin {
                 TrustChange::PublisherAdded { .. }
                 | TrustChange::PublisherRevoked { .. }
                 | TrustChange::StoreRestored { .. } => {
-                    live.tools_changed()?;
+                    live.tools_changed().context(
+                        "the change is recorded and saved, but the running node could not reload its tools; restart it",
+                    )?;
                 }
                 TrustChange::PeerAdded { .. }
                 | TrustChange::OperatorAdded { .. }

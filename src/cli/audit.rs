@@ -198,8 +198,18 @@ pub fn run(home: &Home, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                 index: args.index,
                 reason: args.reason,
             };
-            if let Reply::Erased { index, recorded } = execute(home, request, &mut |_| {})? {
+            if let Reply::Erased {
+                index,
+                recorded,
+                checkpoint_error,
+            } = execute(home, request, &mut |_| {})?
+            {
                 println!("erased the payload of entry {index}; recorded as entry {recorded}");
+                if let Some(e) = checkpoint_error {
+                    eprintln!(
+                        "warning: the erasure is recorded, but the checkpoint after it could not be signed ({e}); sign one with `vigil audit checkpoint`"
+                    );
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

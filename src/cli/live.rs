@@ -148,8 +148,9 @@ impl Handler for ControlHandler {
     fn handle(&self, request: Request, emit: &mut dyn FnMut(Event) -> bool) -> Reply {
         match self.admin.handle(request, emit) {
             Ok(reply) => reply,
+            // The same line the command prints when it runs on the home.
             Err(e) => Reply::Error {
-                message: format!("{e:#}"),
+                message: super::error_line(&e),
             },
         }
     }

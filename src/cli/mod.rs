@@ -88,13 +88,15 @@ pub enum Command {
     /// accepts post-quantum links from the peers in the trust store on
     /// `[links] listen`, and keeps every [[tunnels]] table's tunnel open (a
     /// local TCP address carried over a link to a peer node's target).
-    /// `[mcp] enabled = false` makes a link-only node: links and tunnels, no
-    /// MCP port. Every decision is one ledger entry.
+    /// `[mcp] enabled = false`, or a vigil.toml without an `[mcp]` table
+    /// (and no --listen), makes a link-only node: links and tunnels, no MCP
+    /// port. Every decision is one ledger entry.
     ///
     /// While it runs it owns the home: `vigil audit ...`, `install`,
-    /// `uninstall`, `trust ...`, `tools`, `call`, `approvals`, `approve` and
-    /// `deny` reach it through its control socket (control.sock in the home,
-    /// owner-only; docs/control.md) and take effect at once.
+    /// `uninstall`, `trust ...`, `tools`, `call`, `approvals`, `approve`,
+    /// `deny`, `key rotate`, `agent token/revoke/resume/status` and a
+    /// second `vigil mcp` reach it through its control socket (control.sock
+    /// in the home, owner-only; docs/control.md) and take effect at once.
     ///
     /// Ctrl-C or SIGTERM stops it: no new connections or links, every link
     /// closed (each end recorded), requests in progress given 2 s, then a

@@ -40,6 +40,9 @@ const LINKS_STOP_WITHIN: Duration = Duration::from_millis(2500);
 /// sandbox, a call waiting for approval) get before they are abandoned.
 const TASKS_STOP_WITHIN: Duration = Duration::from_millis(500);
 
+/// How long, after that, calls still in the sandbox have to finish.
+const CALLS_STOP_WITHIN: Duration = Duration::from_millis(1000);
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Listen for MCP on this address instead of `[mcp] listen`
@@ -146,14 +149,22 @@ fn refuse_orphaned_approvals(queue: &ApprovalQueue, auditor: &Auditor) -> anyhow
 }
 
 /// The MCP address to serve on: `--listen` or `[mcp] listen`; `None` for a
-/// link-only node (`[mcp] enabled = false`).
+/// link-only node (`[mcp] enabled = false`, or no `[mcp]` table and no
+/// `--listen`).
 fn mcp_address(config: &Config, listen: Option<String>) -> anyhow::Result<Option<SocketAddr>> {
+    let links_or_tunnels = config.links.listen.is_some() || !config.tunnels.is_empty();
     if !config.mcp.enabled {
         if listen.is_some() {
             bail!("--listen is for MCP, which vigil.toml turns off ([mcp] enabled = false)");
         }
-        if config.links.listen.is_none() && config.tunnels.is_empty() {
+        if !links_or_tunnels {
             bail!("nothing to serve: [mcp] enabled = false, no [links] listen and no [[tunnels]] in vigil.toml");
+        }
+        return Ok(None);
+    }
+    if !config.mcp.configured && listen.is_none() {
+        if !links_or_tunnels {
+            bail!("nothing to serve: vigil.toml has no [mcp] table, no [links] listen and no [[tunnels]]; add `[mcp]` (MCP on 127.0.0.1:7878) or pass --listen ADDRESS");
         }
         return Ok(None);
     }
@@ -169,6 +180,7 @@ pub fn run(home: &Home, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mcp = mcp_address(&config, args.listen)?;
     let started = start_pipeline(home, &config)?;
     let auditor = started.pipeline.auditor().clone();
+    let pipeline = Arc::clone(&started.pipeline);
     let siem = crate::node::siem::Shipper::start(home, &config.siem, auditor.clone())
         .context("starting the [siem] stream")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -178,6 +190,13 @@ pub fn run(home: &Home, args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Tasks still running now are abandoned; whatever they would record
     // after the last checkpoint is refused by the closed auditor.
     runtime.shutdown_timeout(TASKS_STOP_WITHIN);
+    // Calls still in the sandbox get a moment to record their entries; the
+    // rest are recorded as given up, so none that ran is left unrecorded.
+    match pipeline.stop_calls(std::time::Instant::now() + CALLS_STOP_WITHIN) {
+        Ok(0) => {}
+        Ok(n) => eprintln!("vigil: gave up {n} call(s) still running; each is recorded (tool.denied, node-stopping)"),
+        Err(e) => eprintln!("vigil: could not record the calls still running: {e}"),
+    }
     let closed = auditor.close().context("signing the last checkpoint");
     if let Some(siem) = siem {
         siem.stop();
@@ -242,7 +261,7 @@ async fn serve_until_stopped(
     let http = match mcp {
         Some(addr) => Some(start_http(addr, &pipeline, config, stop.clone(), witness).await?),
         None => {
-            println!("vigil: MCP is off ([mcp] enabled = false); serving links and tunnels only");
+            println!("vigil: MCP is off ([mcp] enabled = false, or no [mcp] table); serving links and tunnels only");
             None
         }
     };

@@ -278,8 +278,13 @@ pub enum Reply {
     },
     /// A proof, as text.
     Proof { text: String },
-    /// An erasure recorded as entry `recorded`.
-    Erased { index: u64, recorded: u64 },
+    /// An erasure recorded as entry `recorded`; `checkpoint_error` says why
+    /// the checkpoint signed after it could not be (the erasure stands).
+    Erased {
+        index: u64,
+        recorded: u64,
+        checkpoint_error: Option<String>,
+    },
     /// The gatekeeper's decision: whether it admitted, the package
     /// (`name@version`, or the file when unreadable), the admitted tools or
     /// the refusal's reason, and the lines the command prints.
@@ -368,6 +373,8 @@ fn line(value: &impl Serialize) -> Result<Vec<u8>, FrameError> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     #[test]
@@ -438,5 +445,58 @@ mod tests {
         for a in [e, r] {
             assert_eq!(decode_answer(&encode_answer(&a).unwrap()).unwrap(), a);
         }
+    }
+
+    /// The names serde accepts for `tag`'s variants, read from its error
+    /// for an unknown one (so the list is the enum's own, whole).
+    fn variants<T: serde::de::DeserializeOwned + std::fmt::Debug>(tag: &str) -> BTreeSet<String> {
+        let err = serde_json::from_str::<T>(&format!("{{\"{tag}\":\"no-such-variant\"}}"))
+            .expect_err("an unknown variant is refused")
+            .to_string();
+        let expected = err
+            .split_once("expected one of ")
+            .map(|(_, rest)| rest.split(" at line ").next().unwrap_or(rest))
+            .unwrap_or_else(|| panic!("unexpected serde error {err:?}"));
+        expected
+            .split(", ")
+            .map(|v| v.trim_matches('`').to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_protocol_doc_lists_exactly_the_operations_and_trust_changes() {
+        let doc = include_str!("../../docs/control.md");
+        let table = doc
+            .split("## Requests and replies")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("the requests table in docs/control.md");
+        let rows: Vec<&str> = table
+            .lines()
+            .filter(|l| l.starts_with("| `") && !l.starts_with("| `op` |"))
+            .collect();
+        let ops: BTreeSet<String> = rows
+            .iter()
+            .filter_map(|row| row.split('`').nth(1).map(str::to_string))
+            .collect();
+        assert_eq!(
+            ops,
+            variants::<Request>("op"),
+            "docs/control.md and Request disagree"
+        );
+        let trust_row = rows
+            .iter()
+            .find(|row| row.starts_with("| `trust` |"))
+            .expect("the trust row");
+        let change = regex::Regex::new(r"`([a-z-]+)` \(").expect("regex");
+        let changes: BTreeSet<String> = change
+            .captures_iter(trust_row)
+            .map(|c| c[1].to_string())
+            .collect();
+        assert_eq!(
+            changes,
+            variants::<TrustRequest>("change"),
+            "docs/control.md's trust row and TrustRequest disagree"
+        );
     }
 }

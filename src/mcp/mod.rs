@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod connections;
 pub mod guard;
 pub mod http;
+pub mod in_flight;
 pub mod inband;
 pub mod pipeline;
 pub mod requests;
@@ -66,9 +67,22 @@ pub struct McpConfig {
     pub max_sessions_per_agent: usize,
     /// Seconds after which a session without requests ends.
     pub session_idle_timeout_seconds: u64,
+    /// Whether vigil.toml has an `[mcp]` table at all. Without one,
+    /// `vigil serve` serves MCP only when `--listen` names an address.
+    #[serde(skip)]
+    pub configured: bool,
 }
 
 impl McpConfig {
+    /// The settings of a vigil.toml without an `[mcp]` table: the defaults,
+    /// marked as not configured.
+    pub fn absent() -> Self {
+        Self {
+            configured: false,
+            ..Self::default()
+        }
+    }
+
     /// The limits of the HTTP connections.
     pub fn connection_limits(&self) -> connections::ConnectionLimits {
         connections::ConnectionLimits {
@@ -99,6 +113,7 @@ impl Default for McpConfig {
             max_sessions: 1024,
             max_sessions_per_agent: 256,
             session_idle_timeout_seconds: 300,
+            configured: true,
         }
     }
 }

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::mcp::auth::AuthConfig;
 use crate::mcp::catalog::{Catalog, CatalogTool};
 use crate::mcp::guard::Guard;
+use crate::mcp::in_flight::InFlight;
 use crate::node::access::AgentAccess;
 use crate::node::audit::{AuditEvent, Auditor, EventKind, Verdict};
 use crate::node::config::Config;
@@ -136,6 +137,8 @@ pub struct Pipeline {
     node_name: String,
     /// Approvals asked in-band (MCP 2026-07-28 `input_required`).
     inband: crate::mcp::inband::InBand,
+    /// Calls in the sandbox, for a stopping node.
+    in_flight: Arc<InFlight>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -194,9 +197,11 @@ impl Pipeline {
                 .iter()
                 .map(|(t, n)| (t.as_str(), *n)),
         );
+        let in_flight = Arc::new(InFlight::default());
         let metrics = Arc::new(Metrics::new(Some(NodeSources {
             auditor: auditor.clone(),
             approvals: approvals.clone(),
+            in_flight: Arc::clone(&in_flight),
         })));
         // Config::parse validated every watch, so this does not fail.
         let watch = Watch::new(
@@ -219,6 +224,7 @@ impl Pipeline {
             inband: crate::mcp::inband::InBand::new(Duration::from_secs(
                 config.mcp.approval_timeout_seconds,
             )),
+            in_flight,
             catalog: RwLock::new(Arc::new(catalog)),
             clients: Mutex::new(Vec::new()),
             agents,
@@ -638,6 +644,36 @@ impl Pipeline {
         &self.approvals
     }
 
+    /// For a stopping node (blocking): waits until every call in the
+    /// sandbox has recorded its entry or `deadline` passes, then records a
+    /// `tool.denied` entry (code `node-stopping`) for each call still
+    /// running, whose own entry will never be written and whose output is
+    /// withheld. Returns how many calls were given up.
+    pub fn stop_calls(&self, deadline: Instant) -> Result<usize, crate::node::audit::AuditError> {
+        let given_up = self.in_flight.give_up_at(deadline);
+        for call in &given_up {
+            tracing::warn!(
+                agent = %call.actor,
+                tool = %call.tool,
+                "the node stopped while a call ran; recorded as given up"
+            );
+            let event = AuditEvent::new(
+                EventKind::ToolDenied,
+                &call.actor,
+                format!("tool:{}", call.tool),
+                Verdict::Deny,
+            )
+            .details(json!({
+                "tool": call.tool,
+                "code": "node-stopping",
+                "reason": "the node stopped while the call ran in the sandbox; its output was withheld and it has no other entry",
+                "started_ns": call.started_ns,
+            }));
+            self.auditor.record(event)?;
+        }
+        Ok(given_up.len())
+    }
+
     /// Sandbox, output schema, privacy filter, then the durable ledger
     /// entry: one job on one blocking thread (holding a call slot), so a call
     /// costs a single hand-off to the blocking pool and back, and a caller
@@ -663,6 +699,8 @@ impl Pipeline {
         };
         let loaded = Arc::clone(&entry.loaded);
         let auditor = self.auditor.clone();
+        let _slot = self.call_slots.acquire().await;
+        let ticket = self.in_flight.start(actor, &tool);
         let job = move || {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 loaded.call(&work.tool, &work.arguments)
@@ -670,6 +708,15 @@ impl Pipeline {
             .unwrap_or_else(|panic| crashed(&work.tool, &panic_text(panic.as_ref())));
             let tool = work.tool.clone();
             let (mut reply, event) = work.finish(outcome);
+            if !ticket.claim() {
+                // The node stopped first and recorded that it gave the
+                // call up: its output is withheld.
+                reply.result = Err(Refusal::AuditUnavailable {
+                    tool,
+                    message: "the node stopped before the call finished".into(),
+                });
+                return reply;
+            }
             match auditor.record(event) {
                 Ok(i) => reply.ledger_index = Some(i),
                 Err(e) => {
@@ -681,7 +728,6 @@ impl Pipeline {
             }
             reply
         };
-        let _slot = self.call_slots.acquire().await;
         match tokio::task::spawn_blocking(job).await {
             Ok(reply) => reply,
             // A panic after the sandbox (output checks, privacy filter,

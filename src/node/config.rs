@@ -26,7 +26,9 @@ pub struct Config {
     pub node: NodeConfig,
     pub ledger: LedgerConfig,
     pub packages: PackagesConfig,
-    /// `[mcp]`: serving MCP (see `crate::mcp::McpConfig`).
+    /// `[mcp]`: serving MCP (see `crate::mcp::McpConfig`); without the
+    /// table, `vigil serve` serves MCP only when given `--listen`.
+    #[serde(default = "crate::mcp::McpConfig::absent")]
     pub mcp: crate::mcp::McpConfig,
     /// `[privacy]`: redaction of tool output.
     pub privacy: crate::privacy::PrivacyConfig,
@@ -141,7 +143,10 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         match std::fs::read_to_string(path) {
             Ok(text) => Self::parse(&text, &path.display().to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            // No file: every table absent, as in an empty one.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Self::parse("", &path.display().to_string())
+            }
             Err(source) => Err(ConfigError::Io {
                 path: path.display().to_string(),
                 source,

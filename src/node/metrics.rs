@@ -80,6 +80,8 @@ struct DirectionLabels {
 pub struct NodeSources {
     pub auditor: Auditor,
     pub approvals: ApprovalQueue,
+    /// The calls in the sandbox.
+    pub in_flight: std::sync::Arc<crate::mcp::in_flight::InFlight>,
 }
 
 impl Collector for NodeSources {
@@ -110,6 +112,13 @@ impl Collector for NodeSources {
             "Seconds since this node last signed a ledger checkpoint (since it started, if it signed none yet).",
             at.elapsed().as_secs_f64(),
         )?;
+        let running = ConstGauge::new(i64::try_from(self.in_flight.len()).unwrap_or(i64::MAX));
+        running.encode(encoder.encode_descriptor(
+            "calls_running",
+            "Tool calls in the sandbox or writing their ledger entry.",
+            None,
+            running.metric_type(),
+        )?)?;
         // An unreadable queue is not a reason to fail the whole scrape: the
         // gauge is left out and the error is visible to `vigil approvals`.
         if let Ok(pending) = self.approvals.pending() {

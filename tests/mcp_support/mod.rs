@@ -77,19 +77,7 @@ impl Node {
             .arg(node.path("acme.pub"))
             .args(["--scope", "acme/*"])
             .assert_ok();
-        let src = node.path("echo.src");
-        std::fs::create_dir_all(&src).expect("src dir");
-        std::fs::write(src.join("vigil-tool.toml"), MANIFEST).expect("manifest");
-        std::fs::copy(echo_wasm(), src.join("tool.wasm")).expect("copy wasm");
-        let pkg = node.path("echo.vpkg");
-        node.vigil()
-            .args(["package", "build"])
-            .arg(&src)
-            .arg("--key")
-            .arg(node.path("acme.key"))
-            .arg("--out")
-            .arg(&pkg)
-            .assert_ok();
+        let pkg = node.package("echo", MANIFEST, &echo_wasm());
         node.vigil().arg("install").arg(&pkg).assert_ok();
         // Operator `jane`, whose signed decisions answer held calls.
         node.vigil()
@@ -109,6 +97,25 @@ impl Node {
         );
         std::fs::write(node.home().join("vigil.toml"), config).expect("write vigil.toml");
         node
+    }
+
+    /// Builds `NAME.vpkg` from `manifest` and `wasm` (as `tool.wasm`),
+    /// signed by the trusted publisher `acme`.
+    pub fn package(&self, name: &str, manifest: &str, wasm: &Path) -> PathBuf {
+        let src = self.path(&format!("{name}.src"));
+        std::fs::create_dir_all(&src).expect("src dir");
+        std::fs::write(src.join("vigil-tool.toml"), manifest).expect("manifest");
+        std::fs::copy(wasm, src.join("tool.wasm")).expect("copy wasm");
+        let pkg = self.path(&format!("{name}.vpkg"));
+        self.vigil()
+            .args(["package", "build"])
+            .arg(&src)
+            .arg("--key")
+            .arg(self.path("acme.key"))
+            .arg("--out")
+            .arg(&pkg)
+            .assert_ok();
+        pkg
     }
 
     /// Every ledger entry (`vigil audit tail --json`), details as JSON.
