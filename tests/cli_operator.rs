@@ -1,7 +1,8 @@
 //! What an operator meets at the command line, through the real binary:
 //! the `[[agents]]` example `vigil init` writes, `vigil mcp` refusing an
 //! agent it could serve nothing to (exit 2), JSON without Rust types
-//! (`package inspect`, `key show`, `verify`), shell completions, one line
+//! (`package inspect`, `key show`, `verify`, `audit checkpoint/verify/erase`,
+//! `trust`), shell completions, one line
 //! per failure, and the call log (agent, tool, status, ledger index) that
 //! never shows a call's arguments, whatever `VIGIL_LOG` asks for.
 
@@ -353,4 +354,117 @@ fn calls_are_logged_without_their_arguments() {
     for secret in ["ada.lovelace", "Zq8vN3xLr5TkW2pY", MARKER, &number] {
         assert!(!info.contains(secret), "`{secret}` in:\n{info}");
     }
+}
+
+#[test]
+fn results_print_as_json() {
+    let node = Node::new("");
+    let ok_json = |args: &[&str]| json(&node.vigil().args(args).assert_ok());
+    // An entry with a payload, then a checkpoint.
+    let appended = node
+        .vigil()
+        .args([
+            "audit",
+            "append",
+            "--actor",
+            "ci",
+            "--subject",
+            "s",
+            "--payload-file",
+        ])
+        .arg(node.path("acme.pub"))
+        .assert_ok();
+    let index: u64 = text(&appended.stdout).trim().parse().expect("index");
+    let cp = ok_json(&["audit", "checkpoint", "--json"]);
+    let size = node.entries().len() as u64;
+    assert_eq!(cp["size"], size, "{cp}");
+    assert!(
+        cp["origin"].is_string() && cp["root_hash"].is_string(),
+        "{cp}"
+    );
+    assert!(
+        cp["note"].as_str().is_some_and(|n| n.contains('\u{2014}')),
+        "{cp}"
+    );
+
+    let verified = ok_json(&["audit", "verify", "--json"]);
+    assert_eq!(verified["valid"], true, "{verified}");
+    assert_eq!(verified["ledger"]["entries"], size, "{verified}");
+    assert_eq!(verified["ledger"]["uncovered"], 0, "{verified}");
+    assert!(verified["warning"].is_null(), "{verified}");
+
+    let erased = ok_json(&[
+        "audit",
+        "erase",
+        &index.to_string(),
+        "--reason",
+        "GDPR",
+        "--json",
+    ]);
+    assert_eq!(erased["index"], index, "{erased}");
+    assert_eq!(erased["recorded"], size, "{erased}");
+    assert!(erased["checkpoint_error"].is_null(), "{erased}");
+
+    // A tail no checkpoint covers yet: still valid, with the warning.
+    node.vigil()
+        .args(["audit", "append", "--actor", "ci", "--subject", "t"])
+        .assert_ok();
+    let verified = ok_json(&["audit", "verify", "--json"]);
+    assert_eq!(verified["valid"], true, "{verified}");
+    assert_eq!(verified["ledger"]["uncovered"], 1, "{verified}");
+    assert!(
+        verified["warning"]
+            .as_str()
+            .is_some_and(|w| w.contains("vigil audit checkpoint")),
+        "{verified}"
+    );
+
+    // A bundle, verified with --json as vigil-verify would.
+    let bundle = node.path("b.bundle");
+    node.vigil()
+        .args(["audit", "export", "--out"])
+        .arg(&bundle)
+        .assert_ok();
+    let checked = json(
+        &node
+            .vigil()
+            .args(["audit", "verify", "--json", "--bundle"])
+            .arg(&bundle)
+            .assert_ok(),
+    );
+    assert_eq!(checked["valid"], true, "{checked}");
+    assert!(checked["bundle"]["entries"].as_u64() > Some(0), "{checked}");
+    // No key: nothing verified, exit 2, still one JSON object.
+    let unusable = node
+        .vigil()
+        .args(["audit", "verify", "--json", "--key"])
+        .arg(node.path("no-such.pub"))
+        .output()
+        .expect("run");
+    assert_eq!(unusable.status.code(), Some(2));
+    let v = json(&unusable);
+    assert_eq!(v["valid"], false, "{v}");
+    assert!(v["error"].is_string(), "{v}");
+
+    // Trust changes: the recorded change.
+    node.vigil()
+        .args(["key", "generate", "--out"])
+        .arg(node.path("ops"))
+        .assert_ok();
+    let added = json(
+        &node
+            .vigil()
+            .args(["trust", "operator", "add", "--name", "ops", "--json"])
+            .arg(node.path("ops.pub"))
+            .assert_ok(),
+    );
+    assert_eq!(added["change"]["change"], "operator-added", "{added}");
+    assert_eq!(added["closed_links"], 0, "{added}");
+    let key_id = added["change"]["key_id"].as_str().expect("key_id");
+    let revoked = ok_json(&[
+        "trust", "--json", "operator", "revoke", key_id, "--reason", "left",
+    ]);
+    assert_eq!(revoked["change"]["change"], "operator-revoked", "{revoked}");
+    let listed = ok_json(&["trust", "list", "--json"]);
+    assert!(listed["operators"].is_array(), "{listed}");
 }

@@ -89,10 +89,16 @@ fn only_a_trusted_operators_signed_decision_answers_a_held_call() {
     assert!(text(&out.stdout).contains(&id));
 
     // Operator jane signs her approval; the call resumes.
-    node.vigil()
-        .args(["approve", &id, "--reason", "ticket 7", "--key"])
+    let approved = node
+        .vigil()
+        .args(["approve", &id, "--reason", "ticket 7", "--json", "--key"])
         .arg(node.path("jane.key"))
         .assert_ok();
+    let approved: serde_json::Value =
+        serde_json::from_slice(&approved.stdout).expect("approve --json prints JSON");
+    assert_eq!(approved["id"], id.as_str(), "{approved}");
+    assert_eq!(approved["decision"], "approved", "{approved}");
+    assert_eq!(approved["tool"], "vault_read", "{approved}");
     let answered = rt.block_on(held_call).expect("join").expect("tools/call");
     assert_ne!(answered.is_error, Some(true), "{answered:?}");
     rt.block_on(async { client.cancel().await.ok() });

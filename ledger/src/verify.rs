@@ -152,6 +152,49 @@ pub struct Report {
     pub uncovered: u64,
 }
 
+impl Report {
+    /// The report as the JSON object `vigil-verify --json` and
+    /// `vigil audit verify --json` print under `bundle` / `ledger`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "origin": self.origin,
+            "from": self.from,
+            "to": self.to,
+            "entries": self.entries,
+            "checkpoints": self.checkpoints,
+            "payloads_checked": self.payloads_checked,
+            "payloads_absent": self.payloads_absent,
+            "erasures": self.erasures,
+            "signed_approvals": self.signed_approvals,
+            "earlier_checkpoints": self.earlier,
+            "held_consistent": self.held,
+            "node_keys": self.keys,
+            "cosigners": self.cosigners,
+            "uncovered": self.uncovered,
+        })
+    }
+}
+
+impl Failure {
+    /// The failure as the JSON object the verifiers print with `--json`:
+    /// `{"valid": false, "failure": {location, index, reason}, "error"}`,
+    /// where `location` is `header`, `checkpoint` or `held` (with the tree
+    /// size as `index`) or `entry` (with its index).
+    pub fn to_json(&self) -> serde_json::Value {
+        let (location, index) = match self.location {
+            Location::Header => ("header", None),
+            Location::Checkpoint(size) => ("checkpoint", Some(size)),
+            Location::Entry(index) => ("entry", Some(index)),
+            Location::Held(size) => ("held", Some(size)),
+        };
+        serde_json::json!({
+            "valid": false,
+            "failure": { "location": location, "index": index, "reason": self.reason },
+            "error": format!("INVALID: {self}"),
+        })
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

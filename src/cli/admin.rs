@@ -573,20 +573,22 @@ impl Admin {
         let key = match key {
             Ok(k) => k,
             Err(e) => {
+                let message = format!("cannot use the key: {e}");
                 return Ok(Reply::Verified {
                     code: 2,
-                    text: format!("error: cannot use the key: {e}"),
+                    text: format!("error: {message}"),
                     warning: None,
-                })
+                    json: serde_json::json!({ "valid": false, "error": message }),
+                });
             }
         };
         let mut progress = |done, total| {
             emit(Event::Progress { done, total });
         };
-        Ok(match verify_ledger_progress(self.auditor.ledger(), &key, &mut progress) {
-            Ok(report) => Reply::Verified {
-                code: 0,
-                warning: (report.uncovered > 0).then(|| {
+        Ok(
+            match verify_ledger_progress(self.auditor.ledger(), &key, &mut progress) {
+                Ok(report) => {
+                    let warning = (report.uncovered > 0).then(|| {
                     format!(
                         "warning: the last {} entries ({}..{}) are not yet covered by a signed checkpoint \
                          (recorded since the last one; this is not tampering); sign one with `vigil audit checkpoint`",
@@ -594,20 +596,32 @@ impl Admin {
                         report.to - report.uncovered,
                         report.to - 1
                     )
-                }),
-                text: report.to_string(),
+                });
+                    Reply::Verified {
+                        code: 0,
+                        json: serde_json::json!({
+                            "valid": true,
+                            "ledger": report.to_json(),
+                            "warning": warning,
+                        }),
+                        warning,
+                        text: report.to_string(),
+                    }
+                }
+                Err(VerifyError::Failed(f)) => Reply::Verified {
+                    code: 1,
+                    text: format!("INVALID: {f}"),
+                    warning: None,
+                    json: f.to_json(),
+                },
+                Err(e) => Reply::Verified {
+                    code: 2,
+                    text: format!("error: {e}"),
+                    warning: None,
+                    json: serde_json::json!({ "valid": false, "error": e.to_string() }),
+                },
             },
-            Err(VerifyError::Failed(f)) => Reply::Verified {
-                code: 1,
-                text: format!("INVALID: {f}"),
-                warning: None,
-            },
-            Err(e) => Reply::Verified {
-                code: 2,
-                text: format!("error: {e}"),
-                warning: None,
-            },
-        })
+        )
     }
 
     fn prove(&self, index: u64) -> anyhow::Result<Reply> {

@@ -39,6 +39,9 @@ pub struct ApproveArgs {
     pub reason: String,
     #[command(flatten)]
     pub signer: Signer,
+    /// Print JSON: id, decision, tool, agent
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -50,6 +53,9 @@ pub struct DenyArgs {
     pub reason: String,
     #[command(flatten)]
     pub signer: Signer,
+    /// Print JSON: id, decision, tool, agent
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The operator key that signs a decision.
@@ -134,6 +140,7 @@ fn decide(
     answer: Answer,
     reason: String,
     signer: &Signer,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let signed = sign(home, signer, id, answer, &reason)?;
     let request = Request::Decide {
@@ -150,14 +157,35 @@ fn decide(
     } else {
         "denied"
     };
-    println!("{verb} call {id} of `{tool}` by agent `{agent}`");
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "id": id, "decision": verb, "tool": tool, "agent": agent })
+        );
+    } else {
+        println!("{verb} call {id} of `{tool}` by agent `{agent}`");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn approve(home: &Home, args: ApproveArgs) -> anyhow::Result<ExitCode> {
-    decide(home, &args.id, Answer::Approve, args.reason, &args.signer)
+    decide(
+        home,
+        &args.id,
+        Answer::Approve,
+        args.reason,
+        &args.signer,
+        args.json,
+    )
 }
 
 pub fn deny(home: &Home, args: DenyArgs) -> anyhow::Result<ExitCode> {
-    decide(home, &args.id, Answer::Deny, args.reason, &args.signer)
+    decide(
+        home,
+        &args.id,
+        Answer::Deny,
+        args.reason,
+        &args.signer,
+        args.json,
+    )
 }

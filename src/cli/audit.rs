@@ -126,6 +126,9 @@ pub struct CheckpointArgs {
     /// `vigil-verify --since`, which proves a newer export extends it
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Print JSON: origin, size, root_hash (base64) and the signed note
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +154,10 @@ pub struct VerifyArgs {
     /// Pinned public key [default: the home's node.pub]
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
+    /// Print one JSON object whatever the outcome (docs/ledger-format.md §4;
+    /// exit codes unchanged)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +176,9 @@ pub struct EraseArgs {
     /// Why (recorded in the erasure entry)
     #[arg(long)]
     pub reason: String,
+    /// Print JSON: index, recorded (the erasure entry), checkpoint_error
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Runs one `vigil audit` command.
@@ -184,7 +194,20 @@ pub fn run(home: &Home, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                     std::fs::write(out, &note)
                         .with_context(|| format!("writing {}", out.display()))?;
                 }
-                print!("{note}");
+                if args.json {
+                    // A checkpoint note: origin, tree size, root hash lines.
+                    let mut lines = note.lines();
+                    let (origin, size, root) = (lines.next(), lines.next(), lines.next());
+                    let size: Option<u64> = size.and_then(|s| s.parse().ok());
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "origin": origin, "size": size, "root_hash": root, "note": note,
+                        })
+                    );
+                } else {
+                    print!("{note}");
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -204,6 +227,15 @@ pub fn run(home: &Home, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                 checkpoint_error,
             } = execute(home, request, &mut |_| {})?
             {
+                if args.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "index": index, "recorded": recorded, "checkpoint_error": checkpoint_error,
+                        })
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
                 println!("erased the payload of entry {index}; recorded as entry {recorded}");
                 if let Some(e) = checkpoint_error {
                     eprintln!(
@@ -600,12 +632,22 @@ fn report_cmd(home: &Home, args: ReportArgs) -> anyhow::Result<ExitCode> {
 
 fn verify(home: &Home, args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let key_path = args.key.unwrap_or_else(|| home.node_pub_path());
+    let json = args.json;
+    // Nothing could be verified (exit 2).
+    let unverified = |message: String| {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({ "valid": false, "error": message })
+            );
+        } else {
+            eprintln!("error: {message}");
+        }
+        ExitCode::from(2)
+    };
     let key = match keyfile::read_public_key(&key_path) {
         Ok(k) => k,
-        Err(e) => {
-            eprintln!("error: cannot use the key: {e}");
-            return Ok(ExitCode::from(2));
-        }
+        Err(e) => return Ok(unverified(format!("cannot use the key: {e}"))),
     };
     if let Some(b) = &args.bundle {
         let bar = vigil_ledger::progress::bar("verifying", "entries", 0);
@@ -623,18 +665,26 @@ fn verify(home: &Home, args: VerifyArgs) -> anyhow::Result<ExitCode> {
             });
         bar.finish_and_clear();
         return Ok(match outcome {
+            Ok(report) if json => {
+                println!(
+                    "{}",
+                    serde_json::json!({ "valid": true, "bundle": report.to_json() })
+                );
+                ExitCode::SUCCESS
+            }
             Ok(report) => {
                 println!("{report}");
                 ExitCode::SUCCESS
             }
             Err(VerifyError::Failed(f)) => {
-                eprintln!("INVALID: {f}");
+                if json {
+                    println!("{}", f.to_json());
+                } else {
+                    eprintln!("INVALID: {f}");
+                }
                 ExitCode::from(1)
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
+            Err(e) => unverified(e.to_string()),
         });
     }
     let request = Request::AuditVerify {
@@ -652,22 +702,22 @@ fn verify(home: &Home, args: VerifyArgs) -> anyhow::Result<ExitCode> {
             code,
             text,
             warning,
+            json: outcome,
         }) => {
-            if code == 0 {
+            if json {
+                println!("{outcome}");
+            } else if code == 0 {
                 println!("{text}");
             } else {
                 eprintln!("{text}");
             }
-            if let Some(warning) = warning {
+            if let Some(warning) = warning.filter(|_| !json) {
                 eprintln!("{warning}");
             }
             Ok(ExitCode::from(code))
         }
         Ok(_) => bail!("the node answered `audit-verify` with something else"),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            Ok(ExitCode::from(2))
-        }
+        Err(e) => Ok(unverified(super::error_line(&e))),
     }
 }
 

@@ -68,9 +68,8 @@ pub enum Command {
     /// Build and inspect signed tool packages
     #[command(subcommand)]
     Package(package::PackageCommand),
-    /// Manage trusted publishers (and peers)
-    #[command(subcommand)]
-    Trust(trust::TrustCommand),
+    /// Manage trusted publishers, peers and operators
+    Trust(trust::TrustArgs),
     /// Offer a package to the gatekeeper; store it if admitted
     Install(install::InstallArgs),
     /// Withdraw an admitted package (recorded); its tools stop being served
@@ -178,7 +177,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sign(args) => sign::sign(args),
         Command::Verify(args) => sign::verify(args),
         Command::Package(cmd) => package::run(cmd),
-        Command::Trust(cmd) => trust::run(&home, cmd),
+        Command::Trust(args) => trust::run(&home, args),
         Command::Install(args) => install::run(&home, args),
         Command::Uninstall(args) => uninstall::run(&home, args),
         Command::Tools(args) => tools::run(&home, args),

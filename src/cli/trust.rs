@@ -30,7 +30,7 @@ pub enum TrustCommand {
     #[command(subcommand)]
     Operator(OperatorCommand),
     /// List trusted publishers, peers and operators
-    List(ListArgs),
+    List,
     /// Rewrite trust.toml from the trust changes recorded in the ledger
     /// (after a hand edit or a crash left it disagreeing; recorded)
     Restore,
@@ -102,22 +102,36 @@ pub struct RevokeArgs {
     pub reason: String,
 }
 
+/// `vigil trust`: a subcommand, and whether to print JSON.
 #[derive(Debug, Args)]
-pub struct ListArgs {
-    /// Print JSON instead of text
-    #[arg(long)]
+pub struct TrustArgs {
+    #[command(subcommand)]
+    pub command: TrustCommand,
+    /// Print JSON: for a change, `{"change": the recorded change,
+    /// "closed_links": open links a running node closed}`; for `list`, the
+    /// trust store
+    #[arg(long, global = true)]
     pub json: bool,
 }
 
-pub fn run(home: &Home, cmd: TrustCommand) -> anyhow::Result<ExitCode> {
-    match cmd {
-        TrustCommand::Peer(PeerCommand::Add(args)) => {
-            let text = std::fs::read_to_string(&args.key)
-                .with_context(|| format!("cannot read {}", args.key.display()))?;
-            let (key, comment) = keyfile::parse_public_key_line(&text)
-                .with_context(|| format!("{} is not a public key file", args.key.display()))?;
-            let name = args.name.or(comment).unwrap_or_default();
-            let targets = args
+/// Reads a `.pub` file: the key and its comment.
+fn public_key(
+    path: &std::path::Path,
+) -> anyhow::Result<(vigil_crypto::CompositePublicKey, Option<String>)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    keyfile::parse_public_key_line(&text)
+        .with_context(|| format!("{} is not a public key file", path.display()))
+}
+
+pub fn run(home: &Home, args: TrustArgs) -> anyhow::Result<ExitCode> {
+    // The change, and what the command says once it is made (given how
+    // many open links a running node closed).
+    let (request, said): (TrustRequest, Box<dyn Fn(u64) -> String>) = match args.command {
+        TrustCommand::List => return list(home, args.json),
+        TrustCommand::Peer(PeerCommand::Add(a)) => {
+            let (key, comment) = public_key(&a.key)?;
+            let targets = a
                 .allow_target
                 .iter()
                 .map(|t| {
@@ -126,15 +140,7 @@ pub fn run(home: &Home, cmd: TrustCommand) -> anyhow::Result<ExitCode> {
                         .map_err(|e| anyhow::anyhow!("--allow-target: {e}"))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            change(
-                home,
-                TrustRequest::AddPeer {
-                    key: keyfile::public_key_line(&key, None),
-                    name,
-                    targets: targets.clone(),
-                },
-            )?;
-            println!(
+            let text = format!(
                 "trusted peer {} ({}) for targets: {}",
                 key.key_id(),
                 key.fingerprint(),
@@ -144,113 +150,103 @@ pub fn run(home: &Home, cmd: TrustCommand) -> anyhow::Result<ExitCode> {
                     targets.join(", ")
                 }
             );
-            Ok(ExitCode::SUCCESS)
+            let request = TrustRequest::AddPeer {
+                key: keyfile::public_key_line(&key, None),
+                name: a.name.or(comment).unwrap_or_default(),
+                targets,
+            };
+            (request, Box::new(move |_| text.clone()))
         }
-        TrustCommand::Peer(PeerCommand::Revoke(args)) => {
-            let closed = change(
-                home,
-                TrustRequest::RevokePeer {
-                    key_id: args.key_id.clone(),
-                    reason: args.reason.clone(),
-                },
-            )?;
-            println!("revoked peer {}: {}", args.key_id, args.reason.trim());
-            if closed > 0 {
-                println!("closed {closed} open link(s) of the peer");
-            }
-            Ok(ExitCode::SUCCESS)
+        TrustCommand::Peer(PeerCommand::Revoke(a)) => {
+            let text = format!("revoked peer {}: {}", a.key_id, a.reason.trim());
+            let request = TrustRequest::RevokePeer {
+                key_id: a.key_id,
+                reason: a.reason,
+            };
+            let said = move |closed: u64| match closed {
+                0 => text.clone(),
+                n => format!("{text}\nclosed {n} open link(s) of the peer"),
+            };
+            (request, Box::new(said))
         }
-        TrustCommand::Publisher(PublisherCommand::Add(args)) => {
-            let text = std::fs::read_to_string(&args.key)
-                .with_context(|| format!("cannot read {}", args.key.display()))?;
-            let (key, comment) = keyfile::parse_public_key_line(&text)
-                .with_context(|| format!("{} is not a public key file", args.key.display()))?;
-            let name = args.name.or(comment).unwrap_or_default();
-            change(
-                home,
-                TrustRequest::AddPublisher {
-                    key: keyfile::public_key_line(&key, None),
-                    name,
-                    scopes: args.scope.clone(),
-                },
-            )?;
-            println!(
+        TrustCommand::Publisher(PublisherCommand::Add(a)) => {
+            let (key, comment) = public_key(&a.key)?;
+            let text = format!(
                 "trusted publisher {} ({}) for {}",
                 key.key_id(),
                 key.fingerprint(),
-                args.scope.join(", ")
+                a.scope.join(", ")
             );
-            Ok(ExitCode::SUCCESS)
+            let request = TrustRequest::AddPublisher {
+                key: keyfile::public_key_line(&key, None),
+                name: a.name.or(comment).unwrap_or_default(),
+                scopes: a.scope,
+            };
+            (request, Box::new(move |_| text.clone()))
         }
-        TrustCommand::Publisher(PublisherCommand::Revoke(args)) => {
-            change(
-                home,
-                TrustRequest::RevokePublisher {
-                    key_id: args.key_id.clone(),
-                    reason: args.reason.clone(),
-                },
-            )?;
-            println!("revoked publisher {}: {}", args.key_id, args.reason.trim());
-            Ok(ExitCode::SUCCESS)
+        TrustCommand::Publisher(PublisherCommand::Revoke(a)) => {
+            let text = format!("revoked publisher {}: {}", a.key_id, a.reason.trim());
+            let request = TrustRequest::RevokePublisher {
+                key_id: a.key_id,
+                reason: a.reason,
+            };
+            (request, Box::new(move |_| text.clone()))
         }
-        TrustCommand::Operator(OperatorCommand::Add(args)) => {
-            let text = std::fs::read_to_string(&args.key)
-                .with_context(|| format!("cannot read {}", args.key.display()))?;
-            let (key, _) = keyfile::parse_public_key_line(&text)
-                .with_context(|| format!("{} is not a public key file", args.key.display()))?;
-            change(
-                home,
-                TrustRequest::AddOperator {
-                    key: keyfile::public_key_line(&key, None),
-                    name: args.name.clone(),
-                },
-            )?;
-            println!(
+        TrustCommand::Operator(OperatorCommand::Add(a)) => {
+            let (key, _) = public_key(&a.key)?;
+            let text = format!(
                 "trusted operator {} ({}) as operator:{}",
                 key.key_id(),
                 key.fingerprint(),
-                args.name.trim()
+                a.name.trim()
             );
-            Ok(ExitCode::SUCCESS)
+            let request = TrustRequest::AddOperator {
+                key: keyfile::public_key_line(&key, None),
+                name: a.name,
+            };
+            (request, Box::new(move |_| text.clone()))
         }
-        TrustCommand::Operator(OperatorCommand::Revoke(args)) => {
-            change(
-                home,
-                TrustRequest::RevokeOperator {
-                    key_id: args.key_id.clone(),
-                    reason: args.reason.clone(),
-                },
-            )?;
-            println!("revoked operator {}: {}", args.key_id, args.reason.trim());
-            Ok(ExitCode::SUCCESS)
+        TrustCommand::Operator(OperatorCommand::Revoke(a)) => {
+            let text = format!("revoked operator {}: {}", a.key_id, a.reason.trim());
+            let request = TrustRequest::RevokeOperator {
+                key_id: a.key_id,
+                reason: a.reason,
+            };
+            (request, Box::new(move |_| text.clone()))
         }
         TrustCommand::Restore => {
-            change(home, TrustRequest::Restore)?;
-            println!(
+            let text = format!(
                 "rewrote {} from the trust changes in the ledger (recorded)",
                 home.trust_path().display()
             );
-            Ok(ExitCode::SUCCESS)
+            (TrustRequest::Restore, Box::new(move |_| text.clone()))
         }
-        TrustCommand::List(args) => list(home, args),
+    };
+    // Recorded before it takes effect.
+    let Reply::TrustChanged {
+        change,
+        closed_links,
+    } = execute(home, Request::Trust(request), &mut |_| {})?
+    else {
+        bail!("the node answered `trust` with something else");
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "change": change, "closed_links": closed_links })
+        );
+    } else {
+        println!("{}", said(closed_links));
     }
+    Ok(ExitCode::SUCCESS)
 }
 
-/// Makes one change to the trust store (recorded before it takes effect);
-/// returns how many open links a running node closed for it.
-fn change(home: &Home, request: TrustRequest) -> anyhow::Result<u64> {
-    match execute(home, Request::Trust(request), &mut |_| {})? {
-        Reply::TrustChanged { closed_links, .. } => Ok(closed_links),
-        _ => bail!("the node answered `trust` with something else"),
-    }
-}
-
-fn list(home: &Home, args: ListArgs) -> anyhow::Result<ExitCode> {
+fn list(home: &Home, json: bool) -> anyhow::Result<ExitCode> {
     let Reply::TrustStore { store } = execute(home, Request::TrustList, &mut |_| {})? else {
         bail!("the node answered `trust-list` with something else");
     };
     let store: TrustStore = serde_json::from_value(store)?;
-    if args.json {
+    if json {
         println!("{}", serde_json::to_string_pretty(&store)?);
         return Ok(ExitCode::SUCCESS);
     }

@@ -270,11 +270,15 @@ pub enum Reply {
     },
     /// Verification outcome: `code` 0 valid, 1 invalid, 2 error; `text` is
     /// what the command prints (stdout when valid, else stderr); `warning`,
-    /// printed on stderr, names entries no checkpoint covers yet.
+    /// printed on stderr, names entries no checkpoint covers yet; `json`
+    /// the outcome as one JSON object (docs/ledger-format.md §4).
     Verified {
         code: u8,
         text: String,
         warning: Option<String>,
+        /// The outcome as `vigil audit verify --json` prints it.
+        #[serde(default)]
+        json: Value,
     },
     /// A proof, as text.
     Proof { text: String },

@@ -32,7 +32,7 @@ use vigil_ledger::bundle::verify_bundle_with;
 use vigil_ledger::cosignature::VerifierKey;
 use vigil_ledger::proof::EntryProof;
 use vigil_ledger::report::Evidence;
-use vigil_ledger::verify::{Failure, Location, VerifyError};
+use vigil_ledger::verify::VerifyError;
 
 /// Verify a vigil ledger bundle or single-entry proof offline.
 #[derive(Parser, Debug)]
@@ -178,24 +178,7 @@ fn main() -> ExitCode {
             })
             .map(|r| Verified {
                 text: r.to_string(),
-                json: json!({
-                    "valid": true,
-                    "bundle": {
-                        "origin": r.origin,
-                        "from": r.from,
-                        "to": r.to,
-                        "entries": r.entries,
-                        "checkpoints": r.checkpoints,
-                        "payloads_checked": r.payloads_checked,
-                        "payloads_absent": r.payloads_absent,
-                        "erasures": r.erasures,
-                        "signed_approvals": r.signed_approvals,
-                        "earlier_checkpoints": r.earlier,
-                        "held_consistent": r.held,
-                        "node_keys": r.keys,
-                        "cosigners": r.cosigners,
-                    },
-                }),
+                json: json!({ "valid": true, "bundle": r.to_json() }),
             }),
         (None, None) => Err(VerifyError::Malformed("give a BUNDLE or --proof FILE".into())),
     };
@@ -210,7 +193,7 @@ fn main() -> ExitCode {
         }
         Err(VerifyError::Failed(f)) => {
             if args.json {
-                println!("{}", failure_json(&f));
+                println!("{}", f.to_json());
             } else {
                 eprintln!("vigil-verify: INVALID: {f}");
             }
@@ -248,20 +231,4 @@ fn error(json: bool, message: &str) -> ExitCode {
         eprintln!("vigil-verify: {message}");
     }
     ExitCode::from(2)
-}
-
-/// A verification failure as JSON: where (`header`, `checkpoint` with the
-/// tree size, `entry` with the index) and why.
-fn failure_json(f: &Failure) -> Value {
-    let (location, index) = match f.location {
-        Location::Header => ("header", None),
-        Location::Checkpoint(size) => ("checkpoint", Some(size)),
-        Location::Entry(index) => ("entry", Some(index)),
-        Location::Held(size) => ("held", Some(size)),
-    };
-    json!({
-        "valid": false,
-        "failure": { "location": location, "index": index, "reason": f.reason },
-        "error": format!("INVALID: {f}"),
-    })
 }
