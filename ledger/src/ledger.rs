@@ -441,28 +441,40 @@ fn prepare(e: NewEntry, payloads: &mut Vec<PreparedPayload>) -> Result<Entry, Le
     Ok(entry)
 }
 
-/// Adds sealed entries (index, time and chain fixed, with their encoding)
-/// to `batch`: their chunk(s), the kind index keys, the Merkle tiles they
+/// An entry sealed for its batch (index, time and chain fixed), with its
+/// encoding and leaf hash.
+struct Sealed {
+    entry: Entry,
+    bytes: Vec<u8>,
+    leaf: Hash,
+}
+
+/// Adds sealed entries to `batch`: their chunk(s), the kind index keys, the Merkle tiles they
 /// complete and the new state, advancing `st`. The same for a fresh commit
 /// and for a journaled batch applied again.
 fn stage(
     st: &mut State,
     indexed_kinds: &[String],
     batch: &mut sled::Batch,
-    entries: &[(Entry, Vec<u8>)],
+    entries: &[Sealed],
 ) -> Result<(), String> {
     let mut chunk: Vec<&[u8]> = Vec::new();
     let mut chunk_start_index = st.size;
     let mut chunk_bytes = 0usize;
     let mut tile_error: Option<String> = None;
-    for (e, bytes) in entries {
+    for Sealed {
+        entry: e,
+        bytes,
+        leaf,
+    } in entries
+    {
+        let leaf = *leaf;
         if e.index != st.size || e.prev != st.last_hash {
             return Err(format!(
                 "entry {} does not continue the ledger of {} entries",
                 e.index, st.size
             ));
         }
-        let leaf = leaf_hash(bytes);
         if indexed_kinds.contains(&e.kind) {
             batch.insert(kind_index_key(&e.kind, e.index), &[][..]);
         }
@@ -730,7 +742,13 @@ impl Ledger {
             let entries = record
                 .entries
                 .into_iter()
-                .map(|bytes| Entry::decode(&bytes).map(|e| (e, bytes)))
+                .map(|bytes| {
+                    Entry::decode(&bytes).map(|entry| Sealed {
+                        entry,
+                        leaf: leaf_hash(&bytes),
+                        bytes,
+                    })
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let mut st = writer.state.clone();
             let mut batch = sled::Batch::default();
@@ -884,10 +902,10 @@ impl Ledger {
         result.map_err(LedgerError::Commit)
     }
 
-    fn commit(&self, writer: &mut Writer, jobs: Vec<Job>) {
+    fn commit(&self, writer: &mut Writer, mut jobs: Vec<Job>) {
         let outcome = match &writer.poisoned {
             Some(why) => Err(why.clone()),
-            None => self.write_jobs(writer, &jobs),
+            None => self.write_jobs(writer, &mut jobs),
         };
         match outcome {
             Ok(ranges) => {
@@ -903,31 +921,38 @@ impl Ledger {
         }
     }
 
-    fn write_jobs(&self, writer: &mut Writer, jobs: &[Job]) -> Result<Vec<Range<u64>>, String> {
+    /// Seals and commits the jobs' entries (taking them out of the jobs)
+    /// as one batch.
+    fn write_jobs(&self, writer: &mut Writer, jobs: &mut [Job]) -> Result<Vec<Range<u64>>, String> {
         let mut st = writer.state.clone();
         let mut batch = sled::Batch::default();
         let mut ranges = Vec::with_capacity(jobs.len());
         let now = now_ns();
         let start = st.size;
-        let mut sealed: Vec<(Entry, Vec<u8>)> = Vec::new();
+        let mut sealed: Vec<Sealed> =
+            Vec::with_capacity(jobs.iter().map(|j| j.entries.len()).sum());
         let mut erasing = Vec::new();
         let (mut next, mut prev, mut last_ts) = (st.size, st.last_hash, st.last_ts);
-        for job in jobs {
+        for job in jobs.iter_mut() {
             let first = next;
             if let Some(index) = job.erasing {
                 batch.insert(&pending_erasure_key(index)[..], &[][..]);
                 erasing.push(index);
             }
-            for e in &job.entries {
-                let mut e = e.clone();
+            for mut e in std::mem::take(&mut job.entries) {
                 e.index = next;
                 e.timestamp_ns = now.max(last_ts);
                 e.prev = prev;
                 let bytes = e.encode();
-                prev = leaf_hash(&bytes);
+                let leaf = leaf_hash(&bytes);
+                prev = leaf;
                 last_ts = e.timestamp_ns;
                 next += 1;
-                sealed.push((e, bytes));
+                sealed.push(Sealed {
+                    entry: e,
+                    bytes,
+                    leaf,
+                });
             }
             ranges.push(first..next);
         }
@@ -936,7 +961,7 @@ impl Ledger {
         let record = journal::encode(
             writer.journal.lap(),
             start,
-            &sealed.iter().map(|(_, bytes)| bytes).collect::<Vec<_>>(),
+            &sealed.iter().map(|s| &s.bytes).collect::<Vec<_>>(),
             &erasing,
             &payloads.iter().map(|p| p.record()).collect::<Vec<_>>(),
         );
