@@ -60,21 +60,48 @@ fn per_sec(n: u64, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
 
+/// Rounds of [`bench_appends`]: each round's batches are built before its
+/// clock starts.
+const ROUNDS: usize = 4;
+
+/// Durable appends/s of the ledger and of a plain appending file write +
+/// fdatasync, `batches` batches of `batch` entries each (built before the
+/// clock starts). Each ledger batch is followed by one file batch, so that
+/// both see the same moments of a busy machine.
 fn bench_appends(batch: usize, batches: usize) -> (f64, f64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let ledger = Ledger::open(dir.path()).expect("open");
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("baseline"))
+        .expect("baseline file");
+    let buf = vec![0x5au8; ENTRY_BYTES * batch];
+    let per_round = batches.div_ceil(ROUNDS);
     let mut i = 0u64;
-    let start = Instant::now();
-    for _ in 0..batches {
-        let entries: Vec<NewEntry> = (0..batch)
+    let (mut ledger_time, mut file_time) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..ROUNDS {
+        let prepared: Vec<Vec<NewEntry>> = (0..per_round)
             .map(|_| {
-                i += 1;
-                entry(i)
+                (0..batch)
+                    .map(|_| {
+                        i += 1;
+                        entry(i)
+                    })
+                    .collect()
             })
             .collect();
-        ledger.append_batch(entries).expect("append");
+        for entries in prepared {
+            let start = Instant::now();
+            ledger.append_batch(entries).expect("append");
+            ledger_time += start.elapsed();
+            let start = Instant::now();
+            f.write_all(&buf).expect("write");
+            f.sync_data().expect("fdatasync");
+            file_time += start.elapsed();
+        }
     }
-    let ledger_rate = per_sec((batch * batches) as u64, start.elapsed());
+    let n = (batch * per_round * ROUNDS) as u64;
     assert_eq!(
         ledger
             .entry(0)
@@ -84,53 +111,36 @@ fn bench_appends(batch: usize, batches: usize) -> (f64, f64) {
             .len(),
         ENTRY_BYTES
     );
-
-    let path = dir.path().join("baseline");
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .expect("baseline file");
-    let buf = vec![0x5au8; ENTRY_BYTES * batch];
-    let start = Instant::now();
-    for _ in 0..batches {
-        f.write_all(&buf).expect("write");
-        f.sync_data().expect("fdatasync");
-    }
-    let file_rate = per_sec((batch * batches) as u64, start.elapsed());
-    (ledger_rate, file_rate)
+    (per_sec(n, ledger_time), per_sec(n, file_time))
 }
 
-/// p50 latency of one durable single-entry append next to the p50 of one
-/// 256-byte appending write + fdatasync, `n` of each.
+/// p50 latency of one durable single-entry append (the entry built before
+/// the clock starts) next to the p50 of one 256-byte appending write +
+/// fdatasync, `n` of each, alternating.
 fn single_entry_p50(n: usize) -> (Duration, Duration) {
     let dir = tempfile::tempdir().expect("tempdir");
     let ledger = Ledger::open(dir.path()).expect("open");
-    let mut times: Vec<Duration> = (0..n as u64)
-        .map(|i| {
-            let start = Instant::now();
-            ledger.append(entry(i)).expect("append");
-            start.elapsed()
-        })
-        .collect();
-    times.sort_unstable();
-    let ledger_p50 = times[times.len() / 2];
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.path().join("baseline"))
         .expect("baseline file");
     let buf = vec![0x5au8; ENTRY_BYTES];
-    let mut times: Vec<Duration> = (0..n)
-        .map(|_| {
-            let start = Instant::now();
-            f.write_all(&buf).expect("write");
-            f.sync_data().expect("fdatasync");
-            start.elapsed()
-        })
-        .collect();
-    times.sort_unstable();
-    (ledger_p50, times[times.len() / 2])
+    let mut ledger_times = Vec::with_capacity(n);
+    let mut file_times = Vec::with_capacity(n);
+    for i in 0..n as u64 {
+        let e = entry(i);
+        let start = Instant::now();
+        ledger.append(e).expect("append");
+        ledger_times.push(start.elapsed());
+        let start = Instant::now();
+        f.write_all(&buf).expect("write");
+        f.sync_data().expect("fdatasync");
+        file_times.push(start.elapsed());
+    }
+    ledger_times.sort_unstable();
+    file_times.sort_unstable();
+    (ledger_times[n / 2], file_times[n / 2])
 }
 
 /// Bytes on disk per entry of a ledger of `n` entries appended one at a
@@ -221,12 +231,14 @@ fn main() {
         "{:>8} {:>16} {:>16} {:>8}",
         "batch", "ledger/s", "file/s", "ratio"
     );
-    for (batch, batches) in [(1usize, 300usize), (64, 100), (1024, 60)] {
-        let (l, f) = bench_appends(batch, (batches / rounds).max(2));
+    // Quick mode: a twentieth of the batches.
+    let scale = if quick { 20 } else { 1 };
+    for (batch, batches) in [(1usize, 3000usize), (64, 400), (1024, 240)] {
+        let (l, f) = bench_appends(batch, (batches / scale).max(ROUNDS));
         println!("{batch:>8} {l:>16.0} {f:>16.0} {:>8.2}", l / f);
     }
 
-    let (ledger_p50, fsync_p50) = single_entry_p50(if quick { 50 } else { 500 });
+    let (ledger_p50, fsync_p50) = single_entry_p50(if quick { 50 } else { 3000 });
     println!(
         "\n== one durable entry, p50: {:.3} ms; one {ENTRY_BYTES}-byte write + fdatasync, p50: {:.3} ms; ratio {:.2} (target <= 1.5)",
         ledger_p50.as_secs_f64() * 1e3,

@@ -323,41 +323,47 @@ impl NewEntry {
 /// bytes, no insignificant whitespace, strings escaped as serde_json does,
 /// numbers as serde_json prints them.
 pub fn canonical_json(value: &serde_json::Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     write_canonical(value, &mut out);
-    out
+    // Only JSON text was written, which is UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-fn write_canonical(value: &serde_json::Value, out: &mut String) {
+/// Writes `value` canonically straight into `out` (serde_json's compact
+/// writer for strings, keys and scalars: the same bytes as its
+/// `to_string`, without a `String` per value).
+fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
     use serde_json::Value;
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-            out.push('{');
-            for (i, k) in keys.iter().enumerate() {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            out.push(b'{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String((*k).clone()).to_string());
-                out.push(':');
-                if let Some(v) = map.get(*k) {
-                    write_canonical(v, out);
-                }
+                // Writing a string to a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut *out, k);
+                out.push(b':');
+                write_canonical(v, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, v) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(v, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        other => out.push_str(&other.to_string()),
+        // Writing a scalar to a Vec cannot fail.
+        other => {
+            let _ = serde_json::to_writer(&mut *out, other);
+        }
     }
 }
 
@@ -433,6 +439,53 @@ mod tests {
             canonical_json(&v),
             r#"{"a":null,"b":[1,{"a":"x\n","z":1}],"é":1.5}"#
         );
+    }
+
+    /// The canonical text as first written: a `String` per key and scalar.
+    fn canonical_json_by_strings(value: &serde_json::Value) -> String {
+        use serde_json::Value;
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+                let fields: Vec<String> = keys
+                    .iter()
+                    .map(|k| {
+                        format!(
+                            "{}:{}",
+                            Value::String((*k).clone()),
+                            canonical_json_by_strings(&map[*k])
+                        )
+                    })
+                    .collect();
+                format!("{{{}}}", fields.join(","))
+            }
+            Value::Array(items) => format!(
+                "[{}]",
+                items
+                    .iter()
+                    .map(canonical_json_by_strings)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            other => other.to_string(),
+        }
+    }
+
+    #[test]
+    fn canonical_json_is_unchanged_by_writing_in_place() {
+        let texts = [
+            r#"{"z":"\u0000\u001f\"\\/\t","é":"ü😀","a":[1,-2,3.25,1e300,-0.0,18446744073709551615,-9223372036854775808]}"#,
+            r#"{"":{"b":{"c":[true,false,null,{}]},"a":[]},"k\n":"line\u2028sep"}"#,
+            r#"{"i":"0000000001","p":"xxxxxxxx"}"#,
+            "[]",
+            "\"just a string\"",
+            "12.5",
+        ];
+        for t in texts {
+            let v: serde_json::Value = serde_json::from_str(t).unwrap();
+            assert_eq!(canonical_json(&v), canonical_json_by_strings(&v), "{t}");
+        }
     }
 
     #[test]

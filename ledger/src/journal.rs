@@ -1,26 +1,39 @@
 //! The commit journal: what makes a group commit durable with one write and
 //! one `fdatasync`.
 //!
-//! Each batch is first appended to the journal file (`<payloads>/journal`)
+//! Each batch is first written to the journal file (`<payloads>/journal`)
 //! as one record holding everything needed to apply it again: its encoded
 //! entries (index, time and chain already fixed), the entries whose payload
 //! it marks for erasure, and its payloads' segment records. Once that record
 //! is synced the batch is acknowledged; its payload records and sled batch
 //! are then written without syncing. [`crate::ledger`] *settles* now and
-//! then (payload segment synced, sled flushed and synced, then the journal
-//! restarts from its beginning) and on every checkpoint; opening a ledger
-//! applies again every record past sled's state, so a crash or power cut
+//! then (payload segment synced, sled flushed and synced with the next lap
+//! number in its state record, then the journal restarts from its
+//! beginning) and on every checkpoint; opening a ledger applies again every
+//! record of the current lap past sled's state, so a crash or power cut
 //! after the journal sync loses nothing.
 //!
-//! Records are written in laps from the start of the file (settling cuts
-//! the file back to nothing); a record is
-//! `magic "vjr1" | body length u32 LE | first 16 bytes of SHA-256(body) |
-//! body`, and reading stops at the first record that does not check (the
-//! torn end of the lap). A body is
+//! The file is written once with zeros up to [`PREALLOCATED`] bytes when it
+//! is created (and synced, with its directory), and never cut: each lap
+//! writes its records again from offset 0 over blocks that are already
+//! allocated and written, so the `fdatasync` of a record has only data to
+//! write, not the file's size. A record bigger than what is left simply
+//! extends the file. Records carry their lap number, and the current lap
+//! is kept in the settled state (`m/state`), so the records of earlier laps
+//! still in the file beyond the current lap's end are never read again.
+//!
+//! A record is `magic "vjr2" | lap u64 | body length u32 | first 16 bytes
+//! of SHA-256(lap u64 | body) | body`, and reading stops at the first
+//! record that does not check or belongs to another lap (the end of the
+//! current lap). A body is
 //! `start index u64 | n u32 | n x (length u32 | entry bytes) | m u32 |
 //! m x erased index u64 | p u32 | p x (length u32 | payload record)` (all
-//! little-endian). Payload bytes can be in the journal until it is wiped:
-//! an erasure settles and overwrites the whole file with zeros first.
+//! little-endian). Journals written before laps (records
+//! `"vjr1" | body length u32 | first 16 bytes of SHA-256(body) | body`, the
+//! file cut to nothing at every settle) are still read when the file starts
+//! with such a record; the first settle after that overwrites them with
+//! zeros. Payload bytes can be in the journal until it is wiped: an erasure
+//! settles and overwrites the whole file with zeros first.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt as _;
@@ -31,13 +44,24 @@ use sha2::{Digest as _, Sha256};
 use crate::error::LedgerError;
 
 /// First bytes of every journal record.
-pub const JOURNAL_MAGIC: [u8; 4] = *b"vjr1";
+pub const JOURNAL_MAGIC: [u8; 4] = *b"vjr2";
 
-/// Bytes before a record's body: magic, length, checksum.
-const HEADER_LEN: usize = 4 + 4 + 16;
+/// First bytes of a record written before laps (no lap number).
+pub const LEGACY_MAGIC: [u8; 4] = *b"vjr1";
+
+/// Bytes before a record's body: magic, lap, length, checksum.
+const HEADER_LEN: usize = 4 + 8 + 4 + 16;
+
+/// Bytes before the body of a [`LEGACY_MAGIC`] record: magic, length,
+/// checksum.
+const LEGACY_HEADER_LEN: usize = 4 + 4 + 16;
 
 /// The ledger settles once a lap holds this many bytes.
 pub const SETTLE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Bytes of zeros the journal file is created with: a whole lap and room
+/// for the batch that passes [`SETTLE_BYTES`].
+pub const PREALLOCATED: u64 = SETTLE_BYTES + 1024 * 1024;
 
 /// One batch as journaled.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -81,9 +105,10 @@ fn take_list(b: &[u8], at: &mut usize) -> Option<Vec<Vec<u8>>> {
     Some(out)
 }
 
-/// One record (header and body) of the batch of entries from `start`,
-/// written straight from the commit's own buffers.
+/// One record (header and body) of lap `lap` holding the batch of entries
+/// from `start`, written straight from the commit's own buffers.
 pub fn encode<E: AsRef<[u8]>, P: AsRef<[u8]>>(
+    lap: u64,
     start: u64,
     entries: &[E],
     erasing: &[u64],
@@ -98,6 +123,7 @@ pub fn encode<E: AsRef<[u8]>, P: AsRef<[u8]>>(
         + payloads.iter().map(|p| p.as_ref().len() + 4).sum::<usize>();
     let mut out = Vec::with_capacity(HEADER_LEN + body_len);
     out.extend_from_slice(&JOURNAL_MAGIC);
+    out.extend_from_slice(&lap.to_le_bytes());
     put_u32(&mut out, body_len);
     out.extend_from_slice(&[0u8; 16]);
     out.extend_from_slice(&start.to_le_bytes());
@@ -115,15 +141,47 @@ pub fn encode<E: AsRef<[u8]>, P: AsRef<[u8]>>(
         put_u32(&mut out, p.as_ref().len());
         out.extend_from_slice(p.as_ref());
     }
-    let digest = Sha256::digest(&out[HEADER_LEN..]);
-    out[8..HEADER_LEN].copy_from_slice(&digest[..16]);
+    let sum = checksum(Some(lap), &out[HEADER_LEN..]);
+    out[HEADER_LEN - 16..HEADER_LEN].copy_from_slice(&sum);
+    out
+}
+
+/// The first 16 bytes of SHA-256 over the lap (none in a legacy record)
+/// and the body.
+fn checksum(lap: Option<u64>, body: &[u8]) -> [u8; 16] {
+    let mut h = Sha256::new();
+    if let Some(lap) = lap {
+        h.update(lap.to_le_bytes());
+    }
+    h.update(body);
+    let digest = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
     out
 }
 
 impl JournalRecord {
-    /// The whole record: header and body.
-    pub fn encode(&self) -> Vec<u8> {
-        encode(self.start, &self.entries, &self.erasing, &self.payloads)
+    /// The whole record of lap `lap`: header and body.
+    pub fn encode(&self, lap: u64) -> Vec<u8> {
+        encode(
+            lap,
+            self.start,
+            &self.entries,
+            &self.erasing,
+            &self.payloads,
+        )
+    }
+
+    /// The whole record in the format written before laps ([`LEGACY_MAGIC`]).
+    pub fn encode_legacy(&self) -> Vec<u8> {
+        let mut out = self.encode(0);
+        let body = out.split_off(HEADER_LEN);
+        let mut legacy = Vec::with_capacity(LEGACY_HEADER_LEN + body.len());
+        legacy.extend_from_slice(&LEGACY_MAGIC);
+        put_u32(&mut legacy, body.len());
+        legacy.extend_from_slice(&checksum(None, &body));
+        legacy.extend_from_slice(&body);
+        legacy
     }
 
     fn decode_body(body: &[u8]) -> Option<Self> {
@@ -145,31 +203,98 @@ impl JournalRecord {
     }
 }
 
-/// The records at the start of `bytes`, up to the first that does not
-/// check.
-pub fn scan(bytes: &[u8]) -> Vec<JournalRecord> {
+/// Reads the contiguous records from offset 0 through `get(offset, n)`
+/// (the `n` bytes at `offset`, `None` past the end): of lap `lap`, or in
+/// the legacy format when `lap` is `None`. Stops at the first record that
+/// does not check or is of another lap; returns the records and where
+/// they end.
+fn scan_with<E>(
+    lap: Option<u64>,
+    mut get: impl FnMut(u64, usize) -> Result<Option<Vec<u8>>, E>,
+) -> Result<(Vec<JournalRecord>, u64), E> {
+    let (magic, header_len) = match lap {
+        Some(_) => (JOURNAL_MAGIC, HEADER_LEN),
+        None => (LEGACY_MAGIC, LEGACY_HEADER_LEN),
+    };
     let mut out = Vec::new();
-    let mut at = 0usize;
+    let mut at = 0u64;
     loop {
-        let Some(header) = bytes.get(at..at + HEADER_LEN) else {
-            return out;
+        let Some(header) = get(at, header_len)? else {
+            break;
         };
-        if header[..4] != JOURNAL_MAGIC {
-            return out;
+        if header[..4] != magic {
+            break;
         }
-        let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
-        let Some(body) = bytes.get(at + HEADER_LEN..at + HEADER_LEN + len) else {
-            return out;
+        let len_at = match lap {
+            Some(lap) => {
+                if header[4..12] != lap.to_le_bytes() {
+                    break;
+                }
+                12
+            }
+            None => 4,
         };
-        if Sha256::digest(body)[..16] != header[8..24] {
-            return out;
+        let len = u32::from_le_bytes([
+            header[len_at],
+            header[len_at + 1],
+            header[len_at + 2],
+            header[len_at + 3],
+        ]) as usize;
+        let Some(body) = get(at + header_len as u64, len)? else {
+            break;
+        };
+        if checksum(lap, &body)[..] != header[len_at + 4..len_at + 20] {
+            break;
         }
-        match JournalRecord::decode_body(body) {
-            Some(record) => out.push(record),
-            None => return out,
-        }
-        at += HEADER_LEN + len;
+        let Some(record) = JournalRecord::decode_body(&body) else {
+            break;
+        };
+        out.push(record);
+        at += (header_len + len) as u64;
     }
+    Ok((out, at))
+}
+
+fn slice_at(bytes: &[u8], at: u64, n: usize) -> Option<Vec<u8>> {
+    let at = usize::try_from(at).ok()?;
+    bytes.get(at..at.checked_add(n)?).map(<[u8]>::to_vec)
+}
+
+/// The records of lap `lap` at the start of `bytes`, up to the first that
+/// does not check or belongs to another lap.
+pub fn scan(bytes: &[u8], lap: u64) -> Vec<JournalRecord> {
+    let found = scan_with(Some(lap), |at, n| {
+        Ok::<_, std::convert::Infallible>(slice_at(bytes, at, n))
+    });
+    match found {
+        Ok((records, _)) => records,
+        Err(never) => match never {},
+    }
+}
+
+/// The legacy ([`LEGACY_MAGIC`]) records at the start of `bytes`, up to
+/// the first that does not check.
+pub fn scan_legacy(bytes: &[u8]) -> Vec<JournalRecord> {
+    let found = scan_with(None, |at, n| {
+        Ok::<_, std::convert::Infallible>(slice_at(bytes, at, n))
+    });
+    match found {
+        Ok((records, _)) => records,
+        Err(never) => match never {},
+    }
+}
+
+/// Writes zeros over `range` of `file`.
+fn write_zeros(file: &File, path: &Path, range: std::ops::Range<u64>) -> Result<(), LedgerError> {
+    let zeros = vec![0u8; 1 << 20];
+    let mut at = range.start;
+    while at < range.end {
+        let n = (range.end - at).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..n], at)
+            .map_err(LedgerError::io(path))?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// The journal file and where the current lap has got to.
@@ -177,14 +302,21 @@ pub fn scan(bytes: &[u8]) -> Vec<JournalRecord> {
 pub struct Journal {
     path: PathBuf,
     file: File,
+    /// The current lap's number, written in each of its records.
+    lap: u64,
     /// Where the next record goes.
     at: u64,
+    /// Where the legacy records read on open end (0 when there were none):
+    /// overwritten with zeros when the next lap starts.
+    legacy_end: u64,
 }
 
 impl Journal {
-    /// Opens (creating) the journal in `dir` and returns it with the
-    /// records of its last lap, for the ledger to apply again.
-    pub fn open(dir: &Path) -> Result<(Self, Vec<JournalRecord>), LedgerError> {
+    /// Opens (creating and preallocating) the journal in `dir` and returns
+    /// it with the records of lap `lap` (the ledger's settled state says
+    /// which), or of a legacy journal, for the ledger to apply again. The
+    /// lap continues after them.
+    pub fn open(dir: &Path, lap: u64) -> Result<(Self, Vec<JournalRecord>), LedgerError> {
         let path = dir.join("journal");
         let file = OpenOptions::new()
             .read(true)
@@ -194,16 +326,44 @@ impl Journal {
             .open(&path)
             .map_err(LedgerError::io(&path))?;
         let len = file.metadata().map_err(LedgerError::io(&path))?.len();
-        let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(0)];
-        file.read_exact_at(&mut bytes, 0)
+        let get = |at: u64, n: usize| -> std::io::Result<Option<Vec<u8>>> {
+            match at.checked_add(n as u64) {
+                Some(end) if end <= len => {
+                    let mut buf = vec![0u8; n];
+                    file.read_exact_at(&mut buf, at)?;
+                    Ok(Some(buf))
+                }
+                _ => Ok(None),
+            }
+        };
+        let legacy = get(0, 4)
+            .map_err(LedgerError::io(&path))?
+            .is_some_and(|m| m == LEGACY_MAGIC);
+        let (records, end) = scan_with(if legacy { None } else { Some(lap) }, get)
             .map_err(LedgerError::io(&path))?;
-        let records = scan(&bytes);
+        if len < PREALLOCATED {
+            // Real zeros (not unwritten extents), so that writing a record
+            // later overwrites written blocks of a file whose size is synced.
+            write_zeros(&file, &path, len..PREALLOCATED)?;
+            file.sync_all().map_err(LedgerError::io(&path))?;
+        }
         crate::durability::sync_dir(dir)?;
-        Ok((Self { path, file, at: 0 }, records))
+        let (at, legacy_end) = if legacy { (0, end) } else { (end, 0) };
+        Ok((
+            Self {
+                path,
+                file,
+                lap,
+                at,
+                legacy_end,
+            },
+            records,
+        ))
     }
 
-    /// Appends one encoded record ([`encode`]) to the current lap with one
-    /// write and one `fdatasync`; returns the lap's size.
+    /// Writes one encoded record ([`encode`], of [`Journal::lap`]) at the
+    /// end of the current lap with one write and one `fdatasync`; returns
+    /// the lap's size.
     pub fn append(&mut self, record: &[u8]) -> Result<u64, LedgerError> {
         self.file
             .write_all_at(record, self.at)
@@ -213,45 +373,56 @@ impl Journal {
         Ok(self.at)
     }
 
+    /// The current lap's number.
+    pub fn lap(&self) -> u64 {
+        self.lap
+    }
+
+    /// The number the next lap must have: the current one's when nothing
+    /// was written in it (nothing of it can be read), else the next.
+    pub fn next_lap(&self) -> u64 {
+        if self.at > 0 || self.legacy_end > 0 {
+            self.lap + 1
+        } else {
+            self.lap
+        }
+    }
+
     /// Bytes in the current lap.
     pub fn lap_bytes(&self) -> u64 {
         self.at
     }
 
-    /// Starts a new lap (everything journaled so far is settled): the file
-    /// is cut to nothing and synced, so no earlier record is read again and
-    /// the journal holds at most one lap on disk.
-    pub fn restart(&mut self) -> Result<(), LedgerError> {
-        if self.at == 0 {
-            return Ok(());
+    /// Starts lap `lap` ([`Journal::next_lap`]) from the beginning of the
+    /// file, once everything journaled so far is settled and `lap` is in
+    /// the settled state: records of earlier laps stay in the file but are
+    /// never read again. Legacy records read on open are overwritten with
+    /// zeros (they carry no lap).
+    pub fn restart(&mut self, lap: u64) -> Result<(), LedgerError> {
+        if self.legacy_end > 0 {
+            write_zeros(&self.file, &self.path, 0..self.legacy_end)?;
+            self.file.sync_data().map_err(LedgerError::io(&self.path))?;
+            self.legacy_end = 0;
         }
-        self.file.set_len(0).map_err(LedgerError::io(&self.path))?;
-        self.file.sync_all().map_err(LedgerError::io(&self.path))?;
+        self.lap = lap;
         self.at = 0;
         Ok(())
     }
 
-    /// Overwrites the whole file with zeros, syncs it and starts a new lap
-    /// (before a payload is erased: its bytes may be in any lap).
+    /// Overwrites the whole file with zeros and syncs it (before a payload
+    /// is erased: its bytes may be in any lap). Call right after settling:
+    /// the current lap must be empty.
     pub fn wipe(&mut self) -> Result<(), LedgerError> {
+        debug_assert_eq!(self.at, 0, "wipe a journal only right after settling");
         let len = self
             .file
             .metadata()
             .map_err(LedgerError::io(&self.path))?
             .len();
-        let zeros = vec![0u8; 1 << 20];
-        let mut at = 0;
-        while at < len {
-            let n = (len - at).min(zeros.len() as u64) as usize;
-            self.file
-                .write_all_at(&zeros[..n], at)
-                .map_err(LedgerError::io(&self.path))?;
-            at += n as u64;
-        }
+        write_zeros(&self.file, &self.path, 0..len)?;
         self.file.sync_data().map_err(LedgerError::io(&self.path))?;
-        self.file.set_len(0).map_err(LedgerError::io(&self.path))?;
-        self.file.sync_all().map_err(LedgerError::io(&self.path))?;
         self.at = 0;
+        self.legacy_end = 0;
         Ok(())
     }
 }
@@ -271,39 +442,127 @@ mod tests {
 
     #[test]
     fn records_roundtrip_and_a_torn_or_changed_one_ends_the_scan() {
-        let mut bytes = record(0).encode();
-        bytes.extend(record(2).encode());
-        assert_eq!(scan(&bytes), vec![record(0), record(2)]);
+        let mut bytes = record(0).encode(7);
+        bytes.extend(record(2).encode(7));
+        assert_eq!(scan(&bytes, 7), vec![record(0), record(2)]);
+        // Another lap: nothing.
+        assert!(scan(&bytes, 6).is_empty());
         // Torn: the second record cut short.
         let torn = &bytes[..bytes.len() - 3];
-        assert_eq!(scan(torn), vec![record(0)]);
+        assert_eq!(scan(torn, 7), vec![record(0)]);
         // A changed byte in the second body.
         let mut changed = bytes.clone();
         let last = changed.len() - 1;
         changed[last] ^= 1;
-        assert_eq!(scan(&changed), vec![record(0)]);
-        assert!(scan(&[0u8; 64]).is_empty());
+        assert_eq!(scan(&changed, 7), vec![record(0)]);
+        // A changed lap in the second header (the checksum covers it).
+        let mut relapped = bytes.clone();
+        let second = record(0).encode(7).len();
+        relapped[second + 4] ^= 1;
+        assert_eq!(scan(&relapped, 7), vec![record(0)]);
+        assert!(scan(&[0u8; 64], 0).is_empty());
+        // Legacy records read only as such.
+        let mut legacy = record(0).encode_legacy();
+        legacy.extend(record(2).encode_legacy());
+        assert_eq!(scan_legacy(&legacy), vec![record(0), record(2)]);
+        assert!(scan(&legacy, 0).is_empty());
+        assert!(scan_legacy(&bytes).is_empty());
     }
 
     #[test]
-    fn laps_restart_and_a_wipe_leaves_nothing() {
+    fn the_file_is_preallocated_and_laps_reuse_it() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut j, old) = Journal::open(dir.path()).unwrap();
+        let path = dir.path().join("journal");
+        let (mut j, old) = Journal::open(dir.path(), 0).unwrap();
         assert!(old.is_empty());
-        j.append(&record(0).encode()).unwrap();
-        j.append(&record(2).encode()).unwrap();
-        let (_, again) = Journal::open(dir.path()).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), PREALLOCATED);
+        j.append(&record(0).encode(0)).unwrap();
+        j.append(&record(2).encode(0)).unwrap();
+        let (reopened, again) = Journal::open(dir.path(), 0).unwrap();
         assert_eq!(again, vec![record(0), record(2)]);
-        j.restart().unwrap();
-        // After a restart only the new lap is read.
-        j.append(&record(4).encode()).unwrap();
-        let (_, lap) = Journal::open(dir.path()).unwrap();
+        // The lap continues after what was read.
+        assert_eq!(reopened.lap_bytes(), j.lap_bytes());
+        assert_eq!(j.next_lap(), 1);
+        j.restart(1).unwrap();
+        assert_eq!(j.next_lap(), 1);
+        // No truncation: the file keeps its size.
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), PREALLOCATED);
+        // A record of the same size as lap 0's first: lap 0's second record
+        // follows it in the file but is not read.
+        j.append(&record(4).encode(1)).unwrap();
+        let (_, lap) = Journal::open(dir.path(), 1).unwrap();
         assert_eq!(lap, vec![record(4)]);
-        j.append(&record(6).encode()).unwrap();
+        // Nor is anything read for lap 0 any more.
+        let (_, stale) = Journal::open(dir.path(), 0).unwrap();
+        assert!(stale.is_empty());
+    }
+
+    #[test]
+    fn a_stale_record_of_an_older_lap_is_not_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, _) = Journal::open(dir.path(), 3).unwrap();
+        for start in [0, 2, 4] {
+            j.append(&record(start).encode(3)).unwrap();
+        }
+        j.restart(j.next_lap()).unwrap();
+        assert_eq!(j.lap(), 4);
+        j.append(&record(6).encode(4)).unwrap();
+        let (_, records) = Journal::open(dir.path(), 4).unwrap();
+        assert_eq!(records, vec![record(6)]);
+    }
+
+    #[test]
+    fn a_torn_record_ends_the_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal");
+        let (mut j, _) = Journal::open(dir.path(), 0).unwrap();
+        j.append(&record(0).encode(0)).unwrap();
+        let at = j.lap_bytes();
+        j.append(&record(2).encode(0)).unwrap();
+        j.append(&record(4).encode(0)).unwrap();
+        // The second record's body half written: neither it nor the third
+        // is read.
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(&[0u8; 8], at + HEADER_LEN as u64 + 4)
+            .unwrap();
+        let (reopened, records) = Journal::open(dir.path(), 0).unwrap();
+        assert_eq!(records, vec![record(0)]);
+        assert_eq!(reopened.lap_bytes(), at);
+    }
+
+    #[test]
+    fn a_wipe_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal");
+        let (mut j, _) = Journal::open(dir.path(), 0).unwrap();
+        j.append(&record(0).encode(0)).unwrap();
+        j.append(&record(2).encode(0)).unwrap();
+        j.restart(j.next_lap()).unwrap();
         j.wipe().unwrap();
-        let bytes = std::fs::read(dir.path().join("journal")).unwrap();
-        assert!(bytes.is_empty());
-        let (_, none) = Journal::open(dir.path()).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len() as u64, PREALLOCATED);
+        assert!(bytes.iter().all(|b| *b == 0));
+        for lap in 0..3 {
+            let (_, none) = Journal::open(dir.path(), lap).unwrap();
+            assert!(none.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_legacy_journal_is_read_then_zeroed_at_the_next_lap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal");
+        let mut legacy = record(0).encode_legacy();
+        legacy.extend(record(2).encode_legacy());
+        std::fs::write(&path, &legacy).unwrap();
+        let (mut j, records) = Journal::open(dir.path(), 0).unwrap();
+        assert_eq!(records, vec![record(0), record(2)]);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), PREALLOCATED);
+        assert_eq!(j.next_lap(), 1);
+        j.restart(1).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes[..legacy.len()].iter().all(|b| *b == 0));
+        let (_, none) = Journal::open(dir.path(), 1).unwrap();
         assert!(none.is_empty());
     }
 }

@@ -38,7 +38,9 @@
 //! written when the ledger *settles*: the payload segment synced, sled
 //! flushed and its files synced ([`crate::durability::SledSync`], because
 //! sled's own flush ends in `sync_file_range`, which survives a process
-//! crash but not a power cut), then the journal cut back to nothing. It
+//! crash but not a power cut), with the journal's next lap number, then the
+//! journal restarts from its beginning with that lap (the file is reused,
+//! not cut; [`crate::journal`]). It
 //! settles at every checkpoint and other non-append write, when a journal
 //! lap passes [`SETTLE_BYTES`], and when the ledger is closed. Opening a
 //! ledger brings the frontier up to the tail, applies again every
@@ -104,7 +106,8 @@ fn decode_tail(b: &[u8]) -> Option<(u64, Hash, u64)> {
 const ORIGIN_KEY: &[u8] = b"m/origin";
 
 /// What the writer knows about the end of the ledger. Only the first four
-/// fields are stored (`m/state`); `edge` is recomputed on open.
+/// fields are stored (`m/state`, followed by the journal's lap when the
+/// ledger settled); `edge` is recomputed on open.
 #[derive(Debug, Clone, Default)]
 struct State {
     size: u64,
@@ -115,8 +118,11 @@ struct State {
 }
 
 impl State {
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(49 + 32 * self.frontier.hashes().len());
+    /// The stored state, with the journal lap that starts once it is
+    /// durable: `size u64 | last hash | last timestamp u64 | n u8 | n x
+    /// frontier hash | lap u64` (big-endian).
+    fn encode(&self, lap: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(57 + 32 * self.frontier.hashes().len());
         out.extend_from_slice(&self.size.to_be_bytes());
         out.extend_from_slice(&self.last_hash);
         out.extend_from_slice(&self.last_ts.to_be_bytes());
@@ -124,29 +130,40 @@ impl State {
         for h in self.frontier.hashes() {
             out.extend_from_slice(h);
         }
+        out.extend_from_slice(&lap.to_be_bytes());
         out
     }
 
-    fn decode(b: &[u8]) -> Option<Self> {
+    /// A stored state and its journal lap (0 in a state written before
+    /// laps, which ends with the frontier).
+    fn decode(b: &[u8]) -> Option<(Self, u64)> {
         let size = u64::from_be_bytes(b.get(0..8)?.try_into().ok()?);
         let last_hash: Hash = b.get(8..40)?.try_into().ok()?;
         let last_ts = u64::from_be_bytes(b.get(40..48)?.try_into().ok()?);
         let n = *b.get(48)? as usize;
         let rest = b.get(49..)?;
-        if rest.len() != 32 * n {
+        let (hashes, lap) = if rest.len() == 32 * n {
+            (rest, 0)
+        } else if rest.len() == 32 * n + 8 {
+            let (hashes, lap) = rest.split_at(32 * n);
+            (hashes, u64::from_be_bytes(lap.try_into().ok()?))
+        } else {
             return None;
-        }
-        let hashes = rest
+        };
+        let hashes = hashes
             .chunks(32)
             .map(|c| c.try_into().ok())
             .collect::<Option<Vec<Hash>>>()?;
-        Some(Self {
-            size,
-            last_hash,
-            last_ts,
-            frontier: Frontier::from_parts(size, hashes)?,
-            edge: PartialTiles::default(),
-        })
+        Some((
+            Self {
+                size,
+                last_hash,
+                last_ts,
+                frontier: Frontier::from_parts(size, hashes)?,
+                edge: PartialTiles::default(),
+            },
+            lap,
+        ))
     }
 }
 
@@ -182,6 +199,8 @@ struct Writer {
     poisoned: Option<String>,
     /// The kinds whose entries are indexed ([`Ledger::index_kind`]).
     indexed_kinds: Vec<String>,
+    /// How many journaled batches opening the ledger applied.
+    replayed: usize,
 }
 
 /// What readers see of the committed ledger: its size, its root and the
@@ -422,28 +441,40 @@ fn prepare(e: NewEntry, payloads: &mut Vec<PreparedPayload>) -> Result<Entry, Le
     Ok(entry)
 }
 
-/// Adds sealed entries (index, time and chain fixed, with their encoding)
-/// to `batch`: their chunk(s), the kind index keys, the Merkle tiles they
+/// An entry sealed for its batch (index, time and chain fixed), with its
+/// encoding and leaf hash.
+struct Sealed {
+    entry: Entry,
+    bytes: Vec<u8>,
+    leaf: Hash,
+}
+
+/// Adds sealed entries to `batch`: their chunk(s), the kind index keys, the Merkle tiles they
 /// complete and the new state, advancing `st`. The same for a fresh commit
 /// and for a journaled batch applied again.
 fn stage(
     st: &mut State,
     indexed_kinds: &[String],
     batch: &mut sled::Batch,
-    entries: &[(Entry, Vec<u8>)],
+    entries: &[Sealed],
 ) -> Result<(), String> {
     let mut chunk: Vec<&[u8]> = Vec::new();
     let mut chunk_start_index = st.size;
     let mut chunk_bytes = 0usize;
     let mut tile_error: Option<String> = None;
-    for (e, bytes) in entries {
+    for Sealed {
+        entry: e,
+        bytes,
+        leaf,
+    } in entries
+    {
+        let leaf = *leaf;
         if e.index != st.size || e.prev != st.last_hash {
             return Err(format!(
                 "entry {} does not continue the ledger of {} entries",
                 e.index, st.size
             ));
         }
-        let leaf = leaf_hash(bytes);
         if indexed_kinds.contains(&e.kind) {
             batch.insert(kind_index_key(&e.kind, e.index), &[][..]);
         }
@@ -502,13 +533,26 @@ impl Drop for Inner {
     }
 }
 
-/// See [`Ledger::make_durable`].
+/// See [`Ledger::make_durable`]. The state names the journal's next lap,
+/// which starts only once that state is durable. A failure once the state
+/// is written refuses appends until the ledger is reopened: sled may still
+/// write that state out, and batches journaled in the old lap would then
+/// not be replayed.
 fn settle(db: &sled::Db, writer: &mut Writer) -> Result<(), LedgerError> {
     writer.payloads.sync()?;
-    db.insert(STATE_KEY, writer.state.encode())?;
-    db.flush()?;
-    writer.sync.sync()?;
-    writer.journal.restart()
+    let lap = writer.journal.next_lap();
+    let settled = (|| {
+        db.insert(STATE_KEY, writer.state.encode(lap))?;
+        db.flush()?;
+        writer.sync.sync()?;
+        writer.journal.restart(lap)
+    })();
+    if let Err(e) = &settled {
+        writer.poisoned.get_or_insert(format!(
+            "settling the ledger failed ({e}); reopen the ledger"
+        ));
+    }
+    settled
 }
 
 impl Ledger {
@@ -553,18 +597,18 @@ impl Ledger {
             }
         };
         let (payloads, payload_writer) = PayloadStore::open(payloads_dir, &db)?;
-        let (journal, journaled) = Journal::open(payloads_dir)?;
         let mut sync = SledSync::open(&sled_dir)?;
         if migrate_legacy_tiles(&db)? {
             db.flush()?;
             sync.sync()?;
         }
-        let mut state = match db.get(STATE_KEY)? {
+        let (mut state, lap) = match db.get(STATE_KEY)? {
             Some(b) => State::decode(&b).ok_or_else(|| {
                 LedgerError::Damaged("the ledger state record is malformed".into())
             })?,
-            None => State::default(),
+            None => (State::default(), 0),
         };
+        let (journal, journaled) = Journal::open(payloads_dir, lap)?;
         // Batches since the last settle: bring the frontier up to the tail.
         // A store where that fails still opens (to be verified and
         // exported) and refuses appends.
@@ -647,6 +691,7 @@ impl Ledger {
                     payloads: payload_writer,
                     poisoned: edge.err(),
                     indexed_kinds,
+                    replayed: 0,
                 }),
                 erasing: Mutex::new(()),
                 view: Mutex::new(Arc::new(view)),
@@ -697,7 +742,13 @@ impl Ledger {
             let entries = record
                 .entries
                 .into_iter()
-                .map(|bytes| Entry::decode(&bytes).map(|e| (e, bytes)))
+                .map(|bytes| {
+                    Entry::decode(&bytes).map(|entry| Sealed {
+                        entry,
+                        leaf: leaf_hash(&bytes),
+                        bytes,
+                    })
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let mut st = writer.state.clone();
             let mut batch = sled::Batch::default();
@@ -711,6 +762,7 @@ impl Ledger {
             self.publish(&mut writer, st, appended);
             applied += 1;
         }
+        writer.replayed = applied;
         self.make_durable(&mut writer)?;
         if applied > 0 {
             eprintln!(
@@ -770,6 +822,12 @@ impl Ledger {
         }
         self.inner.db.remove(pending_erasure_key(index))?;
         self.make_durable(writer)
+    }
+
+    /// How many journaled batches opening this ledger applied again (the
+    /// store did not have them: the last run stopped before it settled).
+    pub fn journal_batches_applied(&self) -> usize {
+        lock(&self.inner.writer).replayed
     }
 
     fn view(&self) -> Arc<View> {
@@ -844,10 +902,10 @@ impl Ledger {
         result.map_err(LedgerError::Commit)
     }
 
-    fn commit(&self, writer: &mut Writer, jobs: Vec<Job>) {
+    fn commit(&self, writer: &mut Writer, mut jobs: Vec<Job>) {
         let outcome = match &writer.poisoned {
             Some(why) => Err(why.clone()),
-            None => self.write_jobs(writer, &jobs),
+            None => self.write_jobs(writer, &mut jobs),
         };
         match outcome {
             Ok(ranges) => {
@@ -863,39 +921,47 @@ impl Ledger {
         }
     }
 
-    fn write_jobs(&self, writer: &mut Writer, jobs: &[Job]) -> Result<Vec<Range<u64>>, String> {
+    /// Seals and commits the jobs' entries (taking them out of the jobs)
+    /// as one batch.
+    fn write_jobs(&self, writer: &mut Writer, jobs: &mut [Job]) -> Result<Vec<Range<u64>>, String> {
         let mut st = writer.state.clone();
         let mut batch = sled::Batch::default();
         let mut ranges = Vec::with_capacity(jobs.len());
         let now = now_ns();
         let start = st.size;
-        let mut sealed: Vec<(Entry, Vec<u8>)> = Vec::new();
+        let mut sealed: Vec<Sealed> =
+            Vec::with_capacity(jobs.iter().map(|j| j.entries.len()).sum());
         let mut erasing = Vec::new();
         let (mut next, mut prev, mut last_ts) = (st.size, st.last_hash, st.last_ts);
-        for job in jobs {
+        for job in jobs.iter_mut() {
             let first = next;
             if let Some(index) = job.erasing {
                 batch.insert(&pending_erasure_key(index)[..], &[][..]);
                 erasing.push(index);
             }
-            for e in &job.entries {
-                let mut e = e.clone();
+            for mut e in std::mem::take(&mut job.entries) {
                 e.index = next;
                 e.timestamp_ns = now.max(last_ts);
                 e.prev = prev;
                 let bytes = e.encode();
-                prev = leaf_hash(&bytes);
+                let leaf = leaf_hash(&bytes);
+                prev = leaf;
                 last_ts = e.timestamp_ns;
                 next += 1;
-                sealed.push((e, bytes));
+                sealed.push(Sealed {
+                    entry: e,
+                    bytes,
+                    leaf,
+                });
             }
             ranges.push(first..next);
         }
         stage(&mut st, &writer.indexed_kinds, &mut batch, &sealed)?;
         let payloads: Vec<&PreparedPayload> = jobs.iter().flat_map(|j| &j.payloads).collect();
         let record = journal::encode(
+            writer.journal.lap(),
             start,
-            &sealed.iter().map(|(_, bytes)| bytes).collect::<Vec<_>>(),
+            &sealed.iter().map(|s| &s.bytes).collect::<Vec<_>>(),
             &erasing,
             &payloads.iter().map(|p| p.record()).collect::<Vec<_>>(),
         );
@@ -1515,4 +1581,71 @@ fn checkpoint_record((k, v): (sled::IVec, sled::IVec)) -> Result<(u64, String), 
         .map(u64::from_be_bytes)
         .ok_or_else(|| LedgerError::Damaged("a checkpoint key is malformed".into()))?;
     Ok((size, String::from_utf8_lossy(&v).into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_entry(i: u64) -> NewEntry {
+        NewEntry::new("external", "test", "journal", "record")
+            .details(serde_json::json!({ "i": i }))
+    }
+
+    /// A ledger last run by a version before journal laps: its state record
+    /// has no lap and its journal holds `vjr1` records. Opening applies the
+    /// batch only the journal has, the front of the journal is zeroed, and
+    /// the ledger goes on with laps.
+    #[test]
+    fn a_journal_and_state_from_before_laps_are_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        ledger
+            .append_batch((0..3).map(new_entry).collect())
+            .unwrap();
+        let last = ledger.entry(2).unwrap().unwrap();
+        let last_leaf = leaf_hash(&last.encode());
+        drop(ledger);
+
+        // Entry 3, as the previous version journaled it without applying it.
+        let mut next = prepare(new_entry(3), &mut Vec::new()).unwrap();
+        next.index = 3;
+        next.timestamp_ns = last.timestamp_ns + 1;
+        next.prev = last_leaf;
+        let legacy = JournalRecord {
+            start: 3,
+            entries: vec![next.encode()],
+            erasing: Vec::new(),
+            payloads: Vec::new(),
+        }
+        .encode_legacy();
+        let journal_path = dir.path().join("payloads/journal");
+        std::fs::write(&journal_path, &legacy).unwrap();
+        {
+            let db = sled::open(dir.path().join("sled")).unwrap();
+            let state = db.get(STATE_KEY).unwrap().unwrap();
+            let (_, lap) = State::decode(&state).unwrap();
+            assert_eq!(lap, 1);
+            // The state as written before laps: no lap at the end.
+            db.insert(STATE_KEY, &state[..state.len() - 8]).unwrap();
+            db.flush().unwrap();
+        }
+
+        let ledger = Ledger::open(dir.path()).unwrap();
+        assert_eq!(ledger.size(), 4);
+        assert_eq!(ledger.journal_batches_applied(), 1);
+        assert_eq!(ledger.entry(3).unwrap().unwrap(), next);
+        let bytes = std::fs::read(&journal_path).unwrap();
+        assert_eq!(bytes.len() as u64, journal::PREALLOCATED);
+        assert!(bytes[..legacy.len()].iter().all(|b| *b == 0));
+        ledger.append(new_entry(4)).unwrap();
+        drop(ledger);
+        let ledger = Ledger::open(dir.path()).unwrap();
+        assert_eq!(ledger.size(), 5);
+        assert_eq!(ledger.journal_batches_applied(), 0);
+        let key = SigningKey::generate();
+        ledger.checkpoint(&key, "test.example/ledger").unwrap();
+        let report = crate::verify::verify_ledger(&ledger, key.public_key()).unwrap();
+        assert_eq!(report.entries, 5);
+    }
 }

@@ -32,7 +32,9 @@
 //!   in the batch of the entry that commits to the payload, removed when the
 //!   payload is erased.
 //! - **metadata**: `m/state` (size, last entry hash, last timestamp,
-//!   frontier; written when the ledger settles), `m/tail` (size, last entry
+//!   frontier and the commit journal's current lap, [`crate::journal`];
+//!   written when the ledger settles; states written before laps end with
+//!   the frontier and mean lap 0), `m/tail` (size, last entry
 //!   hash, last timestamp; written by every batch, the frontier being
 //!   brought up to it on open), `m/origin`, and `m/payload-end`
 //!   (`segment:u64 | end:u64`,
