@@ -178,7 +178,16 @@ fn every_operator_command_works_against_a_running_node() {
     let shout = second_package(&node);
 
     let served = Serve::start(&node);
-    assert!(node.home().join("control.sock").exists(), "control socket");
+    let socket = std::fs::metadata(node.home().join("control.sock")).expect("control socket");
+    {
+        use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+        assert!(socket.file_type().is_socket());
+        assert_eq!(
+            socket.permissions().mode() & 0o777,
+            0o600,
+            "owner-only socket"
+        );
+    }
 
     // An MCP client connected before any change.
     let rt = mcp_support::runtime();
