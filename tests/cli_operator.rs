@@ -103,6 +103,17 @@ fn completions_cover_the_subcommands() {
     }
     let out = vigil(dir.path()).args(["completions", "zsh"]).assert_ok();
     assert!(text(&out.stdout).contains("#compdef vigil"));
+    // A reader that goes away (`| head`) is not an error.
+    let mut child = vigil(dir.path())
+        .args(["completions", "bash"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
     let out = vigil(dir.path())
         .args(["completions", "tcsh"])
         .output()

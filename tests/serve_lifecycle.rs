@@ -4,7 +4,9 @@
 //!   idle keep-alive connection and a half-sent HTTP request are held on the
 //!   MCP port: the node exits within 5 s, and its ledger then verifies with a
 //!   checkpoint covering every entry and records the end of every link and
-//!   tunnel that was open.
+//!   tunnel that was open; the peer learns at once (its tunnel ends the
+//!   held connection), and a service manager is told READY=1 and
+//!   STOPPING=1 on `$NOTIFY_SOCKET`.
 //! - `[mcp] enabled = false`: the MCP port is not bound, links and tunnels
 //!   work, and stopping still records and checkpoints everything.
 
@@ -154,9 +156,19 @@ impl Drop for Killed {
 
 /// `vigil serve` on `home` with its stdout lines arriving on a channel.
 fn serve(home: &Path, args: &[&str]) -> (Killed, mpsc::Receiver<String>) {
+    serve_with(home, args, &[])
+}
+
+/// [`serve`] with `env` set for the node.
+fn serve_with(
+    home: &Path,
+    args: &[&str],
+    env: &[(&str, &Path)],
+) -> (Killed, mpsc::Receiver<String>) {
     let mut child = vigil(home)
         .arg("serve")
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -232,7 +244,17 @@ fn metric(mcp: SocketAddr, name: &str) -> Option<f64> {
 #[test]
 fn sigterm_records_every_link_end_and_exits_within_5_s_despite_held_connections() {
     let nodes = Nodes::new("");
-    let (mut node_a, lines) = serve(&nodes.a, &["--listen", "127.0.0.1:0"]);
+    // A service manager's notification socket (systemd `Type=notify`).
+    let notify_path = nodes.a.with_file_name("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let (mut node_a, lines) = serve_with(
+        &nodes.a,
+        &["--listen", "127.0.0.1:0"],
+        &[("NOTIFY_SOCKET", &notify_path)],
+    );
     let url = line_with(&lines, "serving MCP on http://");
     let mcp: SocketAddr = url
         .split_whitespace()
@@ -244,6 +266,10 @@ fn sigterm_records_every_link_end_and_exits_within_5_s_despite_held_connections(
         })
         .unwrap_or_else(|| panic!("no MCP address in {url:?}"));
     line_with(&lines, "accepting post-quantum links on 127.0.0.1");
+    let mut message = [0u8; 256];
+    let n = notify.recv(&mut message).expect("a readiness notification");
+    let ready = String::from_utf8_lossy(&message[..n]).to_string();
+    assert!(ready.lines().any(|l| l == "READY=1"), "{ready:?}");
 
     // Node B links to A; one tunnelled connection comes and goes, another
     // stays open across the shutdown.
@@ -293,6 +319,25 @@ fn sigterm_records_every_link_end_and_exits_within_5_s_despite_held_connections(
     assert!(
         took < Duration::from_secs(5),
         "vigil serve took {took:?} to stop"
+    );
+    let n = notify.recv(&mut message).expect("a stopping notification");
+    let stopping = String::from_utf8_lossy(&message[..n]).to_string();
+    assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
+    // Node B learned at once that the link closed (not after its 30 s idle
+    // timeout): its tunnel ended the held connection.
+    held.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let mut rest = Vec::new();
+    let ended = match held.read_to_end(&mut rest) {
+        Ok(_) => true,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    };
+    assert!(
+        ended,
+        "node B's tunnel still held its connection 3 s after A stopped"
     );
     drop((idle, keep_alive, half, held));
 

@@ -21,9 +21,12 @@ pub fn run(args: CompletionsArgs) -> anyhow::Result<ExitCode> {
     // Generated into memory: clap_complete panics when its writer fails.
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut command, name, &mut script);
-    std::io::stdout()
-        .lock()
-        .write_all(&script)
-        .context("writing the completion script to stdout")?;
-    Ok(ExitCode::SUCCESS)
+    match std::io::stdout().lock().write_all(&script) {
+        // A reader that stopped early (`| head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        written => {
+            written.context("writing the completion script to stdout")?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
