@@ -267,7 +267,7 @@ fn main() {
         fsync_p50.as_secs_f64() * 1e3,
         ledger_p50.as_secs_f64() / fsync_p50.as_secs_f64()
     );
-    let small: u64 = if quick { 500 } else { 20_000 };
+    let small: u64 = if quick { 500 } else { 200_000 };
     let (on_disk, journal) = disk_at_batch_1(small);
     print_disk(
         "at batch 1 (appended one at a time)",

@@ -29,6 +29,7 @@ pub mod merkle;
 pub mod payloads;
 pub mod progress;
 pub mod proof;
+pub mod recent;
 pub mod report;
 pub mod storage;
 pub mod verify;

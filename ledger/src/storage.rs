@@ -7,9 +7,12 @@
 //! more than half garbage (a growing value rewritten on every batch left
 //! the store at about 2.5x the entry bytes):
 //! - **entry chunks**: key `e` + index of the chunk's first entry (u64 BE);
-//!   value `count:u32 | count × (len:u32 | entry encoding)`. Each batch is
-//!   written as its own chunks of at most [`CHUNK_ENTRIES`] entries or
-//!   [`CHUNK_BYTES`] bytes, written once. (sled stores a value larger than
+//!   value `count:u32 | count × (len:u32 | entry encoding)`. Entries are
+//!   held in memory after their commit (durable in the commit journal) and
+//!   written as chunks of at most [`CHUNK_ENTRIES`] entries or
+//!   [`CHUNK_BYTES`] bytes once those held add up to
+//!   [`crate::recent::SPILL_BYTES`], and when the ledger settles; each
+//!   chunk is written once, whatever the batch size. (sled stores a value larger than
 //!   a quarter of its 512 KiB log segment as a file under `blobs/` and
 //!   deletes that file as soon as it is superseded, so big batches leave no
 //!   garbage in the log at all.)
@@ -35,8 +38,9 @@
 //!   frontier and the commit journal's current lap, [`crate::journal`];
 //!   written when the ledger settles; states written before laps end with
 //!   the frontier and mean lap 0), `m/tail` (size, last entry
-//!   hash, last timestamp; written by every batch, the frontier being
-//!   brought up to it on open), `m/origin`, and `m/payload-end`
+//!   hash, last timestamp of the entries in chunks; written with every
+//!   chunk write, the frontier being brought up to it on open),
+//!   `m/origin`, and `m/payload-end`
 //!   (`segment:u64 | end:u64`,
 //!   BE: how far the payload segments are committed; written by every batch
 //!   that carries payloads).

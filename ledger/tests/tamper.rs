@@ -9,15 +9,16 @@ use std::path::Path;
 use support::{key, open_sled};
 use vigil_ledger::bundle::{export, verify_bundle, ExportOptions};
 use vigil_ledger::checkpoint::Checkpoint;
+use vigil_ledger::storage::{chunk_key, chunk_start, decode_chunk, encode_chunk};
 use vigil_ledger::verify::{verify_ledger, Failure, Location, VerifyError};
 use vigil_ledger::{Ledger, NewEntry};
 
 const ORIGIN: &str = "tamper.example/ledger";
 const N: u64 = 50;
 
-/// 50 entries appended one by one, so each sled chunk holds one entry
-/// (`count:u32 | len:u32 | entry`); every 7th has a payload; checkpoints at
-/// 20, 40 and 50.
+/// 50 entries appended one by one; every 7th has a payload; checkpoints at
+/// 20, 40 and 50 (each settles the ledger, so the entries are in sled's
+/// chunks: 0..20, 20..40, 40..50).
 fn build(dir: &Path) {
     let l = Ledger::open(dir).unwrap();
     for i in 0..N {
@@ -34,10 +35,41 @@ fn build(dir: &Path) {
     verify_ledger(&l, key().public_key()).unwrap();
 }
 
-fn ekey(i: u64) -> Vec<u8> {
-    let mut k = vec![b'e'];
-    k.extend_from_slice(&i.to_be_bytes());
-    k
+/// The chunk holding entry `i`: its first index and its entries.
+fn chunk_of(db: &sled::Db, i: u64) -> (u64, Vec<Vec<u8>>) {
+    let (k, v) = db
+        .range(chunk_key(0)..=chunk_key(i))
+        .next_back()
+        .expect("a chunk")
+        .unwrap();
+    let start = chunk_start(&k).expect("chunk key");
+    let entries = decode_chunk(&v)
+        .expect("chunk")
+        .into_iter()
+        .map(<[u8]>::to_vec)
+        .collect();
+    (start, entries)
+}
+
+/// Rewrites entry `i` in its chunk, as an insider with the disk would.
+fn edit_entry(db: &sled::Db, i: u64, edit: impl FnOnce(&mut Vec<u8>)) {
+    let (start, mut entries) = chunk_of(db, i);
+    edit(&mut entries[(i - start) as usize]);
+    db.insert(chunk_key(start), encode_chunk(&entries)).unwrap();
+}
+
+/// Deletes entries `range` (within one chunk) from the store: the chunk is
+/// cut around them.
+fn delete_entries(db: &sled::Db, range: std::ops::Range<u64>) {
+    let (start, entries) = chunk_of(db, range.start);
+    let cut = (range.start - start) as usize;
+    let resume = (range.end - start) as usize;
+    db.insert(chunk_key(start), encode_chunk(&entries[..cut]))
+        .unwrap();
+    if resume < entries.len() {
+        db.insert(chunk_key(range.end), encode_chunk(&entries[resume..]))
+            .unwrap();
+    }
 }
 
 fn ckey(size: u64) -> Vec<u8> {
@@ -87,10 +119,10 @@ fn expect_failure(dir: &Path, want: Location) -> Failure {
 }
 
 fn flip(db: &sled::Db, i: u64, offset_from_end: usize) {
-    let mut v = db.get(ekey(i)).unwrap().unwrap().to_vec();
-    let at = v.len() - offset_from_end;
-    v[at] ^= 0x01;
-    db.insert(ekey(i), v).unwrap();
+    edit_entry(db, i, |e| {
+        let at = e.len() - offset_from_end;
+        e[at] ^= 0x01;
+    });
 }
 
 #[test]
@@ -99,10 +131,10 @@ fn changed_entry_is_named() {
     build(dir.path());
     // Flip a byte inside the details JSON of entry 17 (keeps it decodable).
     tamper(dir.path(), |db| {
-        let mut v = db.get(ekey(17)).unwrap().unwrap().to_vec();
-        let pos = v.windows(4).position(|w| w == b"\"i\":").unwrap() + 4;
-        v[pos] = b'9';
-        db.insert(ekey(17), v).unwrap();
+        edit_entry(db, 17, |v| {
+            let pos = v.windows(4).position(|w| w == b"\"i\":").unwrap() + 4;
+            v[pos] = b'9';
+        });
     });
     let f = expect_failure(dir.path(), Location::Entry(17));
     assert!(f.reason.contains("altered"), "{f}");
@@ -113,9 +145,7 @@ fn changed_prev_field_is_named() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
     tamper(dir.path(), |db| {
-        let mut v = db.get(ekey(23)).unwrap().unwrap().to_vec();
-        v[8 + 17] ^= 0xff; // first byte of `prev` (after the chunk header)
-        db.insert(ekey(23), v).unwrap();
+        edit_entry(db, 23, |v| v[17] ^= 0xff); // first byte of `prev`
     });
     expect_failure(dir.path(), Location::Entry(23));
 }
@@ -134,9 +164,7 @@ fn changed_last_entry_under_a_checkpoint_is_named() {
 fn deleted_entry_is_named() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
-    tamper(dir.path(), |db| {
-        db.remove(ekey(30)).unwrap();
-    });
+    tamper(dir.path(), |db| delete_entries(db, 30..31));
     let f = expect_failure(dir.path(), Location::Entry(30));
     assert!(f.reason.contains("missing"), "{f}");
 }
@@ -146,10 +174,9 @@ fn swapped_entries_are_named() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
     tamper(dir.path(), |db| {
-        let a = db.get(ekey(5)).unwrap().unwrap();
-        let b = db.get(ekey(9)).unwrap().unwrap();
-        db.insert(ekey(5), b).unwrap();
-        db.insert(ekey(9), a).unwrap();
+        let (start, mut entries) = chunk_of(db, 5);
+        entries.swap((5 - start) as usize, (9 - start) as usize);
+        db.insert(chunk_key(start), encode_chunk(&entries)).unwrap();
     });
     let f = expect_failure(dir.path(), Location::Entry(5));
     assert!(
@@ -162,11 +189,7 @@ fn swapped_entries_are_named() {
 fn truncated_tail_is_named() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
-    tamper(dir.path(), |db| {
-        for i in 45..N {
-            db.remove(ekey(i)).unwrap();
-        }
-    });
+    tamper(dir.path(), |db| delete_entries(db, 45..N));
     let f = expect_failure(dir.path(), Location::Entry(45));
     assert!(f.reason.contains("missing"), "{f}");
 }
@@ -178,9 +201,7 @@ fn truncated_tail_with_rewritten_state_is_named() {
     // Cut entries 45.. and rewrite the state record as if the ledger had 45
     // entries; the checkpoint of size 50 still names what is missing.
     tamper(dir.path(), |db| {
-        for i in 45..N {
-            db.remove(ekey(i)).unwrap();
-        }
+        delete_entries(db, 45..N);
         // Size field of the state record.
         let mut v = db.get(b"m/state").unwrap().unwrap().to_vec();
         v[..8].copy_from_slice(&45u64.to_be_bytes());
@@ -190,7 +211,7 @@ fn truncated_tail_with_rewritten_state_is_named() {
         v[48] = 4;
         v.extend_from_slice(&[0u8; 32]);
         db.insert(b"m/state", v).unwrap();
-        // And the tail record the ledger writes with every batch.
+        // And the tail record earlier versions wrote with every batch.
         db.remove(b"m/tail").unwrap();
     });
     let l = Ledger::open(dir.path()).unwrap();
