@@ -123,6 +123,7 @@ fn call_runs_an_admitted_tool_with_its_declared_grant() {
     assert_eq!(entry["kind"], "tool.call", "{entry}");
     assert_eq!(entry["details"]["status"], "ok", "{entry}");
     assert_eq!(entry["details"]["package"], "acme/echo@1.0.0", "{entry}");
+    assert_eq!(outcome["ledger_index"], entry["index"], "{outcome}");
 
     let docs = node.dir.path().canonicalize().unwrap().join("docs");
     std::fs::create_dir(&docs).unwrap();

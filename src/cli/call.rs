@@ -70,6 +70,10 @@ pub fn run(home: &Home, args: CallArgs) -> anyhow::Result<ExitCode> {
     };
     let ok = outcome["result"]["status"] == "ok";
     if args.json {
+        let mut outcome = outcome;
+        if let Some(fields) = outcome.as_object_mut() {
+            fields.insert("ledger_index".into(), index.into());
+        }
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
         print_human(&outcome)?;
