@@ -8,14 +8,19 @@
 //! metrics_allow_remote`). Connections are handled by [`connections`],
 //! request bodies checked by [`requests`], sessions capped by [`sessions`].
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
@@ -112,7 +117,7 @@ pub fn router(
         timeout: Duration::from_secs(config.header_read_timeout_seconds),
     };
     let handler_pipeline = Arc::clone(&pipeline);
-    let service = StreamableHttpService::new(
+    let service = Shared(Arc::new(StreamableHttpService::new(
         move || {
             Ok(VigilServer::new(
                 Arc::clone(&handler_pipeline),
@@ -121,7 +126,7 @@ pub fn router(
         },
         sessions.manager(),
         service_config,
-    );
+    )));
     let operations = Operations {
         pipeline: Arc::clone(&pipeline),
         metrics_allow_remote: config.metrics_allow_remote,
@@ -178,6 +183,28 @@ pub fn router(
         );
     }
     Ok(router)
+}
+
+/// rmcp's streamable HTTP service behind an `Arc`: the router clones the
+/// service it routes to for every request, and rmcp's own clone copies its
+/// whole configuration (allowed hosts and origins, a cancellation token).
+/// This clones a pointer instead and hands each request to the one service.
+#[derive(Clone)]
+struct Shared(Arc<StreamableHttpService<VigilServer, LocalSessionManager>>);
+
+impl tower_service::Service<Request> for Shared {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let service = Arc::clone(&self.0);
+        Box::pin(async move { Ok(service.handle(request).await.into_response()) })
+    }
 }
 
 /// `GET /.well-known/oauth-protected-resource` (RFC 9728): this resource,

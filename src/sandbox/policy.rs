@@ -143,6 +143,11 @@ impl Policy {
         !self.network.is_empty()
     }
 
+    /// True when the tool is granted any environment variable.
+    pub fn grants_env(&self) -> bool {
+        !self.env.is_empty()
+    }
+
     /// The environment the tool sees: the granted names that the host has,
     /// and nothing else.
     pub fn environment<I, K, V>(&self, host: I) -> Vec<(String, String)>

@@ -165,10 +165,16 @@ pub(crate) fn wasi_builder(
     };
     // `vars_os`, not `vars`: a variable that is not UTF-8 must not panic
     // the node; such a variable cannot be granted anyway.
-    let env = setup.policy.environment(
-        std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
-    );
+    // Most tools are granted no variable: then the node's environment is
+    // not copied for every call only to be filtered down to nothing.
+    let env = if setup.policy.grants_env() {
+        setup.policy.environment(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
+    } else {
+        Vec::new()
+    };
     let mut builder = WasiCtxBuilder::new();
     builder
         .args(&[setup.program, setup.tool])
