@@ -296,16 +296,14 @@ impl NodeSource for StoredNodes<'_> {
             ))
         };
         if index < first_partial(self.view.size, level) {
-            // Held with the entries that completed it, or written.
+            // Held with the entries that completed it, or written (read in
+            // place: no copy of the tile on this proof path).
             let key = tile_key(level, index);
-            let tile = match self.recent.tile(&key) {
-                Some(t) => Some(t),
-                None => self.tree.get(key)?.map(|t| t.to_vec()),
+            let node = match self.recent.tile(&key) {
+                Some(held) => tile_node(&held, index),
+                None => self.tree.get(key)?.and_then(|t| tile_node(&t, index)),
             };
-            return tile
-                .as_deref()
-                .and_then(|t| tile_node(t, index))
-                .ok_or_else(missing);
+            return node.ok_or_else(missing);
         }
         match &self.view.edge {
             Ok(edge) => edge.node(level, index).ok_or_else(missing),
