@@ -28,7 +28,11 @@ fn import(home: &Path, dir: &Path, tag: &str, n: usize) {
 }
 
 /// Every line of the stream's files (rotated ones first), by index.
-fn streamed(dir: &Path) -> (BTreeMap<u64, usize>, usize, Vec<serde_json::Value>) {
+///
+/// While the node runs, the current file may end in a line it is still
+/// writing: that piece is left for the next look. Once the node has stopped
+/// (`settled`), every file must end with a whole line.
+fn streamed(dir: &Path, settled: bool) -> (BTreeMap<u64, usize>, usize, Vec<serde_json::Value>) {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .expect("siem dir")
         .map(|e| e.expect("entry").path())
@@ -47,7 +51,17 @@ fn streamed(dir: &Path) -> (BTreeMap<u64, usize>, usize, Vec<serde_json::Value>)
         let Ok(text) = std::fs::read_to_string(f) else {
             continue;
         };
-        for line in text.lines() {
+        let whole = match text.rfind('\n') {
+            Some(end) => &text[..=end],
+            None => "",
+        };
+        assert!(
+            !settled || whole.len() == text.len(),
+            "{} ends with a torn line: {:?}",
+            f.display(),
+            &text[whole.len()..]
+        );
+        for line in whole.lines() {
             let v: serde_json::Value =
                 serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
             *seen
@@ -83,7 +97,7 @@ fn the_stream_survives_a_kill_with_every_entry_exactly_once() {
     import(&home, dir.path(), "a", 300);
     // Kill the node while it streams.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while streamed(&siem).2.len() < 50 {
+    while streamed(&siem, false).2.len() < 50 {
         assert!(Instant::now() < deadline, "nothing streamed");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -116,7 +130,7 @@ fn the_stream_survives_a_kill_with_every_entry_exactly_once() {
     assert!(size >= 400, "{size}");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (seen, _, _) = streamed(&siem);
+        let (seen, _, _) = streamed(&siem, false);
         if seen.len() as u64 == size {
             break;
         }
@@ -128,7 +142,7 @@ fn the_stream_survives_a_kill_with_every_entry_exactly_once() {
         std::thread::sleep(Duration::from_millis(50));
     }
     node.stop();
-    let (seen, files, lines) = streamed(&siem);
+    let (seen, files, lines) = streamed(&siem, true);
     let final_size = ledger_size(&home);
     assert_eq!(
         seen.len() as u64,
