@@ -78,10 +78,12 @@ input(type="imtcp" port="{port}" ruleset="vigil")
     Rsyslog(child)
 }
 
-/// The collector's lines as (pri, app, msgid, json).
+/// The collector's whole lines as (pri, app, msgid, json); a line the
+/// collector is still writing is left for the next look.
 fn received(out: &Path) -> Vec<(String, String, String, serde_json::Value)> {
-    std::fs::read_to_string(out)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(out).unwrap_or_default();
+    let whole = text.rfind('\n').map_or("", |end| &text[..=end]);
+    whole
         .lines()
         .map(|l| {
             let mut parts = l.splitn(4, ' ');
