@@ -4,6 +4,10 @@
 //! in the same run, with the ratio and the target (at most 1.5x the openssl
 //! time plus 0.5 ms). Run with `cargo bench --bench admission`.
 
+/// mimalloc: the allocator of every vigil binary and benchmark.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -11,6 +11,10 @@
 //!
 //! Run: `cargo bench --bench crypto` (optionally `-- --rounds N`).
 
+/// mimalloc: the allocator of every vigil binary and benchmark.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

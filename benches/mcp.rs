@@ -18,6 +18,10 @@
 //! per point, default 3). Without `--bench` (`cargo test --all-targets`) it
 //! is a smoke run: 1 and 8 clients, a fraction of a second per point.
 
+/// mimalloc: the allocator of every vigil binary and benchmark.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../tests/mcp_support/mod.rs"]
 mod mcp_support;
 #[path = "../tests/signed_support/mod.rs"]

@@ -8,6 +8,10 @@
 //!
 //! Run: `bash tools/build.sh && cargo bench --bench sandbox`
 
+/// mimalloc: the allocator of every vigil binary and benchmark.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};

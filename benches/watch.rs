@@ -3,6 +3,10 @@
 //! seed, then the detector's throughput in events (call starts and ends)
 //! per second over two weeks of one agent's traffic.
 
+/// mimalloc: the allocator of every vigil binary and benchmark.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[allow(dead_code)]
 #[path = "../tests/behaviour_watch.rs"]
 mod scenario;

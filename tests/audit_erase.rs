@@ -73,8 +73,12 @@ fn erased_payload_and_salt_are_nowhere_under_the_home() {
     // erasing (docs/ledger-format.md §6).
     let mut before = Vec::new();
     files_under(&home.join("payloads"), &mut before);
-    // Beside the segment only the commit journal, empty once settled.
-    before.retain(|p| p.file_name().is_none_or(|n| n != "journal"));
+    // Beside the segment only the commit journal (empty once settled) and
+    // the entry file (docs/ledger-format.md §6.1).
+    before.retain(|p| {
+        p.file_name()
+            .is_none_or(|n| n != "journal" && n != "entries")
+    });
     assert_eq!(before.len(), 1, "one segment for all payloads: {before:?}");
     let out = vigil(&home)
         .args(["audit", "tail", "--json", "-n", "3"])

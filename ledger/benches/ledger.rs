@@ -15,6 +15,10 @@
 //! smoke run that `cargo test --all-targets` makes); `VIGIL_BENCH_BATCH` the
 //! batch size it is built with (default 1024).
 
+/// mimalloc: the allocator of every vigil binary and benchmark.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::path::Path;

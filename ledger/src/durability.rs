@@ -26,6 +26,18 @@ pub fn sync_dir(dir: &Path) -> Result<(), LedgerError> {
         .map_err(LedgerError::io(dir))
 }
 
+/// Opens `path` for reading and writing, creating it empty if missing
+/// (never truncating it).
+pub fn open_rw(path: &Path) -> Result<File, LedgerError> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(LedgerError::io(path))
+}
+
 /// The files of one sled database that must be synced after each flush.
 #[derive(Debug)]
 pub struct SledSync {

@@ -35,12 +35,13 @@
 //! zeros. Payload bytes can be in the journal until it is wiped: an erasure
 //! settles and overwrites the whole file with zeros first.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
+use crate::durability::open_rw;
 use crate::error::LedgerError;
 
 /// First bytes of every journal record.
@@ -318,13 +319,7 @@ impl Journal {
     /// lap continues after them.
     pub fn open(dir: &Path, lap: u64) -> Result<(Self, Vec<JournalRecord>), LedgerError> {
         let path = dir.join("journal");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(LedgerError::io(&path))?;
+        let file = open_rw(&path)?;
         let len = file.metadata().map_err(LedgerError::io(&path))?.len();
         let get = |at: u64, n: usize| -> std::io::Result<Option<Vec<u8>>> {
             match at.checked_add(n as u64) {
@@ -522,7 +517,7 @@ mod tests {
         j.append(&record(4).encode(0)).unwrap();
         // The second record's body half written: neither it nor the third
         // is read.
-        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         f.write_all_at(&[0u8; 8], at + HEADER_LEN as u64 + 4)
             .unwrap();
         let (reopened, records) = Journal::open(dir.path(), 0).unwrap();

@@ -20,6 +20,7 @@ pub mod cosignature;
 pub mod durability;
 pub mod edge;
 pub mod entry;
+pub mod entry_file;
 pub mod error;
 pub mod handover;
 pub mod hash;

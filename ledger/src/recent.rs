@@ -1,17 +1,19 @@
-//! The entries committed but not yet written to sled's entry chunks
-//! ([`crate::storage`]). Each is durable in the commit journal
+//! The entries committed but not yet written as chunks to the entry file
+//! ([`crate::entry_file`]). Each is durable in the commit journal
 //! ([`crate::journal`]) from its commit on; the ledger writes the entries
-//! held here to sled as whole chunks once they add up to [`SPILL_BYTES`],
-//! and when it settles. A batch of one entry then costs sled nothing, and
-//! sled's per-key cost and log garbage are paid once per chunk whatever the
-//! batch size. Readers look here first for an index at or past
-//! [`Recent::start`]; everything before it is in sled, since the chunks are
-//! written before the entries are let go.
+//! held here as whole chunks once they add up to [`SPILL_BYTES`], and when
+//! it settles. A batch of one entry then costs sled nothing, and sled's
+//! per-key cost is paid once per chunk whatever the batch size. Readers
+//! look here first for an index at or past [`Recent::start`]; everything
+//! before it is in chunks, since the chunks are written before the entries
+//! are let go.
 
 use std::ops::Range;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::storage::{chunk_key, encode_chunk, CHUNK_BYTES, CHUNK_ENTRIES};
+use crate::entry_file::{encode_file_chunk, ChunkRef, EntryFile};
+use crate::error::LedgerError;
+use crate::storage::{chunk_key, CHUNK_BYTES, CHUNK_ENTRIES};
 
 /// The held entries are written to sled once they add up to this many
 /// bytes (about the size of one batch of 1024 small entries).
@@ -122,14 +124,32 @@ impl Recent {
         (held.start, slice)
     }
 
-    /// Adds the held entries to `batch` as entry chunks (at most
-    /// [`CHUNK_ENTRIES`] entries or [`CHUNK_BYTES`] bytes each), with the
-    /// tiles they completed; returns the index after the last entry.
-    pub fn write_chunks(&self, batch: &mut sled::Batch) -> u64 {
+    /// Writes the held entries to the entry file at `at` as chunks (at
+    /// most [`CHUNK_ENTRIES`] entries or [`CHUNK_BYTES`] bytes each, in one
+    /// write, not synced) and adds their references to `batch`, with the
+    /// tiles they completed. Returns the index after the last entry and
+    /// where the file now ends.
+    pub fn write_chunks(
+        &self,
+        file: &EntryFile,
+        at: u64,
+        batch: &mut sled::Batch,
+    ) -> Result<(u64, u64), LedgerError> {
         let held = self.read();
         for (key, tile) in &held.tiles {
             batch.insert(&key[..], tile.clone());
         }
+        let mut out = Vec::with_capacity(held.bytes + 8 * held.entries.len() + 64);
+        let mut put = |start: u64, chunk: &[&[u8]], out: &mut Vec<u8>| {
+            let offset = at + out.len() as u64;
+            let length = encode_file_chunk(chunk, out) as u32;
+            let r = ChunkRef {
+                offset,
+                length,
+                count: chunk.len() as u32,
+            };
+            batch.insert(&chunk_key(start)[..], &r.encode()[..]);
+        };
         let mut chunk: Vec<&[u8]> = Vec::new();
         let mut chunk_start = held.start;
         let mut chunk_bytes = 0usize;
@@ -137,7 +157,7 @@ impl Recent {
             if !chunk.is_empty()
                 && (chunk.len() >= CHUNK_ENTRIES || chunk_bytes + bytes.len() > CHUNK_BYTES)
             {
-                batch.insert(&chunk_key(chunk_start)[..], encode_chunk(&chunk));
+                put(chunk_start, &chunk, &mut out);
                 chunk.clear();
                 chunk_bytes = 0;
                 chunk_start = held.start + i as u64;
@@ -146,9 +166,13 @@ impl Recent {
             chunk.push(bytes);
         }
         if !chunk.is_empty() {
-            batch.insert(&chunk_key(chunk_start)[..], encode_chunk(&chunk));
+            put(chunk_start, &chunk, &mut out);
         }
-        held.start + held.entries.len() as u64
+        file.write_at(&out, at)?;
+        Ok((
+            held.start + held.entries.len() as u64,
+            at + out.len() as u64,
+        ))
     }
 
     /// Lets go of the entries before `end`, now in sled (readable there;
@@ -170,7 +194,6 @@ impl Recent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::decode_chunk;
 
     #[test]
     fn entries_are_held_until_settled_and_written_as_chunks() {
@@ -196,8 +219,12 @@ mod tests {
         assert_eq!(recent.range(11..20).1, vec![b"b".to_vec(), b"c".to_vec()]);
         assert_eq!(recent.bytes(), 3);
 
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = EntryFile::open(dir.path()).expect("entry file");
         let mut batch = sled::Batch::default();
-        assert_eq!(recent.write_chunks(&mut batch), 13);
+        let (end, file_end) = recent.write_chunks(&file, 5, &mut batch).expect("write");
+        assert_eq!(end, 13);
+        assert_eq!(file_end, file.len().expect("len"));
         let db = sled::Config::new().temporary(true).open().expect("sled");
         db.apply_batch(batch).expect("apply");
         let chunk = db.get(chunk_key(10)).expect("read").expect("one chunk");
@@ -205,8 +232,12 @@ mod tests {
             db.get([7u8; 10]).expect("read").as_deref(),
             Some(&b"tile"[..])
         );
-        let decoded = decode_chunk(&chunk).expect("chunk");
-        assert_eq!(decoded, vec![&b"a"[..], b"b", b"c"]);
+        let r = ChunkRef::decode(&chunk).expect("a reference");
+        assert_eq!((r.offset, r.end(), r.count), (5, file_end, 3));
+        assert_eq!(
+            file.chunk(&chunk).expect("chunk"),
+            vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
+        );
 
         recent.written(13);
         assert_eq!(recent.start(), 13);
@@ -221,14 +252,20 @@ mod tests {
         let recent = Recent::new(0);
         let n = CHUNK_ENTRIES + 5;
         assert!(recent.push(0, (0..n).map(|i| vec![i as u8; 8]), Vec::new()));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = EntryFile::open(dir.path()).expect("entry file");
         let mut batch = sled::Batch::default();
-        recent.write_chunks(&mut batch);
+        recent.write_chunks(&file, 0, &mut batch).expect("write");
         let db = sled::Config::new().temporary(true).open().expect("sled");
         db.apply_batch(batch).expect("apply");
         let second = db
             .get(chunk_key(CHUNK_ENTRIES as u64))
             .expect("read")
             .expect("second chunk");
-        assert_eq!(decode_chunk(&second).expect("chunk").len(), 5);
+        assert_eq!(file.chunk(&second).expect("chunk").len(), 5);
+        assert_eq!(
+            file.chunk_entry(&second, 4).expect("read"),
+            Some(vec![4; 8])
+        );
     }
 }

@@ -7,15 +7,17 @@
 //! more than half garbage (a growing value rewritten on every batch left
 //! the store at about 2.5x the entry bytes):
 //! - **entry chunks**: key `e` + index of the chunk's first entry (u64 BE);
-//!   value `count:u32 | count × (len:u32 | entry encoding)`. Entries are
-//!   held in memory after their commit (durable in the commit journal) and
-//!   written as chunks of at most [`CHUNK_ENTRIES`] entries or
-//!   [`CHUNK_BYTES`] bytes once those held add up to
-//!   [`crate::recent::SPILL_BYTES`], and when the ledger settles; each
-//!   chunk is written once, whatever the batch size. (sled stores a value larger than
-//!   a quarter of its 512 KiB log segment as a file under `blobs/` and
-//!   deletes that file as soon as it is superseded, so big batches leave no
-//!   garbage in the log at all.)
+//!   value a reference into the entry file ([`crate::entry_file`]: the
+//!   chunk's offset, length and entry count), or, in ledgers written before
+//!   that file, the chunk itself: `count:u32 | count × (len:u32 | entry
+//!   encoding)`. Entries are held in memory after their commit (durable in
+//!   the commit journal) and written as chunks of at most
+//!   [`CHUNK_ENTRIES`] entries or [`CHUNK_BYTES`] bytes once those held add
+//!   up to [`crate::recent::SPILL_BYTES`], and when the ledger settles; each
+//!   chunk is written once, whatever the batch size, and sled only stores
+//!   its 20-byte reference (a chunk stored in sled's tree node made sled
+//!   write it several times over as the node filled, split and was
+//!   consolidated).
 //! - **node tiles**: key `d` + level (u8) + tile (u64 BE); value the hashes of
 //!   the complete subtrees `tile*256 .. tile*256+256` at that level (level >= 1;
 //!   level 0 is the hash of the entry itself), 32 bytes each. A tile is
@@ -39,7 +41,8 @@
 //!   written when the ledger settles; states written before laps end with
 //!   the frontier and mean lap 0), `m/tail` (size, last entry
 //!   hash, last timestamp of the entries in chunks; written with every
-//!   chunk write, the frontier being brought up to it on open),
+//!   chunk write; on open the journal must reach it), `m/entries-end` (how
+//!   far the entry file is settled, u64 BE),
 //!   `m/origin`, and `m/payload-end`
 //!   (`segment:u64 | end:u64`,
 //!   BE: how far the payload segments are committed; written by every batch

@@ -121,13 +121,17 @@ fn concurrent_payloads_read_back_after_reopen_from_one_segment() {
     for (idx, p) in &written {
         assert_eq!(stored(&l, *idx).as_ref(), Some(p), "entry {idx}");
     }
-    // Every payload went into one segment file; beside it only the commit
-    // journal.
+    // Every payload went into one segment file; beside it only the entry
+    // file and the commit journal.
     let segs = segments(dir.path());
     assert_eq!(segs.len(), 1, "{segs:?}");
     assert_eq!(
         file_names(&dir.path().join("payloads")),
-        vec!["journal".to_string(), segment_name(0)]
+        vec![
+            "entries".to_string(),
+            "journal".to_string(),
+            segment_name(0)
+        ]
     );
     let records = scan_segment(&std::fs::read(&segs[0].1).unwrap());
     assert_eq!(records.len(), 800);

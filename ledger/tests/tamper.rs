@@ -9,7 +9,8 @@ use std::path::Path;
 use support::{key, open_sled};
 use vigil_ledger::bundle::{export, verify_bundle, ExportOptions};
 use vigil_ledger::checkpoint::Checkpoint;
-use vigil_ledger::storage::{chunk_key, chunk_start, decode_chunk, encode_chunk};
+use vigil_ledger::entry_file::{ChunkRef, EntryFile};
+use vigil_ledger::storage::{chunk_key, chunk_start, encode_chunk};
 use vigil_ledger::verify::{verify_ledger, Failure, Location, VerifyError};
 use vigil_ledger::{Ledger, NewEntry};
 
@@ -35,24 +36,44 @@ fn build(dir: &Path) {
     verify_ledger(&l, key().public_key()).unwrap();
 }
 
-/// The chunk holding entry `i`: its first index and its entries.
-fn chunk_of(db: &sled::Db, i: u64) -> (u64, Vec<Vec<u8>>) {
+/// The ledger's store as an insider with the disk sees it: sled and the
+/// entry file.
+struct Store {
+    db: sled::Db,
+    file: EntryFile,
+}
+
+impl std::ops::Deref for Store {
+    type Target = sled::Db;
+    fn deref(&self) -> &sled::Db {
+        &self.db
+    }
+}
+
+/// The chunk holding entry `i`: its first index, its entries and its
+/// reference into the entry file (`None`: stored in sled).
+fn chunk_ref_of(db: &Store, i: u64) -> (u64, Vec<Vec<u8>>, Option<ChunkRef>) {
     let (k, v) = db
         .range(chunk_key(0)..=chunk_key(i))
         .next_back()
         .expect("a chunk")
         .unwrap();
     let start = chunk_start(&k).expect("chunk key");
-    let entries = decode_chunk(&v)
-        .expect("chunk")
-        .into_iter()
-        .map(<[u8]>::to_vec)
-        .collect();
+    (
+        start,
+        db.file.chunk(&v).expect("chunk"),
+        ChunkRef::decode(&v),
+    )
+}
+
+/// The chunk holding entry `i`: its first index and its entries.
+fn chunk_of(db: &Store, i: u64) -> (u64, Vec<Vec<u8>>) {
+    let (start, entries, _) = chunk_ref_of(db, i);
     (start, entries)
 }
 
 /// Rewrites entry `i` in its chunk, as an insider with the disk would.
-fn edit_entry(db: &sled::Db, i: u64, edit: impl FnOnce(&mut Vec<u8>)) {
+fn edit_entry(db: &Store, i: u64, edit: impl FnOnce(&mut Vec<u8>)) {
     let (start, mut entries) = chunk_of(db, i);
     edit(&mut entries[(i - start) as usize]);
     db.insert(chunk_key(start), encode_chunk(&entries)).unwrap();
@@ -60,7 +81,7 @@ fn edit_entry(db: &sled::Db, i: u64, edit: impl FnOnce(&mut Vec<u8>)) {
 
 /// Deletes entries `range` (within one chunk) from the store: the chunk is
 /// cut around them.
-fn delete_entries(db: &sled::Db, range: std::ops::Range<u64>) {
+fn delete_entries(db: &Store, range: std::ops::Range<u64>) {
     let (start, entries) = chunk_of(db, range.start);
     let cut = (range.start - start) as usize;
     let resume = (range.end - start) as usize;
@@ -78,10 +99,13 @@ fn ckey(size: u64) -> Vec<u8> {
     k
 }
 
-fn tamper(dir: &Path, edit: impl FnOnce(&sled::Db)) {
-    let db = open_sled(&dir.join("sled"));
-    edit(&db);
-    db.flush().unwrap();
+fn tamper(dir: &Path, edit: impl FnOnce(&Store)) {
+    let store = Store {
+        db: open_sled(&dir.join("sled")),
+        file: EntryFile::open(&dir.join("payloads")).expect("entry file"),
+    };
+    edit(&store);
+    store.db.flush().unwrap();
 }
 
 /// Verifies in place and through an export; both must fail at `want`.
@@ -118,7 +142,7 @@ fn expect_failure(dir: &Path, want: Location) -> Failure {
     in_place
 }
 
-fn flip(db: &sled::Db, i: u64, offset_from_end: usize) {
+fn flip(db: &Store, i: u64, offset_from_end: usize) {
     edit_entry(db, i, |e| {
         let at = e.len() - offset_from_end;
         e[at] ^= 0x01;
@@ -137,6 +161,26 @@ fn changed_entry_is_named() {
         });
     });
     let f = expect_failure(dir.path(), Location::Entry(17));
+    assert!(f.reason.contains("altered"), "{f}");
+}
+
+#[test]
+fn changed_byte_in_the_entry_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    // Edit the entry file itself (not sled): entry 25's details.
+    tamper(dir.path(), |db| {
+        let (start, entries, r) = chunk_ref_of(db, 25);
+        let r = r.expect("entry 25's chunk is in the entry file");
+        let data = r.offset + 4 + 4 * u64::from(r.count);
+        let before: usize = entries[..(25 - start) as usize].iter().map(Vec::len).sum();
+        let e = &entries[(25 - start) as usize];
+        let pos = e.windows(4).position(|w| w == b"\"i\":").unwrap() + 4;
+        db.file
+            .write_at(b"7", data + (before + pos) as u64)
+            .expect("edit the entry file");
+    });
+    let f = expect_failure(dir.path(), Location::Entry(25));
     assert!(f.reason.contains("altered"), "{f}");
 }
 

@@ -21,6 +21,10 @@
 //! "failure": {"location", "index", "reason"}, "error"}` for a failure (exit
 //! 1); `{"valid": false, "error"}` when nothing could be verified (exit 2).
 
+/// mimalloc: the allocator of every vigil binary and benchmark.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::fs::File;
 use std::io::BufReader;
 use std::path::PathBuf;
