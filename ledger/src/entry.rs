@@ -171,6 +171,16 @@ impl Entry {
 
     /// The field rules every entry follows (see `docs/ledger-format.md`).
     pub fn check_fields(&self) -> Result<(), EntryError> {
+        self.check_field_shapes()?;
+        // Checks the syntax without building a value.
+        serde_json::from_str::<serde::de::IgnoredAny>(&self.details)
+            .map(|_| ())
+            .map_err(|e| err(format!("details are not valid JSON: {e}")))
+    }
+
+    /// [`Entry::check_fields`] but for the JSON syntax of `details`: for
+    /// details the ledger wrote itself as canonical JSON of an object.
+    pub(crate) fn check_field_shapes(&self) -> Result<(), EntryError> {
         check_token(&self.kind, "kind")?;
         check_token(&self.decision, "decision")?;
         if self.actor.len() > MAX_NAME_LEN || self.subject.len() > MAX_NAME_LEN {
@@ -186,10 +196,7 @@ impl Entry {
         if !self.details.trim_start().starts_with('{') {
             return Err(err("details must be a JSON object"));
         }
-        // Checks the syntax without building a value.
-        serde_json::from_str::<serde::de::IgnoredAny>(&self.details)
-            .map(|_| ())
-            .map_err(|e| err(format!("details are not valid JSON: {e}")))
+        Ok(())
     }
 
     /// For a `payload.erased` entry: the index whose payload was erased.
@@ -323,7 +330,7 @@ impl NewEntry {
 /// bytes, no insignificant whitespace, strings escaped as serde_json does,
 /// numbers as serde_json prints them.
 pub fn canonical_json(value: &serde_json::Value) -> String {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(256);
     write_canonical(value, &mut out);
     // Only JSON text was written, which is UTF-8.
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
@@ -336,20 +343,30 @@ fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
     use serde_json::Value;
     match value {
         Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
             out.push(b'{');
-            for (i, (k, v)) in entries.into_iter().enumerate() {
+            let mut write = |i: usize, k: &String, v: &Value| {
                 if i > 0 {
                     out.push(b',');
                 }
-                // Writing a string to a Vec cannot fail.
-                let _ = serde_json::to_writer(&mut *out, k);
+                write_string(k, out);
                 out.push(b':');
                 write_canonical(v, out);
+            };
+            // A map kept in key order (serde_json's default) needs no sort.
+            if map.keys().is_sorted_by(|a, b| a.as_bytes() <= b.as_bytes()) {
+                for (i, (k, v)) in map.iter().enumerate() {
+                    write(i, k, v);
+                }
+            } else {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+                for (i, (k, v)) in entries.into_iter().enumerate() {
+                    write(i, k, v);
+                }
             }
             out.push(b'}');
         }
+        Value::String(text) => write_string(text, out),
         Value::Array(items) => {
             out.push(b'[');
             for (i, v) in items.iter().enumerate() {
@@ -364,6 +381,21 @@ fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
         other => {
             let _ = serde_json::to_writer(&mut *out, other);
         }
+    }
+}
+
+/// Writes a JSON string as serde_json does: copied as is when nothing in it
+/// needs escaping (serde_json escapes only `"`, `\\` and control
+/// characters below 0x20), else through serde_json.
+fn write_string(text: &str, out: &mut Vec<u8>) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing a string to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, text);
     }
 }
 
@@ -478,6 +510,7 @@ mod tests {
             r#"{"z":"\u0000\u001f\"\\/\t","é":"ü😀","a":[1,-2,3.25,1e300,-0.0,18446744073709551615,-9223372036854775808]}"#,
             r#"{"":{"b":{"c":[true,false,null,{}]},"a":[]},"k\n":"line\u2028sep"}"#,
             r#"{"i":"0000000001","p":"xxxxxxxx"}"#,
+            r#"{"del":"a\u007fb","plain":"no escapes here","ctl":"a\u0001"}"#,
             "[]",
             "\"just a string\"",
             "12.5",

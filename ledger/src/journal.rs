@@ -22,13 +22,16 @@
 //! is kept in the settled state (`m/state`), so the records of earlier laps
 //! still in the file beyond the current lap's end are never read again.
 //!
-//! A record is `magic "vjr2" | lap u64 | body length u32 | first 16 bytes
-//! of SHA-256(lap u64 | body) | body`, and reading stops at the first
-//! record that does not check or belongs to another lap (the end of the
-//! current lap). A body is
+//! A record is `magic "vjr3" | lap u64 | body length u32 | checksum (16
+//! bytes) | body`, and reading stops at the first record that does not
+//! check or belongs to another lap (the end of the current lap). A body is
 //! `start index u64 | n u32 | n x (length u32 | entry bytes) | m u32 |
 //! m x erased index u64 | p u32 | p x (length u32 | payload record)` (all
-//! little-endian). Journals written before laps (records
+//! little-endian). The checksum is the first 16 bytes of SHA-256 over the
+//! lap (u64) and the body with each entry's bytes replaced by its leaf hash
+//! (which the commit computes anyway, so the entries are hashed once, not
+//! twice). Records of version 2 (`"vjr2"`, checksum over the lap and the
+//! whole body) are still read. Journals written before laps (records
 //! `"vjr1" | body length u32 | first 16 bytes of SHA-256(body) | body`, the
 //! file cut to nothing at every settle) are still read when the file starts
 //! with such a record; the first settle after that overwrites them with
@@ -43,9 +46,13 @@ use sha2::{Digest as _, Sha256};
 
 use crate::durability::open_rw;
 use crate::error::LedgerError;
+use crate::hash::{leaf_hash, Hash};
 
-/// First bytes of every journal record.
-pub const JOURNAL_MAGIC: [u8; 4] = *b"vjr2";
+/// First bytes of every journal record written now.
+pub const JOURNAL_MAGIC: [u8; 4] = *b"vjr3";
+
+/// First bytes of a version-2 record (checksum over the whole body).
+pub const V2_MAGIC: [u8; 4] = *b"vjr2";
 
 /// First bytes of a record written before laps (no lap number).
 pub const LEGACY_MAGIC: [u8; 4] = *b"vjr1";
@@ -107,14 +114,32 @@ fn take_list(b: &[u8], at: &mut usize) -> Option<Vec<Vec<u8>>> {
 }
 
 /// One record (header and body) of lap `lap` holding the batch of entries
-/// from `start`, written straight from the commit's own buffers.
+/// from `start`, whose leaf hashes are `leaves`, written straight from the
+/// commit's own buffers.
 pub fn encode<E: AsRef<[u8]>, P: AsRef<[u8]>>(
     lap: u64,
     start: u64,
     entries: &[E],
+    leaves: &[Hash],
     erasing: &[u64],
     payloads: &[P],
 ) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_into(&mut out, lap, start, entries, leaves, erasing, payloads);
+    out
+}
+
+/// [`encode`] into `out` (emptied first), so that a writer reuses one
+/// buffer for every record.
+pub fn encode_into<E: AsRef<[u8]>, P: AsRef<[u8]>>(
+    out: &mut Vec<u8>,
+    lap: u64,
+    start: u64,
+    entries: &[E],
+    leaves: &[Hash],
+    erasing: &[u64],
+    payloads: &[P],
+) {
     let body_len = 8
         + 4
         + entries.iter().map(|e| e.as_ref().len() + 4).sum::<usize>()
@@ -122,29 +147,58 @@ pub fn encode<E: AsRef<[u8]>, P: AsRef<[u8]>>(
         + 8 * erasing.len()
         + 4
         + payloads.iter().map(|p| p.as_ref().len() + 4).sum::<usize>();
-    let mut out = Vec::with_capacity(HEADER_LEN + body_len);
+    out.clear();
+    out.reserve(HEADER_LEN + body_len);
     out.extend_from_slice(&JOURNAL_MAGIC);
     out.extend_from_slice(&lap.to_le_bytes());
-    put_u32(&mut out, body_len);
+    put_u32(out, body_len);
     out.extend_from_slice(&[0u8; 16]);
     out.extend_from_slice(&start.to_le_bytes());
-    put_u32(&mut out, entries.len());
+    put_u32(out, entries.len());
     for e in entries {
-        put_u32(&mut out, e.as_ref().len());
+        put_u32(out, e.as_ref().len());
         out.extend_from_slice(e.as_ref());
     }
-    put_u32(&mut out, erasing.len());
+    put_u32(out, erasing.len());
     for i in erasing {
         out.extend_from_slice(&i.to_le_bytes());
     }
-    put_u32(&mut out, payloads.len());
+    let rest = out.len();
+    put_u32(out, payloads.len());
     for p in payloads {
-        put_u32(&mut out, p.as_ref().len());
+        put_u32(out, p.as_ref().len());
         out.extend_from_slice(p.as_ref());
     }
-    let sum = checksum(Some(lap), &out[HEADER_LEN..]);
-    out[HEADER_LEN - 16..HEADER_LEN].copy_from_slice(&sum);
-    out
+    let mut h = Sha256::new();
+    h.update(lap.to_le_bytes());
+    h.update(&out[HEADER_LEN..HEADER_LEN + 12]);
+    for (e, leaf) in entries.iter().zip(leaves) {
+        h.update((e.as_ref().len() as u32).to_le_bytes());
+        h.update(leaf);
+    }
+    h.update(&out[rest - 4 - 8 * erasing.len()..]);
+    let digest = h.finalize();
+    out[HEADER_LEN - 16..HEADER_LEN].copy_from_slice(&digest[..16]);
+}
+
+/// The version-3 checksum of a body read back: the entries' leaf hashes
+/// recomputed. `None` when the body's entry list is malformed.
+fn checksum_v3(lap: u64, body: &[u8]) -> Option<[u8; 16]> {
+    let mut h = Sha256::new();
+    h.update(lap.to_le_bytes());
+    h.update(body.get(..12)?);
+    let mut at = 8;
+    let n = take_u32(body, &mut at)?;
+    for _ in 0..n {
+        let len = take_u32(body, &mut at)?;
+        h.update((len as u32).to_le_bytes());
+        h.update(leaf_hash(take(body, &mut at, len)?));
+    }
+    h.update(body.get(at..)?);
+    let digest = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    Some(out)
 }
 
 /// The first 16 bytes of SHA-256 over the lap (none in a legacy record)
@@ -164,13 +218,24 @@ fn checksum(lap: Option<u64>, body: &[u8]) -> [u8; 16] {
 impl JournalRecord {
     /// The whole record of lap `lap`: header and body.
     pub fn encode(&self, lap: u64) -> Vec<u8> {
+        let leaves: Vec<Hash> = self.entries.iter().map(|e| leaf_hash(e)).collect();
         encode(
             lap,
             self.start,
             &self.entries,
+            &leaves,
             &self.erasing,
             &self.payloads,
         )
+    }
+
+    /// The whole record of lap `lap` in version 2 ([`V2_MAGIC`]).
+    pub fn encode_v2(&self, lap: u64) -> Vec<u8> {
+        let mut out = self.encode(lap);
+        out[..4].copy_from_slice(&V2_MAGIC);
+        let sum = checksum(Some(lap), &out[HEADER_LEN..]);
+        out[HEADER_LEN - 16..HEADER_LEN].copy_from_slice(&sum);
+        out
     }
 
     /// The whole record in the format written before laps ([`LEGACY_MAGIC`]).
@@ -213,9 +278,9 @@ fn scan_with<E>(
     lap: Option<u64>,
     mut get: impl FnMut(u64, usize) -> Result<Option<Vec<u8>>, E>,
 ) -> Result<(Vec<JournalRecord>, u64), E> {
-    let (magic, header_len) = match lap {
-        Some(_) => (JOURNAL_MAGIC, HEADER_LEN),
-        None => (LEGACY_MAGIC, LEGACY_HEADER_LEN),
+    let header_len = match lap {
+        Some(_) => HEADER_LEN,
+        None => LEGACY_HEADER_LEN,
     };
     let mut out = Vec::new();
     let mut at = 0u64;
@@ -223,9 +288,12 @@ fn scan_with<E>(
         let Some(header) = get(at, header_len)? else {
             break;
         };
-        if header[..4] != magic {
-            break;
-        }
+        let v3 = match lap {
+            Some(_) if header[..4] == JOURNAL_MAGIC => true,
+            Some(_) if header[..4] == V2_MAGIC => false,
+            None if header[..4] == LEGACY_MAGIC => false,
+            _ => break,
+        };
         let len_at = match lap {
             Some(lap) => {
                 if header[4..12] != lap.to_le_bytes() {
@@ -244,7 +312,11 @@ fn scan_with<E>(
         let Some(body) = get(at + header_len as u64, len)? else {
             break;
         };
-        if checksum(lap, &body)[..] != header[len_at + 4..len_at + 20] {
+        let sum = match lap {
+            Some(lap) if v3 => checksum_v3(lap, &body),
+            _ => Some(checksum(lap, &body)),
+        };
+        if sum.is_none_or(|sum| sum[..] != header[len_at + 4..len_at + 20]) {
             break;
         }
         let Some(record) = JournalRecord::decode_body(&body) else {
@@ -462,6 +534,34 @@ mod tests {
         assert_eq!(scan_legacy(&legacy), vec![record(0), record(2)]);
         assert!(scan(&legacy, 0).is_empty());
         assert!(scan_legacy(&bytes).is_empty());
+    }
+
+    /// Version 3 checks each entry through its leaf hash: a changed byte
+    /// inside an entry ends the scan as anywhere else. Version-2 records
+    /// (checksum over the whole body) are still read, also mixed with
+    /// version 3 in one lap, and a version-2 checksum under a version-3
+    /// magic (or the reverse) does not check.
+    #[test]
+    fn version_3_checks_entries_through_their_leaf_hash_and_version_2_is_read() {
+        let mut bytes = record(0).encode(7);
+        let first = bytes.len();
+        bytes.extend(record(2).encode(7));
+        assert_eq!(&bytes[..4], b"vjr3");
+        let mut changed = bytes.clone();
+        // Inside the second record's first entry ("entry-a").
+        changed[first + HEADER_LEN + 8 + 4 + 4 + 2] ^= 1;
+        assert_eq!(scan(&changed, 7), vec![record(0)]);
+
+        let mut mixed = record(0).encode_v2(7);
+        mixed.extend(record(2).encode(7));
+        mixed.extend(record(4).encode_v2(7));
+        assert_eq!(scan(&mixed, 7), vec![record(0), record(2), record(4)]);
+        let mut v2_as_v3 = record(0).encode_v2(7);
+        v2_as_v3[..4].copy_from_slice(&JOURNAL_MAGIC);
+        assert!(scan(&v2_as_v3, 7).is_empty());
+        let mut v3_as_v2 = record(0).encode(7);
+        v3_as_v2[..4].copy_from_slice(&V2_MAGIC);
+        assert!(scan(&v3_as_v2, 7).is_empty());
     }
 
     #[test]

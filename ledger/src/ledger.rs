@@ -205,6 +205,10 @@ struct Writer {
     payloads: PayloadWriter,
     /// Where the next chunk goes in the entry file.
     entries_end: u64,
+    /// Buffers reused by every commit: the journal record, the chunks.
+    /// (Fresh buffers this big cost a page fault per page each time.)
+    record_buf: Vec<u8>,
+    chunk_buf: Vec<u8>,
     /// Why every append is refused: set when a commit failed half-way (the
     /// in-memory state can no longer be trusted until the ledger is reopened)
     /// or when the tree's edge could not be recomputed on open.
@@ -375,6 +379,14 @@ impl EdgeSource for StoredEdge<'_> {
     }
 }
 
+/// Lets a reused buffer go once one batch made it bigger than a few MiB (a
+/// bulk import), rather than holding that memory for good.
+pub(crate) fn keep_small(buf: &mut Vec<u8>) {
+    if buf.capacity() > 4 * 1024 * 1024 {
+        *buf = Vec::new();
+    }
+}
+
 /// How many times [`Ledger::open`] tries sled's file lock, 50 ms apart.
 const LOCK_TRIES: u32 = 20;
 
@@ -466,7 +478,8 @@ fn prepare(e: NewEntry, payloads: &mut Vec<PreparedPayload>) -> Result<Entry, Le
         details: canonical_json(&e.details),
         payload: None,
     };
-    entry.check_fields()?;
+    // The details are canonical JSON of an object, written just above.
+    entry.check_field_shapes()?;
     if entry.kind == KIND_PAYLOAD_ERASED && e.payload.is_some() {
         return Err(EntryError("a payload.erased entry cannot carry a payload".into()).into());
     }
@@ -575,7 +588,12 @@ fn settle(
         // entry file before sled names its end, with the state that covers
         // them.
         let mut batch = sled::Batch::default();
-        let (end, file_end) = recent.write_chunks(entries, writer.entries_end, &mut batch)?;
+        let (end, file_end) = recent.write_chunks(
+            entries,
+            writer.entries_end,
+            &mut batch,
+            &mut writer.chunk_buf,
+        )?;
         if end != writer.state.size {
             return Err(LedgerError::Damaged(format!(
                 "the unsettled entries end at {end}, the ledger at {}",
@@ -777,6 +795,8 @@ impl Ledger {
                     journal,
                     payloads: payload_writer,
                     entries_end,
+                    record_buf: Vec::new(),
+                    chunk_buf: Vec::new(),
                     poisoned: edge.err(),
                     indexed_kinds,
                     replayed: 0,
@@ -856,7 +876,7 @@ impl Ledger {
             let payload_refs: Vec<&PreparedPayload> = payloads.iter().collect();
             let touched = added > 0 || !record.erasing.is_empty();
             let appended = self.apply_staged(&mut writer, &payload_refs, batch, touched)?;
-            self.hold(&mut writer.entries_end, &st, record.start, entries, tiles)?;
+            self.hold(&mut writer, &st, record.start, entries, tiles)?;
             self.publish(&mut writer, st, appended);
             applied += 1;
         }
@@ -1064,18 +1084,21 @@ impl Ledger {
         )?;
         let touched = added > 0 || !erasing.is_empty();
         let payloads: Vec<&PreparedPayload> = jobs.iter().flat_map(|j| &j.payloads).collect();
-        let record = journal::encode(
+        journal::encode_into(
+            &mut writer.record_buf,
             writer.journal.lap(),
             start,
             &sealed.iter().map(|s| &s.bytes).collect::<Vec<_>>(),
+            &sealed.iter().map(|s| s.leaf).collect::<Vec<_>>(),
             &erasing,
             &payloads.iter().map(|p| p.record()).collect::<Vec<_>>(),
         );
         let result = (|| -> Result<_, LedgerError> {
             // Durable here: one write and one fdatasync of the journal.
-            writer.journal.append(&record)?;
+            writer.journal.append(&writer.record_buf)?;
+            keep_small(&mut writer.record_buf);
             let appended = self.apply_staged(writer, &payloads, batch, touched)?;
-            self.hold(&mut writer.entries_end, &st, start, sealed, tiles)?;
+            self.hold(writer, &st, start, sealed, tiles)?;
             Ok(appended)
         })();
         match result {
@@ -1131,7 +1154,7 @@ impl Ledger {
     /// the journal holds them until the ledger settles).
     fn hold(
         &self,
-        entries_end: &mut u64,
+        writer: &mut Writer,
         st: &State,
         first: u64,
         sealed: Vec<Sealed>,
@@ -1145,9 +1168,13 @@ impl Ledger {
         }
         if recent.bytes() >= SPILL_BYTES {
             let mut chunks = sled::Batch::default();
-            let (end, file_end) =
-                recent.write_chunks(&self.inner.entries, *entries_end, &mut chunks)?;
-            *entries_end = file_end;
+            let (end, file_end) = recent.write_chunks(
+                &self.inner.entries,
+                writer.entries_end,
+                &mut chunks,
+                &mut writer.chunk_buf,
+            )?;
+            writer.entries_end = file_end;
             if end != st.size {
                 return Err(LedgerError::Damaged(format!(
                     "the unwritten entries end at {end}, the ledger at {}",

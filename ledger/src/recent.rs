@@ -126,20 +126,22 @@ impl Recent {
 
     /// Writes the held entries to the entry file at `at` as chunks (at
     /// most [`CHUNK_ENTRIES`] entries or [`CHUNK_BYTES`] bytes each, in one
-    /// write, not synced) and adds their references to `batch`, with the
-    /// tiles they completed. Returns the index after the last entry and
-    /// where the file now ends.
+    /// write from `out`, not synced) and adds their references to `batch`,
+    /// with the tiles they completed. Returns the index after the last
+    /// entry and where the file now ends.
     pub fn write_chunks(
         &self,
         file: &EntryFile,
         at: u64,
         batch: &mut sled::Batch,
+        out: &mut Vec<u8>,
     ) -> Result<(u64, u64), LedgerError> {
         let held = self.read();
         for (key, tile) in &held.tiles {
             batch.insert(&key[..], tile.clone());
         }
-        let mut out = Vec::with_capacity(held.bytes + 8 * held.entries.len() + 64);
+        out.clear();
+        out.reserve(held.bytes + 8 * held.entries.len() + 64);
         let mut put = |start: u64, chunk: &[&[u8]], out: &mut Vec<u8>| {
             let offset = at + out.len() as u64;
             let length = encode_file_chunk(chunk, out) as u32;
@@ -157,7 +159,7 @@ impl Recent {
             if !chunk.is_empty()
                 && (chunk.len() >= CHUNK_ENTRIES || chunk_bytes + bytes.len() > CHUNK_BYTES)
             {
-                put(chunk_start, &chunk, &mut out);
+                put(chunk_start, &chunk, out);
                 chunk.clear();
                 chunk_bytes = 0;
                 chunk_start = held.start + i as u64;
@@ -166,13 +168,12 @@ impl Recent {
             chunk.push(bytes);
         }
         if !chunk.is_empty() {
-            put(chunk_start, &chunk, &mut out);
+            put(chunk_start, &chunk, out);
         }
-        file.write_at(&out, at)?;
-        Ok((
-            held.start + held.entries.len() as u64,
-            at + out.len() as u64,
-        ))
+        file.write_at(out, at)?;
+        let written = out.len() as u64;
+        crate::ledger::keep_small(out);
+        Ok((held.start + held.entries.len() as u64, at + written))
     }
 
     /// Lets go of the entries before `end`, now in sled (readable there;
@@ -222,7 +223,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = EntryFile::open(dir.path()).expect("entry file");
         let mut batch = sled::Batch::default();
-        let (end, file_end) = recent.write_chunks(&file, 5, &mut batch).expect("write");
+        let (end, file_end) = recent
+            .write_chunks(&file, 5, &mut batch, &mut Vec::new())
+            .expect("write");
         assert_eq!(end, 13);
         assert_eq!(file_end, file.len().expect("len"));
         let db = sled::Config::new().temporary(true).open().expect("sled");
@@ -255,7 +258,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = EntryFile::open(dir.path()).expect("entry file");
         let mut batch = sled::Batch::default();
-        recent.write_chunks(&file, 0, &mut batch).expect("write");
+        recent
+            .write_chunks(&file, 0, &mut batch, &mut Vec::new())
+            .expect("write");
         let db = sled::Config::new().temporary(true).open().expect("sled");
         db.apply_batch(batch).expect("apply");
         let second = db
