@@ -585,6 +585,31 @@ fn main() {
             if ratio <= 1.5 { "met" } else { "MISSED" }
         );
     }
+    // The targets of the durable-audit issue, on the plain keep-alive client.
+    if let Some(rate) = rows
+        .iter()
+        .find(|r| r.path == "http plain keep-alive" && r.clients == 64)
+        .map(|r| r.figures.rate())
+    {
+        println!(
+            "target: plain keep-alive HTTP at 64 clients >= 5000 calls/s: {rate:.0} calls/s -> {}",
+            if rate >= 5000.0 { "met" } else { "MISSED" }
+        );
+    }
+    if let (Some(plain), Some(sandbox), Some(sync)) = (
+        at("http plain keep-alive"),
+        at("sandbox direct"),
+        at("fdatasync alone"),
+    ) {
+        let budget = ms(sandbox) + ms(sync) + 0.25;
+        println!(
+            "target: plain keep-alive HTTP p50 at 1 client <= sandbox {:.3} + fdatasync {:.3} + 0.25 = {budget:.3} ms: {:.3} ms -> {}",
+            ms(sandbox),
+            ms(sync),
+            ms(plain),
+            if ms(plain) <= budget { "met" } else { "MISSED" }
+        );
+    }
     for path in ["http pipeline", "stdio pipeline"] {
         if let (Some(pipe), Some(sandbox)) = (at(path), at("sandbox direct")) {
             let ratio = ms(pipe) / ms(sandbox).max(1e-9);
