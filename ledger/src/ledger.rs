@@ -246,7 +246,7 @@ struct Inner {
     /// Locked only briefly (never while holding it, take `writer`), so
     /// readers do not wait for a commit's fsync.
     view: Mutex<Arc<View>>,
-    /// Entries committed but not yet in sled's chunks.
+    /// Entries committed but not yet written as chunks.
     recent: Recent,
 }
 
@@ -1287,7 +1287,7 @@ impl Ledger {
         let db = &self.inner.db;
         let file = &self.inner.entries;
         // What is held since the last settle; everything before it is in
-        // sled (a settle writes its chunks before letting go of them).
+        // chunks (a settle writes its chunks before letting go of them).
         let (settled_end, held) = self.inner.recent.range(range.clone());
         let first_chunk = match db.range(chunk_key(0)..=chunk_key(range.start)).next_back() {
             Some(Ok((k, _))) => chunk_start(&k).unwrap_or(range.start),
