@@ -326,6 +326,8 @@ pub struct Verifier<'k> {
     /// check of the bundle itself.
     held_failure: Option<Failure>,
     report: Report,
+    /// The last entry checked, whose memory the next one reuses.
+    scratch: Option<Entry>,
 }
 
 impl<'k> Verifier<'k> {
@@ -408,6 +410,7 @@ impl<'k> Verifier<'k> {
             earlier: None,
             held_pending: BTreeMap::new(),
             held_failure: None,
+            scratch: None,
             report: Report {
                 origin: header.origin.clone(),
                 from: header.from,
@@ -738,8 +741,11 @@ impl<'k> Verifier<'k> {
                 ),
             ));
         }
-        let e = Entry::decode(bytes)
-            .map_err(|err| Failure::entry(expected, format!("cannot be decoded: {err}")))?;
+        let e = match self.scratch.take() {
+            Some(mut e) => Entry::decode_into(bytes, &mut e).map(|()| e),
+            None => Entry::decode(bytes),
+        }
+        .map_err(|err| Failure::entry(expected, format!("cannot be decoded: {err}")))?;
         if e.index != expected {
             return Err(if e.index > expected {
                 Failure::entry(
@@ -807,9 +813,15 @@ impl<'k> Verifier<'k> {
         self.frontier.push(leaf);
         self.prev_hash = leaf;
         self.last_ts = e.timestamp_ns;
+        self.scratch = Some(e);
         self.next += 1;
         self.report.entries += 1;
-        if let Some(held) = self.held_pending.remove(&self.next) {
+        let held = if self.held_pending.is_empty() {
+            None
+        } else {
+            self.held_pending.remove(&self.next)
+        };
+        if let Some(held) = held {
             let root = self.frontier.root();
             for cp in held {
                 self.compare_held(&cp, root);
