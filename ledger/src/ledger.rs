@@ -873,7 +873,18 @@ impl Ledger {
                 &mut tiles,
             )
             .map_err(LedgerError::Damaged)?;
-            let payload_refs: Vec<&PreparedPayload> = payloads.iter().collect();
+            // A payload sled already indexes (its batch reached sled before
+            // the crash) is written back where the index says, never
+            // appended a second time: a second copy would outlive an
+            // erasure of the first.
+            let mut payload_refs: Vec<&PreparedPayload> = Vec::with_capacity(payloads.len());
+            for p in &payloads {
+                if self.inner.payloads.indexed(&p.commitment)? {
+                    writer.payloads.repair(p)?;
+                } else {
+                    payload_refs.push(p);
+                }
+            }
             let touched = added > 0 || !record.erasing.is_empty();
             let appended = self.apply_staged(&mut writer, &payload_refs, batch, touched)?;
             self.hold(&mut writer, &st, record.start, entries, tiles)?;
@@ -2017,5 +2028,56 @@ mod tests {
         let err = ledger.append(new_entry(0)).unwrap_err().to_string();
         assert!(err.contains("were settled"), "{err}");
         assert!(ledger.entry(0).unwrap().is_some());
+    }
+
+    /// Every file under `dir`, read.
+    fn files_under(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        for item in std::fs::read_dir(dir).unwrap() {
+            let path = item.unwrap().path();
+            if path.is_dir() {
+                files_under(&path, out);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                out.push((path, bytes));
+            }
+        }
+    }
+
+    fn copies(dir: &Path, needle: &[u8]) -> usize {
+        let mut files = Vec::new();
+        files_under(&dir.join("payloads"), &mut files);
+        files
+            .iter()
+            .filter(|(p, _)| p.file_name().is_some_and(|n| n != "journal"))
+            .map(|(_, b)| b.windows(needle.len()).filter(|w| *w == needle).count())
+            .sum()
+    }
+
+    /// A crash after sled already indexed the payloads of batches the
+    /// journal replays: the replay writes each payload back where the index
+    /// says instead of appending a second copy, so erasing it afterwards
+    /// leaves no copy behind.
+    #[test]
+    fn a_replayed_payload_is_stored_once_and_its_erasure_leaves_no_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        let secret = |i: u64| format!("secret payload number {i} {}", "s".repeat(40)).into_bytes();
+        for i in 0..5 {
+            ledger.append(new_entry(i).payload(secret(i))).unwrap();
+        }
+        crash(ledger);
+
+        let ledger = Ledger::open(dir.path()).unwrap();
+        assert_eq!(ledger.size(), 5);
+        assert!(ledger.journal_batches_applied() > 0);
+        for i in 0..5 {
+            assert_eq!(copies(dir.path(), &secret(i)), 1, "payload {i}");
+            let e = ledger.entry(i).unwrap().unwrap();
+            assert_eq!(ledger.payload_of(&e).unwrap().unwrap().data, secret(i));
+        }
+        ledger.erase_payload(2, "test", "request").unwrap();
+        drop(ledger);
+        assert_eq!(copies(dir.path(), &secret(2)), 0);
+        assert_eq!(copies(dir.path(), &secret(3)), 1);
     }
 }

@@ -380,6 +380,11 @@ impl PayloadStore {
         }
     }
 
+    /// True when the index has a record of the payload committed to by `c`.
+    pub(crate) fn indexed(&self, c: &PayloadCommitment) -> Result<bool, LedgerError> {
+        Ok(self.location(c)?.is_some())
+    }
+
     /// True when the payload committed to by `c` is stored (its index
     /// record, or its file from before segments, exists).
     pub(crate) fn holds(&self, c: &PayloadCommitment) -> Result<bool, LedgerError> {
