@@ -72,7 +72,7 @@ use crate::edge::{first_partial, EdgeSource, PartialTiles};
 use crate::entry::{
     canonical_json, Entry, EntryError, NewEntry, PayloadCommitment, KIND_PAYLOAD_ERASED,
 };
-use crate::entry_file::EntryFile;
+use crate::entry_file::{ChunkRef, EntryFile};
 use crate::error::LedgerError;
 use crate::handover::{Handover, HandoverError, KeyChain, KIND_KEY_ROTATED};
 use crate::hash::{leaf_hash, Hash};
@@ -662,6 +662,17 @@ fn drop_unsettled_chunks(
     Ok(None)
 }
 
+/// Where the last chunk before entry `size` that lives in the entry file
+/// ends (0 when none does).
+fn last_chunk_end(db: &sled::Db, size: u64) -> Result<u64, LedgerError> {
+    for value in db.range(chunk_key(0)..chunk_key(size)).values().rev() {
+        if let Some(r) = ChunkRef::decode(&value?) {
+            return Ok(r.end());
+        }
+    }
+    Ok(0)
+}
+
 impl Ledger {
     /// Opens (creating if needed) the ledger in `dir`: sled in `dir/sled`,
     /// payloads in `dir/payloads`. Fails when another process has it open.
@@ -731,6 +742,10 @@ impl Ledger {
                 })?,
             None => 0,
         };
+        // Never below the end of the last chunk sled still references,
+        // whatever the end record says (a lost record must not make the
+        // node cut away settled entries).
+        let entries_end = entries_end.max(last_chunk_end(&db, state.size)?);
         let file_len = entries.len()?;
         if file_len > entries_end && damaged.is_none() {
             // Chunks written since the last settle, now dropped; the
@@ -2028,6 +2043,35 @@ mod tests {
         let err = ledger.append(new_entry(0)).unwrap_err().to_string();
         assert!(err.contains("were settled"), "{err}");
         assert!(ledger.entry(0).unwrap().is_some());
+    }
+
+    /// A deleted entry-file end record does not make opening cut away
+    /// settled entries: the last chunk sled references bounds the cut.
+    #[test]
+    fn a_lost_entry_file_end_record_cuts_nothing_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        spill(&ledger, 0, 1500);
+        drop(ledger); // settles
+        let len = |dir: &Path| {
+            std::fs::metadata(dir.join("payloads").join(crate::entry_file::FILE_NAME))
+                .unwrap()
+                .len()
+        };
+        let settled = len(dir.path());
+        {
+            let db = sled::open(dir.path().join("sled")).unwrap();
+            db.remove(ENTRIES_END_KEY).unwrap();
+            db.flush().unwrap();
+        }
+        let ledger = Ledger::open(dir.path()).unwrap();
+        assert_eq!(len(dir.path()), settled);
+        assert_eq!(ledger.size(), 1500);
+        spill(&ledger, 1500, 5);
+        let key = SigningKey::generate();
+        ledger.checkpoint(&key, "test.example/ledger").unwrap();
+        let report = crate::verify::verify_ledger(&ledger, key.public_key()).unwrap();
+        assert_eq!(report.entries, 1505);
     }
 
     /// Every file under `dir`, read.
