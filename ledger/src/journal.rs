@@ -114,23 +114,9 @@ fn take_list(b: &[u8], at: &mut usize) -> Option<Vec<Vec<u8>>> {
 }
 
 /// One record (header and body) of lap `lap` holding the batch of entries
-/// from `start`, whose leaf hashes are `leaves`, written straight from the
-/// commit's own buffers.
-pub fn encode<E: AsRef<[u8]>, P: AsRef<[u8]>>(
-    lap: u64,
-    start: u64,
-    entries: &[E],
-    leaves: &[Hash],
-    erasing: &[u64],
-    payloads: &[P],
-) -> Vec<u8> {
-    let mut out = Vec::new();
-    encode_into(&mut out, lap, start, entries, leaves, erasing, payloads);
-    out
-}
-
-/// [`encode`] into `out` (emptied first), so that a writer reuses one
-/// buffer for every record.
+/// from `start`, whose leaf hashes are `leaves`, written into `out`
+/// (emptied first: a writer reuses one buffer for every record) straight
+/// from the commit's own buffers.
 pub fn encode_into<E: AsRef<[u8]>, P: AsRef<[u8]>>(
     out: &mut Vec<u8>,
     lap: u64,
@@ -219,14 +205,17 @@ impl JournalRecord {
     /// The whole record of lap `lap`: header and body.
     pub fn encode(&self, lap: u64) -> Vec<u8> {
         let leaves: Vec<Hash> = self.entries.iter().map(|e| leaf_hash(e)).collect();
-        encode(
+        let mut out = Vec::new();
+        encode_into(
+            &mut out,
             lap,
             self.start,
             &self.entries,
             &leaves,
             &self.erasing,
             &self.payloads,
-        )
+        );
+        out
     }
 
     /// The whole record of lap `lap` in version 2 ([`V2_MAGIC`]).
